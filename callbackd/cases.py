@@ -1,0 +1,101 @@
+"""Views of what the ledger and the rounds hold: windows, cases, callbacks. Phones are masked unless revealed,
+and every reveal is written to the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from callbackd import audit
+from callbackd.errors import NotFoundError
+from callbackd.models import Callback, Case, Window
+from callbackd.phones import mask
+
+
+def list_windows(session: Session) -> list[dict[str, Any]]:
+    """Each window with its case counts."""
+    rows = session.execute(
+        select(
+            Window.name,
+            func.count(Case.id),
+            func.coalesce(func.sum(case((Case.resolved.is_(True), 1), else_=0)), 0),
+        )
+        .outerjoin(Case, Case.window_id == Window.id)
+        .group_by(Window.id, Window.name)
+        .order_by(Window.name)
+    )
+    return [{"window": name, "cases": total, "resolved": resolved} for name, total, resolved in rows]
+
+
+def window_id(session: Session, name: str) -> int:
+    found = session.scalar(select(Window.id).where(Window.name == name.strip()))
+    if found is None:
+        raise NotFoundError(f"no window named {name!r} (see `callbackd windows list`)")
+    return found
+
+
+def list_cases(
+    session: Session, *, window: str | None = None, reveal: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Cases, newest resolution first; phones masked unless `reveal` (which is audited)."""
+    query = select(Case, Window.name).join(Window, Window.id == Case.window_id)
+    if window is not None:
+        query = query.where(Case.window_id == window_id(session, window))
+    query = query.order_by(Case.resolved_at.desc().nulls_last(), Case.case_no)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [
+        {
+            "case_id": c.case_no,
+            "window": name,
+            "matter": c.matter,
+            "case_type": c.case_type,
+            "applicant": c.applicant,
+            "phone": c.phone if reveal else mask(c.phone),
+            "sms": c.phone_sms,
+            "accepted_at": c.accepted_at.isoformat(),
+            "resolved_at": c.resolved_at.isoformat() if c.resolved_at else None,
+            "status": c.status,
+            "resolved": c.resolved,
+        }
+        for c, name in session.execute(query)
+    ]
+    if reveal:
+        audit.record(session, "phone.reveal", "cases list", window=window, cases=[r["case_id"] for r in rows])
+    return rows
+
+
+def list_callbacks(
+    session: Session, *, round_id: int | None = None, status: str | None = None, reveal: bool = False
+) -> list[dict[str, Any]]:
+    """Callbacks with their case and window; phones masked unless `reveal` (which is audited)."""
+    query = (
+        select(Callback, Case.case_no, Case.matter, Window.name)
+        .join(Case, Case.id == Callback.case_id)
+        .join(Window, Window.id == Callback.window_id)
+        .order_by(Callback.round_id, Window.name, Callback.draw_key)
+    )
+    if round_id is not None:
+        query = query.where(Callback.round_id == round_id)
+    if status is not None:
+        query = query.where(Callback.status == status)
+    rows = [
+        {
+            "callback": cb.id,
+            "round": cb.round_id,
+            "window": name,
+            "case_id": case_no,
+            "matter": matter,
+            "phone": cb.phone if reveal else mask(cb.phone),
+            "rule": cb.rule,
+            "stratum": cb.stratum,
+            "due_at": cb.due_at.isoformat() if cb.due_at else None,
+            "status": cb.status,
+        }
+        for cb, case_no, matter, name in session.execute(query)
+    ]
+    if reveal:
+        audit.record(session, "phone.reveal", "callbacks list", round=round_id, callbacks=[r["callback"] for r in rows])
+    return rows

@@ -1,0 +1,22 @@
+"""The clock. `CALLBACKD_NOW` (ISO 8601 with an offset) fixes it for every command: tests and rehearsals."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from callbackd.errors import ConfigError
+
+
+def now() -> datetime:
+    """The current instant, aware, in UTC."""
+    fixed = os.environ.get("CALLBACKD_NOW")
+    if not fixed:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(fixed)
+    except ValueError:
+        raise ConfigError(f"CALLBACKD_NOW={fixed!r} is not an ISO 8601 time such as 2026-11-24T10:00:00+08:00") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"CALLBACKD_NOW={fixed!r} needs an offset, such as +08:00")
+    return value.astimezone(UTC)

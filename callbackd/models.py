@@ -1,0 +1,160 @@
+"""SQLAlchemy 2.x typed models. Times are stored in UTC and come back aware; relationships never load lazily."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; SQLite keeps it naive, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the database; times must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Window(Base):
+    """A service counter or team that handles cases and is ranked (窗口)."""
+
+    __tablename__ = "windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Case(Base):
+    """One handled matter from a window's ledger (办件). `case_no` is the ledger's own 办件编号."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_window_resolved", "window_id", "resolved", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(64), unique=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"))
+    matter: Mapped[str] = mapped_column(String(200))
+    case_type: Mapped[str] = mapped_column(String(20))
+    applicant: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), index=True)  # E.164
+    phone_sms: Mapped[bool]  # a mobile number that can receive SMS; landlines cannot
+    accepted_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20))
+    resolved: Mapped[bool]  # has 办结时间 and a status that is not an unresolved one
+    digest: Mapped[str] = mapped_column(String(32))  # of the normalised row, for idempotent re-import
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    window: Mapped[Window] = relationship(lazy="raise")
+
+
+class OptOut(Base):
+    """An applicant who asked not to be contacted (退订); no survey ever contacts the number again."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    source: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class Round(Base):
+    """One sampling of one ISO week (回访批次), with everything needed to re-draw it."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), index=True)
+    # equals `week` while the round is in force, NULL once replaced: one round in force per week, enforced
+    # by the database itself
+    active_week: Mapped[str | None] = mapped_column(String(8), unique=True)
+    status: Mapped[str] = mapped_column(String(12))  # open, replaced
+    seed: Mapped[str] = mapped_column(String(128))
+    policy: Mapped[dict[str, Any]]
+    candidate_hash: Mapped[str] = mapped_column(String(64))
+    # the highest case, window and opt-out ids the draw saw: later imports do not change what it drew from
+    watermarks: Mapped[dict[str, Any]]
+    month_start: Mapped[datetime]
+    cutoff_at: Mapped[datetime]
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(100))
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"))
+
+
+class RoundWindow(Base):
+    """A window's tally in one round: candidates, quota, shortfall and the hash of its ordered candidates."""
+
+    __tablename__ = "round_windows"
+    __table_args__ = (UniqueConstraint("round_id", "window_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"))
+    candidates: Mapped[int]
+    quota: Mapped[int]
+    selected: Mapped[int]
+    shortfall: Mapped[int]
+    candidate_hash: Mapped[str] = mapped_column(String(64))
+
+    window: Mapped[Window] = relationship(lazy="raise")
+
+
+class Callback(Base):
+    """One applicant to survey for one case (回访), selected by a round."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        UniqueConstraint("round_id", "case_id"),
+        Index("ix_callbacks_phone_round", "phone", "round_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str | None] = mapped_column(String(50))  # the rate rule that chose it; NULL for the quota
+    stratum: Mapped[str] = mapped_column(String(50), default="")
+    draw_key: Mapped[str] = mapped_column(String(64))  # its place in the seeded draw order
+    due_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    created_at: Mapped[datetime]
+
+    case: Mapped[Case] = relationship(lazy="raise")
+    window: Mapped[Window] = relationship(lazy="raise")
+
+
+class AuditEvent(Base):
+    """Who did what: rounds opened and verified, imports, reveals of a phone number."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]]

@@ -1,0 +1,73 @@
+"""Phone numbers: normalised with phonenumbers (default region CN) to E.164, and masked for display."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import phonenumbers
+from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
+
+# Separators people type, and full-width digits and signs, all folded before parsing.
+_FOLD = str.maketrans(
+    {**{chr(0xFF10 + d): str(d) for d in range(10)}, "＋": "+", "（": "(", "）": ")", "－": "-", "　": " "}
+)
+_SEPARATORS = re.compile(r"[\s\-()（）]+")
+_SMS_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+class PhoneError(ValueError):
+    """A number that cannot be called: its message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    e164: str
+    sms: bool  # a mobile number; landlines cannot receive SMS
+
+
+@cache
+def _mobile_pattern(region: str) -> re.Pattern[str] | None:
+    # The library's own mobile pattern: lets the common case (an 11-digit mobile) skip building a PhoneNumber.
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.mobile is None or not metadata.mobile.national_number_pattern:
+        return None
+    return re.compile(metadata.mobile.national_number_pattern)
+
+
+def normalise(raw: str | int | None, region: str = "CN") -> Phone:
+    """Parse a number as a hall system writes it (spaces, dashes, brackets, +86/86 prefixes, full-width digits)."""
+    if raw is None:
+        raise PhoneError("phone number missing")
+    text = str(raw).strip().translate(_FOLD)
+    if not text:
+        raise PhoneError("phone number missing")
+    digits = _SEPARATORS.sub("", text)
+    if region == "CN":
+        national = digits
+        for prefix in ("+86", "0086", "86"):
+            if national.startswith(prefix) and len(national) - len(prefix) == 11:
+                national = national[len(prefix) :]
+                break
+        pattern = _mobile_pattern(region)
+        if len(national) == 11 and national.isdigit() and pattern is not None and pattern.fullmatch(national):
+            return Phone("+86" + national, True)
+    try:
+        number = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        raise PhoneError(f"phone number {text!r} is not a number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError(f"phone number {text!r} is not a valid number")
+    return Phone(
+        phonenumbers.format_number(number, PhoneNumberFormat.E164),
+        phonenumbers.number_type(number) in _SMS_TYPES,
+    )
+
+
+def mask(e164: str) -> str:
+    """The number as staff may see it: national form with the middle hidden (138****8000)."""
+    national = e164[3:] if e164.startswith("+86") else e164
+    if len(national) <= 7:
+        return "*" * len(national)
+    return national[:3] + "*" * (len(national) - 7) + national[-4:]
