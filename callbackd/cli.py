@@ -249,6 +249,43 @@ def callbacks_list(
           [[r["callback"], r["round"], r["window"], r["case_id"], r["phone"], r["rule"], r["status"]] for r in rows])
 
 
+# ---- demo ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's database and files.")] = Path("demo"),
+    as_json: JsonFlag = False,
+) -> None:
+    """A month of weekly rounds on synthetic data, with the embedded defaults, in a folder of its own."""
+    from rich.progress import Progress as Bar
+
+    from callbackd.demo import run_demo
+
+    settings = load_settings()
+    with Bar(console=err, transient=True, disable=as_json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        result = run_demo(settings, out_dir, progress=progress)
+    if as_json:
+        emit_json({"out": str(result.out), "month": f"{result.month:%Y-%m}", "imported": result.imported,
+                   "bad_rows": result.bad_rows, "rounds": result.rounds})
+        return
+    out.print(f"ledger {result.ledger_file.name}: {result.imported} cases imported, {result.bad_rows} bad rows")
+    table(
+        f"{result.month:%Y年%m月} weekly rounds",
+        ["批次", "周", "窗口", "抽取", "不足窗口"],
+        [[r["round"], r["week"], len(r["windows"]), sum(len(w["selected"]) for w in r["windows"]),
+          sum(1 for w in r["windows"] if w["shortfall"])] for r in result.rounds],
+    )
+    out.print(f"database and files in {result.out}/ (CALLBACKD_DATABASE_URL=sqlite:///{result.out}/callbackd.db)")
+
+
 # ---- entry point -----------------------------------------------------------------------------------------
 
 

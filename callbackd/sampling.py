@@ -317,14 +317,21 @@ def _ids(session: Session, query: Any) -> set[Any]:
 
 
 def open_round(
-    session: Session, settings: Settings, week: str, *, seed: str | None = None, replace: bool = False
+    session: Session,
+    settings: Settings,
+    week: str,
+    *,
+    seed: str | None = None,
+    replace: bool = False,
+    now: datetime | None = None,
 ) -> tuple[Round, list[WindowDraw]]:
     """Draw the sample for `week` and record the round, its windows and its callbacks.
 
     Refuses a week that already has a round in force unless `replace`, which redraws and records the
-    replacement (only while no callback of the old round is under way and no later round exists).
+    replacement (only while no callback of the old round is under way and no later round exists). `now` is the
+    opening time (default: the clock).
     """
-    now = clock.now()
+    now = now or clock.now()
     period = Period.for_week(week, settings.zone, now)
     existing = session.scalar(select(Round).where(Round.active_week == period.week))
     if existing is not None:

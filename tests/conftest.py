@@ -1,0 +1,100 @@
+"""Shared fixtures: every test runs in its own folder with its own SQLite database and a clean environment."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from callbackd.cli import main
+from callbackd.config import Settings, load_settings
+from callbackd.db import Database
+from callbackd.synthetic import HEADER
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh folder, with no CALLBACKD_* setting inherited from the caller."""
+    for name in list(os.environ):
+        if name.startswith("CALLBACKD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run `callbackd ARGS...` in this process and return its exit code and output."""
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    db.ensure_schema()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    with database.session() as s:
+        yield s
+
+
+def case_row(
+    case_id: str,
+    window: str = "社保窗口",
+    *,
+    matter: str = "社保卡补办",
+    case_type: str = "即办件",
+    applicant: str = "张三",
+    phone: str = "13800138000",
+    accepted: str = "2026-11-03 09:05:00",
+    resolved: str = "2026-11-03 10:00:00",
+    status: str = "已办结",
+) -> list[str]:
+    """One ledger row under the standard header."""
+    return [case_id, window, matter, case_type, applicant, phone, accepted, resolved, status]
+
+
+def write_csv(path: Path, rows: list[list[Any]], *, encoding: str = "utf-8", header: list[str] | None = None) -> Path:
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header or HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def phone_for(n: int) -> str:
+    """A distinct valid mobile number per n."""
+    return f"139{n:08d}"

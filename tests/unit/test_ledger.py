@@ -1,0 +1,209 @@
+"""Ledger import: encodings, dates, phones, bad rows by line, idempotent re-import, strict mode, bad files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from callbackd.models import Case, Window
+from callbackd.synthetic import HEADER
+from tests.conftest import case_row, phone_for, write_csv
+
+
+def cases_in(database) -> dict[str, Case]:
+    with database.session() as s:
+        return {c.case_no: c for c in s.scalars(select(Case))}
+
+
+def test_gbk_file_with_dirty_rows_reports_each_bad_line_and_keeps_the_good(cli, workdir, database):
+    rows = [
+        case_row("A1", "　社保窗口　", phone="138 0013 8000"),                   # line 2: good, window trimmed
+        case_row("A2", phone="12345"),                                         # line 3: invalid phone
+        case_row("A3", phone=""),                                              # line 4: missing phone
+        case_row("A4", accepted="昨天上午"),                                     # line 5: unparseable date
+        case_row("A5", accepted="2026-11-05 10:00", resolved="2026-11-04 10:00"),  # line 6: resolved first
+        case_row("A6", case_type="加急件"),                                       # line 7: unknown type
+        case_row("", phone=phone_for(7)),                                      # line 8: missing case id
+        case_row("A8", window=" "),                                            # line 9: missing window
+        case_row("A1", phone=phone_for(9)),                                    # line 10: repeated case id
+        case_row("A10", "公积金窗口", phone="+86-139-0000-0010", case_type="承诺件"),  # line 11: good
+    ]
+    path = write_csv(workdir / "台帐.csv", rows, encoding="gbk")
+
+    run = cli("ledger", "import", path, "--json")
+
+    assert run.code == 0, run.err
+    report = run.json()
+    assert (report["imported"], report["updated"], report["unchanged"]) == (2, 0, 0)
+    by_line = {e["line"]: e for e in report["errors"]}
+    assert sorted(by_line) == [3, 4, 5, 6, 7, 8, 9, 10]
+    assert "not a valid number" in by_line[3]["reason"] and by_line[3]["case_id"] == "A2"
+    assert "missing" in by_line[4]["reason"] and "联系电话" in by_line[4]["reason"]
+    assert "受理时间" in by_line[5]["reason"]
+    assert "before" in by_line[6]["reason"]
+    assert "加急件" in by_line[7]["reason"]
+    assert by_line[8]["case_id"] is None and "办件编号" in by_line[8]["reason"]
+    assert "窗口" in by_line[9]["reason"]
+    assert "line 2" in by_line[10]["reason"] and by_line[10]["case_id"] == "A1"
+    stored = cases_in(database)
+    assert set(stored) == {"A1", "A10"}
+    assert stored["A1"].phone == "+8613800138000"  # the first A1 row won
+    with database.session() as s:
+        assert sorted(s.scalars(select(Window.name))) == ["公积金窗口", "社保窗口"]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected_utc"),
+    [
+        ("2026-11-03 09:05:00", datetime(2026, 11, 3, 1, 5, tzinfo=UTC)),
+        ("2026/11/3 9:05", datetime(2026, 11, 3, 1, 5, tzinfo=UTC)),
+        ("2026-11-03 09:05", datetime(2026, 11, 3, 1, 5, tzinfo=UTC)),
+        ("2026年11月3日 9时5分", datetime(2026, 11, 3, 1, 5, tzinfo=UTC)),
+        ("2026年11月3日 9时5分30秒", datetime(2026, 11, 3, 1, 5, 30, tzinfo=UTC)),
+        ("2026.11.03 09:05:00", datetime(2026, 11, 3, 1, 5, tzinfo=UTC)),
+        ("2026-11-03", datetime(2026, 11, 2, 16, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_as_hall_systems_write_them_are_local_time_stored_as_utc(cli, workdir, database, written, expected_utc):
+    path = write_csv(workdir / "l.csv", [case_row("D1", accepted=written, resolved="2026-11-30 18:00")])
+    assert cli("ledger", "import", path).code == 0
+    assert cases_in(database)["D1"].accepted_at == expected_utc
+
+
+@pytest.mark.parametrize(
+    ("written", "e164", "sms"),
+    [
+        ("13800138000", "+8613800138000", True),
+        ("138-0013-8000", "+8613800138000", True),
+        ("(+86) 138 0013 8000", "+8613800138000", True),
+        ("8613800138000", "+8613800138000", True),
+        ("１３８００１３８０００", "+8613800138000", True),
+        ("010-65521234", "+861065521234", False),
+        ("(0755) 8888 6666", "+8675588886666", False),
+    ],
+)
+def test_phones_normalise_to_e164_and_landlines_are_not_sms_capable(cli, workdir, database, written, e164, sms):
+    path = write_csv(workdir / "l.csv", [case_row("P1", phone=written)])
+    run = cli("ledger", "import", path, "--json")
+    assert run.json()["errors"] == []
+    case = cases_in(database)["P1"]
+    assert (case.phone, case.phone_sms) == (e164, sms)
+
+
+def test_xlsx_with_excel_date_cells_and_numeric_phones(cli, workdir, database):
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "十一月"
+    sheet.append(HEADER)
+    sheet.append(["X1", "税务窗口", "发票领用", "即办件", "李四", 13900139000,
+                  datetime(2026, 11, 4, 14, 30), datetime(2026, 11, 4, 15, 0), "已办结"])
+    sheet.append(["X2", "税务窗口", "发票领用", "即办件", "王五", "bad", datetime(2026, 11, 4), None, "办理中"])
+    other = book.create_sheet("说明")
+    other.append(["这一页不是台帐"])
+    path = workdir / "台帐.xlsx"
+    book.save(path)
+
+    run = cli("ledger", "import", path, "--sheet", "十一月", "--json")
+
+    report = run.json()
+    assert report["imported"] == 1
+    assert [(e["line"], e["case_id"]) for e in report["errors"]] == [(3, "X2")]
+    case = cases_in(database)["X1"]
+    assert case.phone == "+8613900139000"
+    assert case.accepted_at == datetime(2026, 11, 4, 6, 30, tzinfo=UTC)
+    missing_sheet = cli("ledger", "import", path, "--sheet", "十二月")
+    assert missing_sheet.code == 1 and "十二月" in missing_sheet.err and "十一月" in missing_sheet.err
+
+
+def test_reimport_changes_nothing_and_changed_rows_update(cli, workdir, database):
+    rows = [case_row(f"R{i}", phone=phone_for(i)) for i in range(5)]
+    path = write_csv(workdir / "l.csv", rows, encoding="gbk")
+    assert cli("ledger", "import", path, "--json").json()["imported"] == 5
+
+    again = cli("ledger", "import", path, "--json").json()
+    assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, 5)
+
+    rows[2] = case_row("R2", phone=phone_for(2), status="办理中", resolved="")
+    rows.append(case_row("R9", phone=phone_for(9)))
+    changed = cli("ledger", "import", write_csv(workdir / "l2.csv", rows), "--json").json()
+    assert (changed["imported"], changed["updated"], changed["unchanged"]) == (1, 1, 4)
+    stored = cases_in(database)
+    assert stored["R2"].status == "办理中" and stored["R2"].resolved is False and stored["R2"].resolved_at is None
+    assert len(stored) == 6
+
+
+def test_unresolved_cases_are_imported_but_not_resolved(cli, workdir, database):
+    rows = [
+        case_row("U1", status="办理中"),
+        case_row("U2", phone=phone_for(2), resolved="", status=""),
+        case_row("U3", phone=phone_for(3)),
+    ]
+    cli("ledger", "import", write_csv(workdir / "l.csv", rows))
+    stored = cases_in(database)
+    assert {no: c.resolved for no, c in stored.items()} == {"U1": False, "U2": False, "U3": True}
+
+
+def test_strict_imports_nothing_when_any_row_is_bad(cli, workdir, database):
+    rows = [case_row("S1"), case_row("S2", phone="000")]
+    run = cli("ledger", "import", write_csv(workdir / "l.csv", rows), "--strict", "--json")
+    assert run.code == 1
+    assert "line 3" in run.err and "--strict" in run.err
+    assert run.json()["errors"][0]["line"] == 3
+    assert cases_in(database) == {}
+    assert cli("ledger", "import", workdir / "l.csv").code == 0
+    assert set(cases_in(database)) == {"S1"}
+
+
+def test_utf8_bom_and_gb18030_are_detected(cli, workdir, database):
+    bom = write_csv(workdir / "bom.csv", [case_row("B1", "人才服务窗口")], encoding="utf-8-sig")
+    # 䶮 is outside GBK: only GB18030 can hold it
+    gb = write_csv(workdir / "gb.csv", [case_row("G1", "人才服务窗口", applicant="刘䶮", phone=phone_for(1))],
+                   encoding="gb18030")
+    assert cli("ledger", "import", bom).code == 0
+    assert cli("ledger", "import", gb).code == 0
+    stored = cases_in(database)
+    assert stored["G1"].applicant == "刘䶮"
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Window)) == 1
+
+
+def test_other_header_names_map_through_the_settings(cli, workdir, database):
+    (workdir / "config").mkdir()
+    (workdir / "config" / "callbackd.toml").write_text(
+        '[ledger.columns]\ncase_id = ["流水号"]\nphone = ["申请人电话"]\n', encoding="utf-8"
+    )
+    header = ["流水号", "窗口", "事项名称", "办件类型", "申请人", "申请人电话", "受理时间", "办结时间", "状态"]
+    path = write_csv(workdir / "l.csv", [case_row("M1")], header=header)
+    run = cli("ledger", "import", path, "--json")
+    assert run.json()["imported"] == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: d / "missing.csv", "no such file"),
+        (lambda d: d, "folder"),
+        (lambda d: _write(d / "empty.csv", b""), "empty"),
+        (lambda d: _write(d / "x.csv", "窗口,联系电话\n社保,13800138000\n".encode()), "办件编号"),
+        (lambda d: _write(d / "x.pdf", b"%PDF-1.4\x00\x01\x02binary"), "not a CSV or XLSX"),
+        (lambda d: _write(d / "x.xlsx", b"PK\x03\x04 broken zip"), "XLSX"),
+        (lambda d: _write(d / "x.csv", b"\xff\xfe\xfa\xfb\x81\x30"), "encoding"),
+    ],
+)
+def test_a_bad_file_is_one_clear_line_and_writes_nothing(cli, workdir, database, make, expected):
+    before = cases_in(database)
+    run = cli("ledger", "import", make(workdir))
+    assert run.code == 1
+    assert run.err.count("\n") == 1 and run.err.startswith("error: ")
+    assert expected in run.err
+    assert "Traceback" not in run.err
+    assert cases_in(database) == before
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
