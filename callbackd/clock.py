@@ -10,13 +10,18 @@ from callbackd.errors import ConfigError
 
 def now() -> datetime:
     """The current instant, aware, in UTC."""
-    fixed = os.environ.get("CALLBACKD_NOW")
+    fixed = os.environ.get("CALLBACKD_NOW", "").strip()
     if not fixed:
         return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(fixed)
     except ValueError:
-        raise ConfigError(f"CALLBACKD_NOW={fixed!r} is not an ISO 8601 time such as 2026-11-24T10:00:00+08:00") from None
+        raise ConfigError(
+            f"CALLBACKD_NOW={fixed!r} is not an ISO 8601 time such as 2026-11-24T10:00:00+08:00"
+        ) from None
     if value.tzinfo is None:
         raise ConfigError(f"CALLBACKD_NOW={fixed!r} needs an offset, such as +08:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+08:00 has no UTC equivalent
+        raise ConfigError(f"CALLBACKD_NOW={fixed!r} is out of range") from None

@@ -8,6 +8,7 @@ a double underscore (`CALLBACKD_SAMPLING__PER_WINDOW=10`). An unknown key anywhe
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import time
 from functools import cached_property
@@ -16,11 +17,49 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from callbackd.errors import ConfigError
 
 CASE_TYPES = ("即办件", "承诺件", "联办件", "上报件", "补办件", "退回件", "投诉", "举报", "报修")
+
+# The defaults `config/callbackd.toml` documents, so that a settings file without these keys keeps them.
+DEFAULT_RULES: tuple[dict[str, Any], ...] = (
+    {"name": "投诉", "case_types": ["投诉"], "share": 1.0, "within_days": 3},
+    {"name": "举报", "case_types": ["举报"], "share": 1.0, "within_days": 5},
+    {
+        "name": "报修-安全",
+        "case_types": ["报修"],
+        "matter_keywords": ["安全", "燃气", "电梯", "消防", "漏电"],
+        "share": 1.0,
+        "within_days": 2,
+    },
+    {
+        "name": "报修-漏水",
+        "case_types": ["报修"],
+        "matter_keywords": ["漏水", "渗水", "水管", "爆管"],
+        "share": 1.0,
+        "within_days": 3,
+    },
+    {"name": "报修-其他", "case_types": ["报修"], "share": 1.0, "within_days": 7},
+)
+DEFAULT_CASE_TYPE_ALIASES = {
+    "即办": "即办件",
+    "承诺": "承诺件",
+    "联办": "联办件",
+    "上报": "上报件",
+    "补办": "补办件",
+    "退回": "退回件",
+    "投诉件": "投诉",
+    "举报件": "举报",
+    "报修件": "报修",
+}
 
 
 class Section(BaseModel):
@@ -43,14 +82,14 @@ class SamplingSettings(Section):
     per_window: int = Field(default=20, ge=0)
     stratify_by: Literal["none", "case_type"] = "none"
     phone_cooldown_days: int = Field(default=30, ge=0)
-    rules: list[SamplingRule] = Field(default_factory=list)
+    rules: list[SamplingRule] = Field(default_factory=lambda: [SamplingRule(**rule) for rule in DEFAULT_RULES])
 
 
 class LedgerSettings(Section):
     # field -> extra header names accepted beside the built-in Chinese ones
     columns: dict[str, list[str]] = Field(default_factory=dict)
     case_types: list[str] = Field(default_factory=lambda: list(CASE_TYPES))
-    case_type_aliases: dict[str, str] = Field(default_factory=dict)
+    case_type_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CASE_TYPE_ALIASES))
     unresolved_statuses: list[str] = Field(
         default_factory=lambda: ["办理中", "受理中", "待受理", "审核中", "补正中", "待补正", "挂起", "暂停"]
     )
@@ -81,10 +120,76 @@ class CalendarSettings(Section):
         return value
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CALLBACKD_", env_nested_delimiter="__", extra="forbid", frozen=True
+class DispatchSettings(Section):
+    plan: list[str] = Field(default_factory=lambda: ["simulator"], min_length=1)
+    attempts_per_channel: int = Field(default=3, ge=1)
+    retry_minutes: int = Field(default=120, ge=0)
+
+
+class SurveySettings(Section):
+    folder: str = "surveys"
+    default: str = "default"
+    language: Literal["zh-CN", "en"] = "zh-CN"
+
+
+LEVEL_NAMES = ("满意", "基本满意", "不满意")
+SOURCES = ("callback", "onsite", "evaluator")
+
+
+class ScoringSettings(Section):
+    points: dict[str, float] = Field(default_factory=lambda: {"满意": 100.0, "基本满意": 80.0, "不满意": 0.0})
+    weights: dict[str, float] = Field(default_factory=lambda: {"callback": 0.6, "onsite": 0.2, "evaluator": 0.2})
+    # question key -> weight; questions not listed weigh 1
+    question_weights: dict[str, float] = Field(default_factory=dict)
+    grades: list[tuple[float, str]] = Field(default_factory=lambda: [(95.0, "优秀"), (85.0, "良好"), (70.0, "合格")])
+    failing_grade: str = "不合格"
+    minimum_contacts: dict[str, int] = Field(
+        default_factory=lambda: {"week": 5, "month": 10, "quarter": 30, "year": 100}
     )
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+    @field_validator("points")
+    @classmethod
+    def _levels(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) != set(LEVEL_NAMES):
+            raise ValueError(f"points must give exactly the levels {', '.join(LEVEL_NAMES)}")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _sources(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r} (sources: {', '.join(SOURCES)})")
+        if any(weight < 0 for weight in value.values()) or not any(value.values()):
+            raise ValueError("weights must not be negative and must not all be zero")
+        return value
+
+    @field_validator("minimum_contacts")
+    @classmethod
+    def _periods(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - {"week", "month", "quarter", "year"})
+        if unknown:
+            raise ValueError(f"unknown period kind {unknown[0]!r} (week, month, quarter, year)")
+        return value
+
+    @field_validator("grades")
+    @classmethod
+    def _descending(cls, value: list[tuple[float, str]]) -> list[tuple[float, str]]:
+        return sorted(value, key=lambda grade: -grade[0])
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """The `CALLBACKD_*` variables, except `config_dir`: where the file was found is not a setting."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        values.pop("config_dir", None)
+        return values
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLBACKD_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     database_url: str = "sqlite:///var/callbackd.db"
     timezone: str = "Asia/Shanghai"
@@ -92,6 +197,11 @@ class Settings(BaseSettings):
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    surveys: SurveySettings = Field(default_factory=SurveySettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     # where the settings came from; not a setting itself
     config_dir: Path = Field(default=Path("."), exclude=True)
@@ -106,7 +216,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init arguments; the environment must win over them.
-        return (env_settings, init_settings)
+        return (_EnvironmentSource(settings_cls), init_settings)
 
     @field_validator("timezone")
     @classmethod
@@ -124,6 +234,17 @@ class Settings(BaseSettings):
             for case_type in rule.case_types:
                 if case_type not in known:
                     raise ValueError(f"sampling rule {rule.name!r} names unknown case type {case_type!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _aliases_name_known_types(self) -> Settings:
+        known = set(self.ledger.case_types)
+        for alias, case_type in self.ledger.case_type_aliases.items():
+            if case_type not in known:
+                raise ValueError(
+                    f"ledger.case_type_aliases maps {alias!r} to unknown case type {case_type!r} "
+                    f"(known: {', '.join(self.ledger.case_types)})"
+                )
         return self
 
     @cached_property
@@ -158,21 +279,52 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read and validate the settings; any mistake is a `ConfigError` naming the file and the key."""
     path = path or settings_path()
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors often save UTF-8 with a byte-order mark
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"settings file {path} not found (set CALLBACKD_CONFIG or create it)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "config_dir" in data:  # recorded from the file's location, never read from it
+        raise ConfigError(f"{path}: unknown setting 'config_dir'")
     try:
         return Settings(**data, config_dir=path.parent)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
+        raise ConfigError(_describe(path, exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_environment(exc)) from None
 
 
-def _describe(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
+def _describe_environment(exc: SettingsError) -> str:
+    """A variable pydantic-settings could not parse: name it and say how lists and sections are written."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"CALLBACKD_{field.group(1).upper()}" if field else "CALLBACKD_"
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+    return (
+        f"environment variable {', '.join(names) or prefix + '*'}: cannot be read; a list or a whole section is "
+        """written as JSON, e.g. CALLBACKD_CALENDAR__CALLING_HOURS='[["09:00", "12:00"]]'"""
+    )
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    """The first error, blamed on the environment variable that set the value, else on the file."""
+    errors = exc.errors()
+    # a misspelt key also leaves its field missing; the unknown name is what tells the user what to fix
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [str(part) for part in error["loc"]]
+    where = ".".join(loc)
+    source = str(path)
+    environment = {name.upper() for name in os.environ}
+    for depth in range(len(loc), 0, -1):
+        name = "CALLBACKD_" + "__".join(loc[:depth]).upper()
+        if name in environment:
+            source = f"environment variable {name}"
+            break
     if error["type"] == "extra_forbidden":
-        return f"unknown setting {where!r}"
+        return f"{source}: unknown setting {where!r}"
     message = error["msg"].removeprefix("Value error, ")
-    return f"setting {where!r}: {message}" if where else message
+    return f"{source}: setting {where!r}: {message}" if where else f"{source}: {message}"

@@ -102,6 +102,10 @@ class Round(Base):
     opened_at: Mapped[datetime]
     opened_by: Mapped[str] = mapped_column(String(100))
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"))
+    # channels in the order they are tried, and the survey as it stood when the round opened: later edits to
+    # config/surveys never change how this round's answers read
+    channel_plan: Mapped[list[Any]] = mapped_column(default=list)
+    survey: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class RoundWindow(Base):
@@ -140,11 +144,78 @@ class Callback(Base):
     stratum: Mapped[str] = mapped_column(String(50), default="")
     draw_key: Mapped[str] = mapped_column(String(64))  # its place in the seeded draw order
     due_at: Mapped[datetime | None]
+    # pending, in_progress, completed, partial, unreachable, refused, opted_out, invalid
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    reason: Mapped[str | None] = mapped_column(String(40))  # why it could not be completed (无法联系原因)
     created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
 
     case: Mapped[Case] = relationship(lazy="raise")
     window: Mapped[Window] = relationship(lazy="raise")
+
+
+class Attempt(Base):
+    """One try on one channel to reach the applicant of a callback."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    number: Mapped[int]  # 1 for the first try of the callback, counting every channel
+    # due, placing, in_progress, then an outcome: completed, partial, no_answer, busy, failed, machine,
+    # invalid_number, refused, opted_out, hung_up, cancelled
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Contact(Base):
+    """One rated contact with an applicant, the unit of scoring: a callback conversation, an on-site form
+    (征求意见表) or a counter evaluator (电子评价器) rating."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(12))  # callback, onsite, evaluator
+    channel: Mapped[str] = mapped_column(String(40))
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"), index=True)
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id"), unique=True)
+    contacted_at: Mapped[datetime]
+    simulated: Mapped[bool] = mapped_column(default=False)
+    survey_version: Mapped[str] = mapped_column(String(32), default="")
+    suggestion: Mapped[str] = mapped_column(Text, default="")
+    # identifies an imported row so re-importing the same file changes nothing
+    external_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Answer(Base):
+    """One answered question of a contact: the three-level `level` beside the `raw` answer as given.
+
+    Window, source and contact time are copied from the contact (they never change) so scoring a year is one
+    pass over one table.
+    """
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "question"),
+        Index("ix_answers_period", "contacted_at", "window_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    question: Mapped[str] = mapped_column(String(40))
+    level: Mapped[str | None] = mapped_column(String(8))  # 满意, 基本满意, 不满意; NULL when not rated
+    raw: Mapped[str] = mapped_column(String(20))
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"))
+    source: Mapped[str] = mapped_column(String(12))
+    contacted_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

@@ -101,7 +101,9 @@ class Period:
         week_end = datetime.combine(monday + timedelta(days=7), datetime.min.time(), zone)
         month_start = datetime(monday.year, monday.month, 1, tzinfo=zone)
         if now <= month_start:
-            raise RoundError(f"week {week} draws from cases resolved since {month_start:%Y-%m-%d}, which is still ahead")
+            raise RoundError(
+                f"week {week} draws from cases resolved since {month_start:%Y-%m-%d}, which is still ahead"
+            )
         canonical = f"{monday.isocalendar().year}-W{monday.isocalendar().week:02d}"
         return cls(canonical, month_start.astimezone(now.tzinfo), min(week_end, now).astimezone(now.tzinfo))
 
@@ -295,7 +297,7 @@ def gather(
     )
     cooldown_by_rule = {rule.name: rule.phone_cooldown for rule in policy.rules}
     for case_id, case_no, window_id, case_type, matter, phone, resolved_at in rows:
-        if case_id in selected_this_month or phone in opted_out or window_id not in windows:
+        if case_id in selected_this_month or phone in opted_out or window_id not in windows or resolved_at is None:
             continue
         rule = policy.rule_for(case_type, matter)
         pool = rule.name if rule is not None else QUOTA

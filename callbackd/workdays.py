@@ -10,6 +10,7 @@ A date in any year gets an answer; a deadline crossing the year end never crashe
 
 from __future__ import annotations
 
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field
@@ -41,14 +42,22 @@ def load_schedule(path: Path) -> dict[int, YearSchedule]:
     if not path.exists():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors often save UTF-8 with a byte-order mark
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise CalendarError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
+    except OSError as exc:
+        raise CalendarError(f"holidays file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CalendarError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - {"years"}
     if unknown:
         raise CalendarError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected [years.YYYY] tables)")
+    years = data.get("years", {})
+    if not isinstance(years, dict):
+        raise CalendarError(f"{path}: 'years' must hold [years.YYYY] tables")
     schedule: dict[int, YearSchedule] = {}
-    for key, table in data.get("years", {}).items():
+    for key, table in years.items():
         if not key.isdigit() or not isinstance(table, dict):
             raise CalendarError(f"{path}: [years.{key}] must be a year such as [years.2027]")
         year = int(key)
@@ -60,6 +69,9 @@ def load_schedule(path: Path) -> dict[int, YearSchedule]:
             stray = [d for d in values if d.year != year]
             if stray:
                 raise CalendarError(f"{path}: [years.{key}] {name} lists {stray[0]}, outside {year}")
+        both = sorted(days["holidays"] & days["workdays"])
+        if both:
+            raise CalendarError(f"{path}: [years.{key}] lists {both[0]} both as a holiday and as a working day")
         schedule[year] = YearSchedule(days["holidays"], days["workdays"])
     return schedule
 
@@ -73,10 +85,17 @@ def _dates(path: Path, key: str, name: str, values: object) -> list[date]:
             out.append(value)
             continue
         try:
-            out.append(date.fromisoformat(str(value)))
+            # fromisoformat alone would also take 20270101 and week dates such as 2027-W05-6
+            if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+                raise ValueError
+            out.append(date.fromisoformat(value))
         except ValueError:
-            raise CalendarError(f"{path}: [years.{key}] {name}: {value!r} is not a date (YYYY-MM-DD)") from None
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise CalendarError(f"{path}: [years.{key}] {name}: {shown} is not a date (YYYY-MM-DD)") from None
     return out
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -88,10 +107,14 @@ class Calendar:
     schedule: dict[int, YearSchedule] = field(default_factory=dict)
     _fallback: dict[int, holidays_package.HolidayBase] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # next_calling_slot walks the periods in order, so an unsorted list would skip an earlier one
+        self.calling_hours = sorted(self.calling_hours)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Calendar:
         path = settings.config_file(settings.calendar.holidays_file)
-        return cls(settings.zone, sorted(settings.calendar.calling_hours), load_schedule(path))
+        return cls(settings.zone, list(settings.calendar.calling_hours), load_schedule(path))
 
     # ---- working days ---------------------------------------------------------------------------------
 
@@ -123,7 +146,7 @@ class Calendar:
         if year not in self._fallback:
             warnings.warn(
                 f"working days for {year} come from the holidays package's China rules, which may miss make-up "
-                f"days; add the official {year} schedule to config/holidays.toml",
+                f"days; add the official {year} schedule to config/holidays.toml as a [years.{year}] table",
                 ProvisionalCalendarWarning,
                 stacklevel=3,
             )
@@ -147,16 +170,20 @@ class Calendar:
         return day
 
     def workdays_between(self, start: date, end: date) -> int:
-        """Working days in (start, end]: how many working days `end` lies after `start`."""
-        if end <= start:
-            return -self.workdays_between(end, start) if end < start else 0
-        return sum(self.is_workday(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
+        """How many working days `end` lies after `start` (negative before it): the inverse of `add_workdays`.
+
+        Forwards it counts the working days in (start, end]; backwards, minus those in [end, start), so that
+        `workdays_between(day, add_workdays(day, n)) == n` also when `day` itself is a holiday.
+        """
+        if end >= start:
+            return sum(self.is_workday(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
+        return -sum(self.is_workday(end + timedelta(days=i)) for i in range((start - end).days))
 
     # ---- calling hours --------------------------------------------------------------------------------
 
     def in_calling_hours(self, instant: datetime) -> bool:
         """True when `instant` falls inside calling hours on a working day, in the organisation's zone."""
-        local = instant.astimezone(self.zone)
+        local = _aware(instant).astimezone(self.zone)
         if not self.is_workday(local.date()):
             return False
         moment = local.time().replace(tzinfo=None)
@@ -166,7 +193,7 @@ class Calendar:
         """The earliest instant at or after `instant` inside calling hours on a working day."""
         if not self.calling_hours:
             raise CalendarError("no calling hours are configured ([calendar] calling_hours)")
-        local = instant.astimezone(self.zone)
+        local = _aware(instant).astimezone(self.zone)
         day = local.date()
         for _ in range(3660):  # ten years of days: far beyond any real run of holidays
             if self.is_workday(day):
@@ -178,3 +205,10 @@ class Calendar:
             day += timedelta(days=1)
             local = datetime.combine(day, time(0, 0), self.zone)
         raise CalendarError(f"no working day found in the ten years after {instant.date()}")
+
+
+def _aware(instant: datetime) -> datetime:
+    # a naive time would silently be read in the host's zone, giving each server its own answer
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"naive datetime {instant!r}; calling hours need an aware time (UTC or with an offset)")
+    return instant

@@ -40,7 +40,10 @@ def test_init_creates_then_reports_current(cli, workdir):
 def test_listings_mask_phones_and_reveal_is_audited(cli, workdir, monkeypatch):
     seeded(cli, workdir, monkeypatch)
     windows = cli("windows", "list", "--json").json()
-    assert windows == [{"window": "社保窗口", "cases": 5, "resolved": 5}, {"window": "税务窗口", "cases": 5, "resolved": 5}]
+    assert windows == [
+        {"window": "社保窗口", "cases": 5, "resolved": 5},
+        {"window": "税务窗口", "cases": 5, "resolved": 5},
+    ]
 
     masked = cli("cases", "list", "--window", "社保窗口", "--json")
     phones = [c["phone"] for c in masked.json()]

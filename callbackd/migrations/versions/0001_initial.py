@@ -1,13 +1,12 @@
 """Windows, cases, opt-outs, rounds, round windows, callbacks and the audit trail.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 18:08:55.522914
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
