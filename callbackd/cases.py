@@ -99,3 +99,35 @@ def list_callbacks(
     if reveal:
         audit.record(session, "phone.reveal", "callbacks list", round=round_id, callbacks=[r["callback"] for r in rows])
     return rows
+
+
+def callsheet(session: Session, settings: Any, round_id: int, language: str = "zh-CN") -> dict[str, Any]:
+    """The operators' call sheet for a round: its callbacks waiting on the operator channel, with the full
+    number (the one view that has it; writing it is audited), the script, and the operator result columns."""
+    from callbackd.conversation import OPEN_ATTEMPT
+    from callbackd.models import Attempt, Round
+    from callbackd.surveys import Survey
+
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise NotFoundError(f"no round {round_id} (see `callbackd round list`)")
+    survey = Survey.from_snapshot(round_.survey)
+    rated = survey.rating_questions()
+    header = ["窗口", "办件编号", "事项名称", "申请人", "联系电话", "回访话术", "回访时间",
+              *(q.dimension for q in rated), "意见建议"]
+    rows = []
+    for _callback_id, name, case_no, matter, applicant, phone in session.execute(
+        select(Callback.id, Window.name, Case.case_no, Case.matter, Case.applicant, Callback.phone)
+        .join(Case, Case.id == Callback.case_id)
+        .join(Window, Window.id == Callback.window_id)
+        .join(Attempt, Attempt.callback_id == Callback.id)
+        .where(Callback.round_id == round_id, Attempt.channel == "operator", Attempt.status.in_(OPEN_ATTEMPT))
+        .order_by(Window.name, Case.case_no)
+    ):
+        context = {"organisation": settings.organisation, "window": name, "matter": matter}
+        script = "\n".join([survey.render("greeting_voice", language, **context),
+                            *(f"{i}. {q.text('voice', language)}" for i, q in enumerate(survey.questions, 1))])
+        rows.append([name, case_no, matter, applicant, phone, script, "", *([""] * len(rated)), ""])
+    audit.record(session, "phone.reveal", f"call sheet round {round_id}", callbacks=len(rows))
+    return {"title": f"{settings.organisation} 回访清单（第{round_id}批次 {round_.week}）", "header": header,
+            "rows": rows, "round": round_id}

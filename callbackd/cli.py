@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from callbackd import cases, ledger, sampling
+from callbackd import audit, cases, clock, dispatch, ledger, results, sampling, scoring
 from callbackd.config import Settings, load_settings
 from callbackd.db import Database, schema_state, upgrade
 from callbackd.errors import CallbackdError, StrictImportError
+from callbackd.exports import ExportContext, default_filename
+from callbackd.plugins import load_plugins
 
 app = typer.Typer(
     name="callbackd",
@@ -36,11 +38,15 @@ round_app = typer.Typer(help="Weekly sampling rounds (回访批次).", no_args_i
 windows_app = typer.Typer(help="Service windows (窗口).", no_args_is_help=True)
 cases_app = typer.Typer(help="Cases (办件) from the ledgers.", no_args_is_help=True)
 callbacks_app = typer.Typer(help="Callbacks (回访) selected by rounds.", no_args_is_help=True)
+results_app = typer.Typer(help="Result files: operator calls, on-site forms, counter evaluators.", no_args_is_help=True)
+plugins_app = typer.Typer(help="Plugins and the channels they offer.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(round_app, name="round")
 app.add_typer(windows_app, name="windows")
 app.add_typer(cases_app, name="cases")
 app.add_typer(callbacks_app, name="callbacks")
+app.add_typer(results_app, name="results")
+app.add_typer(plugins_app, name="plugins")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -133,11 +139,18 @@ def round_open(
     week: Annotated[str, typer.Option("--week", help="ISO week, such as 2026-W48.")],
     seed: Annotated[str | None, typer.Option("--seed", help="Seed of the draw (default: random, recorded).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Redraw a week that already has a round.")] = False,
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="Channel to try, in order (repeatable).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Draw the week's sample: by default 20 resolved cases per window, at random, auditably."""
+    plan = list(channel) if channel else None
     with session_scope() as (settings, session):
-        round_, _ = sampling.open_round(session, settings, week, seed=seed, replace=replace)
+        loaded = load_plugins()
+        for name in plan or settings.dispatch.plan:
+            loaded.channel(name)
+        round_, _ = sampling.open_round(session, settings, week, seed=seed, replace=replace, channels=plan)
         summary = sampling.round_summary(session, round_)
     if as_json:
         emit_json(summary)
@@ -249,6 +262,142 @@ def callbacks_list(
           [[r["callback"], r["round"], r["window"], r["case_id"], r["phone"], r["rule"], r["status"]] for r in rows])
 
 
+# ---- surveys: dispatch, results, scores ------------------------------------------------------------------
+
+
+@app.command("dispatch")
+def dispatch_command(
+    once: Annotated[bool, typer.Option("--once", help="Place what is due now, then stop.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Place due attempts through their channels (the embedded runner)."""
+    settings = load_settings()
+    database = Database(settings.database_url)
+    try:
+        database.ensure_schema()
+        loaded = load_plugins()
+        if not once:
+            err.print("dispatching until interrupted (Ctrl-C)")
+            try:
+                dispatch.run_forever(database, settings, loaded)
+            except KeyboardInterrupt:
+                return
+        report = dispatch.run_once(database, settings, loaded)
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
+    out.print(f"scheduled {report.scheduled} new callback(s); placed {report.placed} attempt(s): {outcomes}")
+
+
+@results_app.command("import")
+def results_import(
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX result file.")],
+    source: Annotated[str, typer.Option("--source", help="operator, onsite or evaluator.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Import nothing when any row is bad.")] = False,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of a CSV file.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet of an XLSX file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings."""
+    try:
+        with session_scope() as (settings, session):
+            report = results.import_results(
+                session, settings, load_plugins(), sampling.survey_in_force(settings), file, source,
+                strict=strict, encoding=encoding, sheet=sheet,
+            )
+    except StrictImportError as exc:
+        if as_json:
+            emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]
+        raise
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    out.print(f"imported {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
+              f"bad rows {len(report.errors)}")
+    if report.errors:
+        table("bad rows (not imported)", ["line", "办件编号", "reason"],
+              [[e.line, e.case_id, e.reason] for e in report.errors[:50]])
+
+
+@app.command()
+def score(
+    period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Score, grade and rank every window for a period."""
+    with session_scope() as (settings, session):
+        ranking = scoring.score_period(session, settings, period)
+    if as_json:
+        emit_json(ranking.as_dict())
+        return
+    show_ranking(ranking)
+
+
+def show_ranking(ranking: scoring.Ranking) -> None:
+    title = f"{ranking.period.label} 窗口回访满意度排名" + ("（含模拟数据）" if ranking.simulated else "")
+    table(title, ["名次", "窗口", "得分", "等级", "样本", "满意率", "回访", "现场", "评价器", "状态"], [
+        [w.rank or "", w.window, "" if w.score is None else f"{w.score:.2f}", w.grade or "", w.contacts,
+         "" if w.satisfaction_rate is None else f"{w.satisfaction_rate:.1%}",
+         *("" if w.by_source[s] is None else f"{w.by_source[s]:.2f}" for s in ("callback", "onsite", "evaluator")),
+         "" if w.status == scoring.RANKED else w.status]
+        for w in ranking.windows
+    ])
+
+
+@app.command()
+def export(
+    period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx, csv, html or json.")] = "xlsx",
+    out_path: Annotated[Path | None, typer.Option("--out", help="File to write (default: a name per period).")] = None,
+) -> None:
+    """Write the period's ranking: xlsx (with a chart), csv, a printable html notice (通报) or json."""
+    loaded = load_plugins()
+    exporter = loaded.exporter(fmt)
+    if exporter.target != "ranking":
+        raise CallbackdError(f"--format {fmt} is not a ranking format (ranking formats: "
+                             f"{', '.join(n for n, e in loaded.exporters.items.items() if e.target == 'ranking')})")
+    with session_scope() as (settings, session):
+        ranking = scoring.score_period(session, settings, period, with_questions=True)
+        survey = sampling.survey_in_force(settings)
+        path = out_path or Path(default_filename(ranking, exporter))
+        context = ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()},
+                                clock.now())
+        exporter.write(ranking, path, context)
+        audit.record(session, "export", str(path), period=ranking.period.text, format=fmt)
+    out.print(f"{ranking.period.label}: {len(ranking.windows)} window(s) written to {path}")
+
+
+@app.command()
+def callsheet(
+    round_id: Annotated[int, typer.Option("--round", help="The round whose operator calls to list.")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or csv.")] = "xlsx",
+    out_path: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
+) -> None:
+    """The operators' call sheet (回访清单) with full numbers; writing it is recorded in the audit trail."""
+    loaded = load_plugins()
+    exporter = loaded.exporter(f"callsheet-{fmt}")
+    with session_scope() as (settings, session):
+        sheet = cases.callsheet(session, settings, round_id, settings.surveys.language)
+    path = out_path or Path(f"回访清单-第{round_id}批次{exporter.suffix}")
+    exporter.write(sheet, path, None)
+    out.print(f"{len(sheet['rows'])} callback(s) written to {path}")
+
+
+@plugins_app.command("list")
+def plugins_list(as_json: JsonFlag = False) -> None:
+    """Each loaded plugin, where it came from, its hooks and channels."""
+    described = load_plugins().describe()
+    if as_json:
+        emit_json(described)
+        return
+    table(None, ["plugin", "source", "hooks", "channels", "exports"],
+          [[p["name"], p["source"], ", ".join(p["hooks"]), ", ".join(p["channels"]), ", ".join(p["exporters"])]
+           for p in described])
+
+
 # ---- demo ----------------------------------------------------------------------------------------------
 
 
@@ -272,18 +421,21 @@ def demo(
             bar.update(tasks[step], completed=done, total=total)
 
         result = run_demo(settings, out_dir, progress=progress)
+    ranking = result.ranking
+    assert ranking is not None
     if as_json:
         emit_json({"out": str(result.out), "month": f"{result.month:%Y-%m}", "imported": result.imported,
-                   "bad_rows": result.bad_rows, "rounds": result.rounds})
+                   "bad_rows": result.bad_rows, "rounds": result.rounds, "callbacks": result.callbacks,
+                   "forms": result.forms, "ratings": result.ratings, "ranking": ranking.as_dict(),
+                   "files": [str(p) for p in result.files]})
         return
     out.print(f"ledger {result.ledger_file.name}: {result.imported} cases imported, {result.bad_rows} bad rows")
-    table(
-        f"{result.month:%Y年%m月} weekly rounds",
-        ["批次", "周", "窗口", "抽取", "不足窗口"],
-        [[r["round"], r["week"], len(r["windows"]), sum(len(w["selected"]) for w in r["windows"]),
-          sum(1 for w in r["windows"] if w["shortfall"])] for r in result.rounds],
-    )
-    out.print(f"database and files in {result.out}/ (CALLBACKD_DATABASE_URL=sqlite:///{result.out}/callbackd.db)")
+    drawn = sum(len(w["selected"]) for r in result.rounds for w in r["windows"])
+    states = "，".join(f"{k} {v}" for k, v in sorted(result.callbacks.items()))
+    out.print(f"{len(result.rounds)} weekly rounds drew {drawn} callbacks: {states}")
+    out.print(f"on-site forms {result.forms}, counter evaluator ratings {result.ratings}")
+    show_ranking(ranking)
+    out.print("files: " + ", ".join(str(p) for p in result.files))
 
 
 # ---- entry point -----------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The demo: a month of weekly rounds on synthetic data with the embedded defaults, in a folder of its own."""
+"""The demo: a month of weekly rounds on synthetic data with the embedded defaults, in a folder of its own.
+
+Last month's ledger is generated and imported; each week's round opens on its Monday at 09:00 and the real
+dispatcher places its callbacks through the simulator channel, retrying the unanswered ones; on-site forms and
+counter evaluator ratings are imported; the month is scored and written to ranking.xlsx and ranking.html.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from callbackd import clock, ledger, sampling, synthetic
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from callbackd import clock, dispatch, ledger, results, sampling, scoring, synthetic
 from callbackd.config import Settings
 from callbackd.db import Database
+from callbackd.exports import ExportContext
+from callbackd.models import Callback
+from callbackd.plugins import load_plugins
 
 Progress = Callable[[str, int, int], None]
+DISPATCH_TIMES = (time(9, 0), time(11, 0), time(14, 30), time(16, 30))
 
 
 @dataclass
@@ -23,6 +35,11 @@ class DemoResult:
     imported: int
     bad_rows: int
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: dict[str, int] = field(default_factory=dict)
+    forms: int = 0
+    ratings: int = 0
+    ranking: scoring.Ranking | None = None
+    files: list[Path] = field(default_factory=list)
 
 
 def previous_month(today: date) -> date:
@@ -43,34 +60,70 @@ def run_demo(
     settings: Settings, out: Path, *, cases: int = 6000, windows: int = 12, seed: int = 2026,
     progress: Progress | None = None,
 ) -> DemoResult:
-    """Generate last month's ledger, import it, and open each week's round on the Monday after the week."""
+    """Run the month and return what it did; everything lands in `out`."""
     report = progress or (lambda _step, _done, _total: None)
     out.mkdir(parents=True, exist_ok=True)
-    database_file = out / "callbackd.db"
     for stale in out.glob("callbackd.db*"):
         stale.unlink()
-    settings = settings.model_copy(update={"database_url": f"sqlite:///{database_file}"})
-    now = clock.now()
-    month = previous_month(now.astimezone(settings.zone).date())
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{out / 'callbackd.db'}"})
+    plugins = load_plugins()
+    plan = ["simulator"]
+    month = previous_month(clock.now().astimezone(settings.zone).date())
     ledger_file = synthetic.write_ledger_csv(
         out / f"受理台帐-{month:%Y%m}.csv", synthetic.ledger_rows(month, cases, windows, seed), encoding="gbk"
     )
     database = Database(settings.database_url)
     try:
         database.ensure_schema()
-        report("import", 0, 1)
         with database.session() as session:
             imported = ledger.import_ledger(session, settings, ledger_file)
-        report("import", 1, 1)
+        report("台帐导入", 1, 1)
         result = DemoResult(out, month, ledger_file, imported.imported, len(imported.errors))
+
         mondays = weeks_of(month)
         for done, monday in enumerate(mondays):
-            opened = min(datetime.combine(monday + timedelta(days=7), time(9, 0), settings.zone), now)
             week = f"{monday.isocalendar().year}-W{monday.isocalendar().week:02d}"
+            opened = datetime.combine(monday, time(9, 0), settings.zone)
             with database.session() as session:
-                round_, _ = sampling.open_round(session, settings, week, seed=f"demo-{week}", now=opened)
+                round_, _ = sampling.open_round(session, settings, week, seed=f"demo-{week}", now=opened,
+                                                channels=plan)
                 result.rounds.append(sampling.round_summary(session, round_))
-            report("rounds", done + 1, len(mondays))
+            for moment in DISPATCH_TIMES:
+                dispatch.run_once(database, settings, plugins, datetime.combine(monday, moment, settings.zone))
+            report("每周回访", done + 1, len(mondays))
+
+        survey = sampling.survey_in_force(settings)
+        names = synthetic.window_names(windows)
+        forms = synthetic.write_table_csv(out / f"现场征求意见表-{month:%Y%m}.csv", synthetic.FORM_HEADER,
+                                          synthetic.onsite_rows(month, names, seed=seed))
+        ratings = synthetic.write_table_csv(out / f"电子评价器-{month:%Y%m}.csv", synthetic.EVALUATOR_HEADER,
+                                            synthetic.evaluator_rows(month, names, seed=seed))
+        with database.session() as session:
+            result.forms = results.import_results(session, settings, plugins, survey, forms, "onsite").imported
+            result.ratings = results.import_results(session, settings, plugins, survey, ratings,
+                                                    "evaluator").imported
+        report("现场评价导入", 1, 1)
+
+        with database.session() as session:
+            result.callbacks = _states(session)
+            ranking = scoring.score_period(session, settings, f"{month:%Y-%m}", with_questions=True)
+        result.ranking = ranking
+        context = ExportContext(
+            organisation=settings.organisation,
+            question_labels={q.key: q.dimension for q in survey.rating_questions()},
+            generated_at=clock.now(),
+        )
+        for name in ("xlsx", "html"):
+            path = out / f"ranking.{name}"
+            plugins.exporter(name).write(ranking, path, context)
+            result.files.append(path)
+        report("计分与导出", 1, 1)
         return result
     finally:
         database.dispose()
+
+
+def _states(session: Session) -> dict[str, int]:
+    return {status: count for status, count in session.execute(
+        select(Callback.status, func.count()).group_by(Callback.status)
+    )}

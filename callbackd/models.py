@@ -179,6 +179,7 @@ class Contact(Base):
     (征求意见表) or a counter evaluator (电子评价器) rating."""
 
     __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_simulated", "simulated", "contacted_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(12))  # callback, onsite, evaluator

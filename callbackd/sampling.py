@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 
 from callbackd import audit, clock
 from callbackd.config import SamplingRule, Settings
-from callbackd.errors import NotFoundError, RoundError
+from callbackd.errors import ConfigError, NotFoundError, RoundError
 from callbackd.models import Callback, Case, OptOut, Round, RoundWindow, Window
+from callbackd.surveys import Survey, load_surveys
 
 QUOTA = ""  # the pool name of the fixed quota; rate rules use their own names
 
@@ -326,13 +327,16 @@ def open_round(
     seed: str | None = None,
     replace: bool = False,
     now: datetime | None = None,
+    channels: list[str] | None = None,
 ) -> tuple[Round, list[WindowDraw]]:
-    """Draw the sample for `week` and record the round, its windows and its callbacks.
+    """Draw the sample for `week` and record the round, its windows and its callbacks, with the channel plan
+    (`channels`, default `[dispatch] plan`) and the survey in force frozen into it.
 
     Refuses a week that already has a round in force unless `replace`, which redraws and records the
     replacement (only while no callback of the old round is under way and no later round exists). `now` is the
     opening time (default: the clock).
     """
+    survey = survey_in_force(settings)
     now = now or clock.now()
     period = Period.for_week(week, settings.zone, now)
     existing = session.scalar(select(Round).where(Round.active_week == period.week))
@@ -352,6 +356,7 @@ def open_round(
         week=period.week, active_week=period.week, status="open", seed=seed, policy=policy.as_record(),
         candidate_hash=overall_hash(windows), watermarks=seen, month_start=period.month_start, cutoff_at=period.cutoff,
         opened_at=now, opened_by=audit.actor(), replaces_id=existing.id if existing else None,
+        channel_plan=list(channels or settings.dispatch.plan), survey=survey.snapshot(),
     )
     session.add(round_)
     session.flush()
@@ -376,6 +381,16 @@ def open_round(
         replaces=existing.id if existing else None,
     )
     return round_, windows
+
+
+def survey_in_force(settings: Settings) -> Survey:
+    """The survey `[surveys] default` names, from the surveys folder beside the settings file."""
+    folder = settings.config_file(settings.surveys.folder)
+    surveys = load_surveys(folder)
+    if settings.surveys.default not in surveys:
+        known = ", ".join(sorted(surveys)) or "none"
+        raise ConfigError(f"[surveys] default names survey {settings.surveys.default!r}, not in {folder} ({known})")
+    return surveys[settings.surveys.default]
 
 
 def _retire(session: Session, existing: Round) -> None:
@@ -422,6 +437,8 @@ def round_summary(session: Session, round_: Round) -> dict[str, Any]:
         "seed": round_.seed,
         "candidate_hash": round_.candidate_hash,
         "opened_at": round_.opened_at.isoformat(),
+        "channels": round_.channel_plan,
+        "survey": round_.survey.get("name"),
         "windows": [
             {"window": name, "candidates": rw.candidates, "selected": selected.get(rw.window_id, []),
              "shortfall": rw.shortfall}

@@ -86,9 +86,51 @@ def ledger_rows(
 
 def write_ledger_csv(path: Path, rows: Iterator[list[str]] | list[list[str]], encoding: str = "utf-8") -> Path:
     """Write rows under the standard Chinese header."""
+    return write_table_csv(path, HEADER, iter(rows), encoding)
+
+
+RESULT_QUESTIONS = ["服务态度", "办事效率", "按章办事", "体外循环", "廉洁自律", "总体评价"]
+FORM_HEADER = ["窗口", "日期", *RESULT_QUESTIONS, "意见建议"]
+EVALUATOR_HEADER = ["窗口", "评价时间", "评价"]
+_LEVEL_WORDS = ("满意", "基本满意", "不满意")
+
+
+def _level(rng: random.Random, good: float) -> str:
+    roll = rng.random()
+    return _LEVEL_WORDS[0] if roll < good else (_LEVEL_WORDS[1] if roll < good + (1 - good) * 0.7 else _LEVEL_WORDS[2])
+
+
+def onsite_rows(month: date, windows: list[str], per_week: int = 5, seed: int = 1) -> Iterator[list[str]]:
+    """On-site forms (征求意见表) handed out in the hall: `per_week` per window per week of the month."""
+    rng = random.Random(seed)
+    first = datetime(month.year, month.month, 1)
+    days = ((first.replace(day=28) + timedelta(days=4)).replace(day=1) - first).days
+    weeks = max(days // 7, 1)
+    for window in windows:
+        good = 0.75 + 0.2 * rng.random()
+        for _ in range(per_week * weeks):
+            day = first + timedelta(days=rng.randrange(days))
+            answers = [_level(rng, good) if rng.random() > 0.03 else "" for _ in RESULT_QUESTIONS]
+            note = rng.choice(["", "", "", "希望多设几个自助填表机。", "工作人员很热情。"])
+            yield [window, day.strftime("%Y-%m-%d"), *answers, note]
+
+
+def evaluator_rows(month: date, windows: list[str], per_window: int = 60, seed: int = 1) -> Iterator[list[str]]:
+    """Counter evaluator (电子评价器) presses exported by the hall's system: one rating a row."""
+    rng = random.Random(seed)
+    first = datetime(month.year, month.month, 1, 9, 0)
+    days = ((first.replace(day=28) + timedelta(days=4)).replace(day=1) - first).days
+    for window in windows:
+        good = 0.85 + 0.12 * rng.random()
+        for _ in range(per_window):
+            moment = first + timedelta(days=rng.randrange(days), minutes=rng.randrange(8 * 60))
+            yield [window, moment.strftime("%Y-%m-%d %H:%M:%S"), _level(rng, good)]
+
+
+def write_table_csv(path: Path, header: list[str], rows: Iterator[list[str]], encoding: str = "utf-8") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(HEADER)
+        writer.writerow(header)
         writer.writerows(rows)
     return path

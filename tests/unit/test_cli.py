@@ -101,7 +101,7 @@ def test_the_installed_command_never_prints_a_traceback(workdir):
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
-def test_demo_imports_a_month_and_opens_its_weekly_rounds(cli, workdir, monkeypatch):
+def test_demo_runs_a_month_of_rounds_and_ranks_the_windows(cli, workdir, monkeypatch):
     monkeypatch.setenv("CALLBACKD_NOW", "2026-11-23T10:00:00+08:00")
     run = cli("demo", "--out", "d", "--json")
     assert run.code == 0, run.err
@@ -109,10 +109,21 @@ def test_demo_imports_a_month_and_opens_its_weekly_rounds(cli, workdir, monkeypa
     assert result["month"] == "2026-10" and result["imported"] == 6000 and result["bad_rows"] == 0
     assert [r["week"] for r in result["rounds"]] == ["2026-W41", "2026-W42", "2026-W43", "2026-W44"]
     for round_ in result["rounds"]:
-        assert len(round_["windows"]) == 12
+        assert len(round_["windows"]) == 12 and round_["channels"] == ["simulator"]
         assert all(len(w["selected"]) >= 20 for w in round_["windows"])
+    drawn = sum(len(w["selected"]) for r in result["rounds"] for w in r["windows"])
+    assert sum(result["callbacks"].values()) == drawn
+    assert result["callbacks"]["completed"] > drawn * 0.7 and "pending" not in result["callbacks"]
+    assert result["forms"] > 0 and result["ratings"] > 0
+    ranking = result["ranking"]
+    assert ranking["simulated"] is True and ranking["period"] == "2026-10"
+    assert len(ranking["windows"]) == 12
+    assert [w["rank"] for w in ranking["windows"]][0] == 1
+    assert all(w["by_source"]["onsite"] is not None for w in ranking["windows"])
+    for name in ("ranking.xlsx", "ranking.html"):
+        assert (workdir / "d" / name).stat().st_size > 1000
     monkeypatch.setenv("CALLBACKD_DATABASE_URL", f"sqlite:///{workdir / 'd' / 'callbackd.db'}")
     for round_ in result["rounds"]:
         assert cli("round", "verify", round_["round"]).code == 0
-    human = cli("demo", "--out", "d")
-    assert human.code == 0 and "2026-W44" in human.out
+    rescored = cli("score", "--period", "2026-10", "--json").json()
+    assert rescored["windows"] == ranking["windows"]

@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-23 18:12:51.151191
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
@@ -55,6 +54,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contacts_window_id'), ['window_id'], unique=False)
+        batch_op.create_index('ix_contacts_simulated', ['simulated', 'contacted_at'], unique=False)
 
     op.create_table('answers',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -98,6 +98,7 @@ def downgrade() -> None:
 
     op.drop_table('answers')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contacts_simulated')
         batch_op.drop_index(batch_op.f('ix_contacts_window_id'))
 
     op.drop_table('contacts')

@@ -1,0 +1,80 @@
+"""Recording contacts and answers: the one place answers enter the database, whatever their source."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbackd.events import AnswerEvent
+from callbackd.models import Answer, Contact, Window
+
+if TYPE_CHECKING:
+    from callbackd.plugins import Plugins
+
+
+def new_contact(
+    session: Session,
+    *,
+    source: str,
+    channel: str,
+    window_id: int,
+    contacted_at: datetime,
+    now: datetime,
+    callback_id: int | None = None,
+    simulated: bool = False,
+    survey_version: str = "",
+    external_key: str | None = None,
+) -> Contact:
+    """Add a contact (the unit of scoring) and give it an id."""
+    contact = Contact(
+        source=source, channel=channel, window_id=window_id, callback_id=callback_id, contacted_at=contacted_at,
+        simulated=simulated, survey_version=survey_version, suggestion="", external_key=external_key,
+        created_at=now,
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
+    return {a.question: a for a in session.scalars(select(Answer).where(Answer.contact_id == contact_id))}
+
+
+def add_answer(
+    session: Session,
+    plugins: Plugins,
+    contact: Contact,
+    question: str,
+    level: str | None,
+    raw: str,
+    now: datetime,
+    *,
+    window: str | None = None,
+    answered: set[str] | None = None,
+) -> Answer | None:
+    """Record one answer; an answer already recorded for the question is kept and None returned (a repeated
+    delivery changes nothing twice). `window` (the contact's window name) and `answered` (the questions the
+    contact has answered, kept up to date here) spare the queries when the caller knows them."""
+    if answered is not None:
+        if question in answered:
+            return None
+    elif session.scalar(select(Answer.id).where(Answer.contact_id == contact.id, Answer.question == question)):
+        return None
+    answer = Answer(
+        contact_id=contact.id, question=question, level=level, raw=raw[:20], window_id=contact.window_id,
+        source=contact.source, contacted_at=contact.contacted_at, recorded_at=now,
+    )
+    session.add(answer)
+    session.flush()
+    if answered is not None:
+        answered.add(question)
+    if window is None:
+        window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
+    plugins.notify("answer_recorded", answer=AnswerEvent(
+        contact_id=contact.id, callback_id=contact.callback_id, source=contact.source, channel=contact.channel,
+        window=window, question=question, level=level, raw=raw, recorded_at=now,
+    ))
+    return answer

@@ -1,0 +1,281 @@
+"""The callback and attempt state machine: scheduling attempts from a round's channel plan, placing them through
+channel plugins, and deciding what follows each outcome (a retry, a fallback channel, a final state).
+
+Callback states: pending (nothing placed yet), in_progress, and the final completed, partial, unreachable,
+refused, opted_out, invalid. Attempt states: due, placing, in_progress, answered, then its outcome.
+"""
+
+from __future__ import annotations
+
+import time as time_module
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from callbackd import clock
+from callbackd.config import Settings
+from callbackd.conversation import (
+    FINAL_CALLBACK,
+    OPEN_ATTEMPT,
+    Conversation,
+    cancel_open_attempts,
+    open_conversation,
+    opted_out,
+)
+from callbackd.db import Database
+from callbackd.events import CallbackEvent
+from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
+from callbackd.plugins import PluginError, Plugins
+
+RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configured", "rate_limited")
+OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
+
+
+@dataclass
+class DispatchReport:
+    scheduled: int = 0
+    placed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"scheduled": self.scheduled, "placed": self.placed, "outcomes": dict(self.outcomes),
+                "errors": self.errors}
+
+
+# ---- scheduling ------------------------------------------------------------------------------------------
+
+
+def usable_channels(plugins: Plugins, plan: list[str], sms_capable: bool) -> list[str]:
+    """The plan's channels that can reach this number: an SMS channel only for a mobile."""
+    return [name for name in plan if sms_capable or plugins.channel(name).kind != "sms"]
+
+
+def schedule_new(session: Session, plugins: Plugins, now: datetime) -> int:
+    """Create the first attempt of every pending callback of a round in force that has none yet."""
+    rows = session.execute(
+        select(Callback.id, Round.channel_plan, Case.phone_sms, Callback.phone)
+        .join(Round, Round.id == Callback.round_id)
+        .join(Case, Case.id == Callback.case_id)
+        .where(Callback.status == "pending", Round.active_week.is_not(None))
+        .where(~select(Attempt.id).where(Attempt.callback_id == Callback.id).exists())
+        .order_by(Callback.id)
+    ).all()
+    blocked = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_({r.phone for r in rows}))))
+    created = 0
+    for callback_id, plan, sms_capable, phone in rows:
+        if phone in blocked:
+            callback = session.get(Callback, callback_id)
+            assert callback is not None
+            close_callback(session, plugins, callback, "opted_out", "opted_out", now)
+            continue
+        channels = usable_channels(plugins, plan, sms_capable)
+        if not channels:
+            callback = session.get(Callback, callback_id)
+            assert callback is not None
+            close_callback(session, plugins, callback, "invalid", "no_channel", now)
+            continue
+        session.add(Attempt(callback_id=callback_id, channel=channels[0], number=1, status="due", due_at=now,
+                            detail=""))
+        created += 1
+    session.flush()
+    return created
+
+
+def due_attempts(session: Session, now: datetime, limit: int | None = None) -> list[int]:
+    query = (
+        select(Attempt.id).where(Attempt.status == "due", Attempt.due_at <= now).order_by(Attempt.due_at, Attempt.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def claim(session: Session, attempt_id: int, now: datetime) -> bool:
+    """Take a due attempt for placing: one atomic transition, so no attempt is placed twice."""
+    result = session.execute(
+        update(Attempt)
+        .where(Attempt.id == attempt_id, Attempt.status == "due")
+        .values(status="placing", started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# ---- placing ---------------------------------------------------------------------------------------------
+
+
+def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime) -> str | None:
+    """Claim and place one attempt through its channel. Returns the attempt's state afterwards, or None when
+    another dispatcher had already claimed it."""
+    if not claim(session, attempt_id, now):
+        return None
+    conversation = open_conversation(session, settings, plugins, attempt_id, now)
+    session.refresh(conversation.attempt)
+    callback = conversation.callback
+    if callback.status in FINAL_CALLBACK:
+        conversation.attempt.status = "cancelled"
+        conversation.attempt.ended_at = now
+        return "cancelled"
+    if opted_out(session, callback.phone):
+        record_opt_out(session, plugins, callback.phone, "earlier", now)
+        return conversation.attempt.status
+    callback.status = "in_progress"
+    channel = plugins.channel(conversation.attempt.channel)
+    try:
+        result = channel.start(conversation)
+    except PluginError:
+        raise
+    except Exception as exc:
+        owner = plugins.channels.owners.get(channel.name, "?")
+        raise PluginError(
+            f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    attempt = conversation.attempt
+    if result.provider_id:
+        attempt.provider_id = result.provider_id
+    if not result.ok:
+        if attempt.status in OPEN_ATTEMPT:
+            end_attempt(conversation, result.failure or "failed", result.detail)
+    elif attempt.status == "placing":
+        attempt.status = "in_progress"
+    return attempt.status
+
+
+def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> None:
+    """Record how an attempt ended and decide what follows. A second report for an ended attempt changes
+    nothing (providers deliver status callbacks more than once)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown attempt outcome {outcome!r} (known: {', '.join(OUTCOMES)})")
+    attempt, callback, now = conversation.attempt, conversation.callback, conversation.now
+    if attempt.status not in OPEN_ATTEMPT:
+        return
+    ratings = {q.key for q in conversation.survey.rating_questions()}
+    answered = conversation.answered_keys() & ratings
+    if outcome == "completed" and answered != ratings:
+        outcome = "hung_up"
+    if outcome == "hung_up" and answered:
+        outcome = "partial"
+    attempt.status = outcome
+    attempt.ended_at = now
+    attempt.detail = detail[:500]
+    session, plugins = conversation.session, conversation.plugins
+    if outcome in ("completed", "partial"):
+        close_callback(session, plugins, callback, outcome, None, now)
+    elif outcome == "invalid_number":
+        close_callback(session, plugins, callback, "invalid", "invalid_number", now)
+    elif outcome == "refused":
+        close_callback(session, plugins, callback, "refused", "refused", now)
+    else:
+        follow_up(conversation, outcome)
+
+
+def follow_up(conversation: Conversation, outcome: str) -> None:
+    """After a failed attempt: retry the same channel while it has tries left, then fall back to the plan's
+    next channel that can reach the number, else the callback is unreachable with the last reason."""
+    settings, session, plugins = conversation.settings, conversation.session, conversation.plugins
+    attempt, callback, now = conversation.attempt, conversation.callback, conversation.now
+    round_ = session.get(Round, callback.round_id)
+    assert round_ is not None
+    plan = usable_channels(plugins, round_.channel_plan, conversation.sms_capable)
+    tries = session.scalar(
+        select(func.count()).select_from(Attempt)
+        .where(Attempt.callback_id == callback.id, Attempt.channel == attempt.channel)
+    ) or 0
+    number = attempt.number + 1
+    if tries < settings.dispatch.attempts_per_channel:
+        due = now + timedelta(minutes=settings.dispatch.retry_minutes)
+        session.add(Attempt(callback_id=callback.id, channel=attempt.channel, number=number, status="due",
+                            due_at=due, detail=""))
+        callback.status = "in_progress"
+        return
+    later = plan[plan.index(attempt.channel) + 1:] if attempt.channel in plan else []
+    if later:
+        session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due", due_at=now,
+                            detail=""))
+        return
+    close_callback(session, plugins, callback, "unreachable", outcome, now)
+
+
+def close_callback(
+    session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime
+) -> None:
+    """Put a callback in a final state, cancel what is still due, and tell the plugins."""
+    if callback.status in FINAL_CALLBACK:
+        return
+    callback.status = status
+    callback.reason = reason
+    callback.closed_at = now
+    cancel_open_attempts(session, callback.id, now)
+    session.flush()
+    case_no, case_type = session.execute(
+        select(Case.case_no, Case.case_type).where(Case.id == callback.case_id)
+    ).one()
+    window = session.scalar(select(Window.name).where(Window.id == callback.window_id)) or ""
+    plugins.notify("callback_closed", callback=CallbackEvent(
+        callback_id=callback.id, round_id=callback.round_id, window=window, case_no=case_no, case_type=case_type,
+        status=status, reason=reason, closed_at=now,
+    ))
+
+
+def record_opt_out(session: Session, plugins: Plugins, phone: str, source: str, now: datetime, note: str = "") -> None:
+    """Record an opt-out (退订) and close every open callback of the number: no survey contacts it again."""
+    if not opted_out(session, phone):
+        session.add(OptOut(phone=phone, source=source, note=note, created_at=now))
+        session.flush()
+    open_callbacks = session.scalars(
+        select(Callback).where(Callback.phone == phone, Callback.status.not_in(FINAL_CALLBACK))
+    ).all()
+    for callback in open_callbacks:
+        session.execute(
+            update(Attempt)
+            .where(Attempt.callback_id == callback.id, Attempt.status.in_(OPEN_ATTEMPT))
+            .values(status="opted_out", ended_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        close_callback(session, plugins, callback, "opted_out", "opted_out", now)
+
+
+# ---- the embedded runner ---------------------------------------------------------------------------------
+
+
+def run_once(
+    database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None,
+    on_placed: Callable[[int], None] | None = None,
+) -> DispatchReport:
+    """Schedule new callbacks and place every due attempt, each in its own transaction."""
+    now = now or clock.now()
+    report = DispatchReport()
+    with database.session() as session:
+        report.scheduled = schedule_new(session, plugins, now)
+        due = due_attempts(session, now)
+    for attempt_id in due:
+        with database.session() as session:
+            state = place(session, settings, plugins, attempt_id, now)
+        if state is not None:
+            report.placed += 1
+            report.outcomes[state] += 1
+        if on_placed is not None:
+            on_placed(attempt_id)
+    return report
+
+
+def next_due(database: Database) -> datetime | None:
+    with database.session() as session:
+        return session.scalar(select(func.min(Attempt.due_at)).where(Attempt.status == "due"))
+
+
+def run_forever(database: Database, settings: Settings, plugins: Plugins, poll_seconds: float = 15.0) -> None:
+    """Dispatch until interrupted: place what is due, then sleep until the next due time (or the poll)."""
+    while True:
+        run_once(database, settings, plugins)
+        upcoming = next_due(database)
+        wait = poll_seconds
+        if upcoming is not None:
+            wait = min(poll_seconds, max((upcoming - clock.now()).total_seconds(), 0.5))
+        time_module.sleep(wait)

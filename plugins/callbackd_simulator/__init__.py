@@ -1,0 +1,112 @@
+"""The simulator channel: synthetic applicants for the demo and load tests.
+
+Each applicant's behaviour is drawn from a random generator seeded by (seed, 办件编号, attempt number), so the
+same ledger and seed always give the same results. Windows have satisfaction profiles (configured, or derived
+from the window's name); applicants may not answer, refuse, or hang up part-way. Every contact it records is
+marked simulated, and scores and exports built on it say so.
+
+Settings, all optional, in `[channels.simulator]`: seed, no_answer_rate, refuse_rate, hang_up_rate,
+suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from callbackd.channels import Channel, StartResult
+from callbackd.config import LEVEL_NAMES, load_settings
+from callbackd.conversation import Conversation
+from callbackd.errors import ConfigError
+from callbackd.hookspecs import hookimpl
+
+SUGGESTIONS = (
+    "希望增加周末服务时间。",
+    "窗口工作人员很耐心，谢谢。",
+    "排队时间有点长，建议多开窗口。",
+    "材料清单能否在网上提前公布。",
+    "希望能一次性告知需要的材料。",
+)
+
+
+class SimulatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int | str = 2026
+    no_answer_rate: float = Field(default=0.15, ge=0, le=1)
+    refuse_rate: float = Field(default=0.02, ge=0, le=1)
+    hang_up_rate: float = Field(default=0.03, ge=0, le=1)
+    suggestion_rate: float = Field(default=0.1, ge=0, le=1)
+    profiles: dict[str, tuple[float, float, float]] = Field(default_factory=dict)
+
+
+class SimulatorChannel:
+    """A channel whose applicants are simulated; the whole conversation happens inside `start`."""
+
+    name = "simulator"
+    kind = "simulated"
+
+    def __init__(self, load: Callable[[], SimulatorSettings]) -> None:
+        self._load = load
+        self._loaded: SimulatorSettings | None = None
+
+    def _settings(self) -> SimulatorSettings:
+        # read when first used, not at registration: a bad table fails the dispatch that needs it
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def profile(self, window: str) -> tuple[float, float, float]:
+        """Shares of 满意 / 基本满意 / 不满意 for a window: configured, or derived from its name."""
+        configured = self._settings().profiles.get(window)
+        if configured is not None:
+            return configured
+        spread = int(hashlib.sha256(window.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        unsatisfied = 0.01 + 0.09 * spread
+        basic = 0.05 + 0.20 * spread
+        return (1 - unsatisfied - basic, basic, unsatisfied)
+
+    def start(self, conversation: Conversation) -> StartResult:
+        settings = self._settings()
+        rng = random.Random(f"{settings.seed}|{conversation.case_no}|{conversation.attempt_number}")
+        provider_id = f"SIM-{conversation.attempt_id}"
+        if rng.random() < settings.no_answer_rate:
+            return StartResult.failed("no_answer", "simulated applicant did not answer")
+        conversation.pick_up()
+        if rng.random() < settings.refuse_rate:
+            conversation.finish("refused", "simulated applicant declined the survey")
+            return StartResult.placed(provider_id)
+        weights = self.profile(conversation.window)
+        while (question := conversation.current_question()) is not None:
+            if question.kind == "text":
+                if rng.random() < settings.suggestion_rate:
+                    conversation.suggest(rng.choice(SUGGESTIONS))
+                break
+            if rng.random() < settings.hang_up_rate:
+                conversation.finish("hung_up", "simulated applicant hung up")
+                return StartResult.placed(provider_id)
+            level = rng.choices(LEVEL_NAMES, weights)[0]
+            assert question.scale is not None
+            choice = next(c for c in question.scale.choices if c.level == level)
+            conversation.press(choice.key)
+        conversation.finish("completed")
+        return StartResult.placed(provider_id)
+
+
+def _load() -> SimulatorSettings:
+    table = load_settings().channels.get("simulator", {})
+    try:
+        return SimulatorSettings(**table)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"[channels.simulator] {where}: {error['msg']}") from None
+
+
+@hookimpl
+def register_channels(register: Callable[[Channel], None]) -> None:
+    """The `simulator` channel."""
+    register(SimulatorChannel(_load))

@@ -1,0 +1,191 @@
+"""The callback state machine through real channels: the simulator, retries, fallback to operators, the call
+sheet and operator results, opt-outs, duplicate deliveries and atomic claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from callbackd import dispatch
+from callbackd.config import load_settings
+from callbackd.conversation import open_conversation
+from callbackd.db import Database
+from callbackd.models import Answer, Attempt, AuditEvent, Callback, Contact, OptOut
+from callbackd.plugins import load_plugins
+from tests.conftest import case_row, phone_for, write_csv
+
+NOW = "2026-11-23T10:00:00+08:00"
+
+
+def simulator(workdir: Path, **table: object) -> None:
+    lines = [f"{key} = {value!r}".replace("'", '"') for key, value in table.items()]
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text("[channels.simulator]\n" + "\n".join(lines) + "\n",
+                                                       encoding="utf-8")
+
+
+def start_round(cli, workdir: Path, monkeypatch, cases: int = 6, *channels: str) -> None:
+    monkeypatch.setenv("CALLBACKD_NOW", NOW)
+    rows = [case_row(f"K{i}", "社保窗口", phone=phone_for(i)) for i in range(cases)]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    args = [a for c in channels for a in ("--channel", c)]
+    opened = cli("round", "open", "--week", "2026-W48", "--seed", "t", *args)
+    assert opened.code == 0, opened.err
+
+
+def dispatch_at(cli, monkeypatch, when: str) -> dict:
+    monkeypatch.setenv("CALLBACKD_NOW", when)
+    run = cli("dispatch", "--once", "--json")
+    assert run.code == 0, run.err
+    return run.json()
+
+
+def states(cli) -> dict[str, str]:
+    return {c["case_id"]: c["status"] for c in cli("callbacks", "list", "--json").json()}
+
+
+def db() -> Database:
+    return Database(load_settings().database_url)
+
+
+def test_simulated_applicants_answer_and_are_labelled_as_simulation(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch)
+    report = dispatch_at(cli, monkeypatch, NOW)
+    assert report["scheduled"] == 6 and report["outcomes"] == {"completed": 6}
+    assert set(states(cli).values()) == {"completed"}
+    database = db()
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.level.is_not(None))) == 36
+        assert set(s.scalars(select(Contact.simulated))) == {True}
+    database.dispose()
+    scored = cli("score", "--period", "2026-W48", "--json").json()
+    assert scored["simulated"] is True and scored["windows"][0]["contacts"] == 6
+    assert dispatch_at(cli, monkeypatch, NOW)["placed"] == 0  # nothing twice
+
+
+def test_no_answer_is_retried_then_unreachable_with_its_reason(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=1.0)
+    start_round(cli, workdir, monkeypatch, 2)
+    assert dispatch_at(cli, monkeypatch, NOW)["outcomes"] == {"no_answer": 2}
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T11:00:00+08:00")["placed"] == 0  # not due before 2 h
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T12:00:00+08:00")["outcomes"] == {"no_answer": 2}
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"no_answer": 2}
+    listed = cli("callbacks", "list", "--json").json()
+    assert {(c["status"]) for c in listed} == {"unreachable"}
+    database = db()
+    with database.session() as s:
+        assert set(s.scalars(select(Callback.reason))) == {"no_answer"}
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 6
+    database.dispose()
+
+
+def test_the_same_seed_gives_the_same_simulated_answers(cli, workdir, monkeypatch):
+    simulator(workdir, hang_up_rate=0.2, no_answer_rate=0.3)
+    start_round(cli, workdir, monkeypatch, 12)
+    dispatch_at(cli, monkeypatch, NOW)
+    database = db()
+    with database.session() as s:
+        first = sorted(s.execute(select(Answer.contact_id, Answer.question, Answer.raw)).all())
+    database.dispose()
+    assert first
+    second_db = Database(f"sqlite:///{workdir / 'again.db'}")
+    monkeypatch.setenv("CALLBACKD_DATABASE_URL", f"sqlite:///{workdir / 'again.db'}")
+    start_round(cli, workdir, monkeypatch, 12)
+    dispatch_at(cli, monkeypatch, NOW)
+    with second_db.session() as s:
+        assert sorted(s.execute(select(Answer.contact_id, Answer.question, Answer.raw)).all()) == first
+    second_db.dispose()
+
+
+def test_fallback_to_operators_call_sheet_and_results(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=1.0)
+    start_round(cli, workdir, monkeypatch, 3, "simulator", "operator")
+    for hour in ("10:00", "12:00", "14:00"):
+        dispatch_at(cli, monkeypatch, f"2026-11-23T{hour}:00+08:00")
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"in_progress": 3}
+    assert set(states(cli).values()) == {"in_progress"}
+
+    run = cli("callsheet", "--round", "1", "--format", "xlsx", "--out", "sheet.xlsx")
+    assert run.code == 0, run.err
+    sheet = load_workbook(workdir / "sheet.xlsx").active
+    header = [c.value for c in sheet[2]]
+    assert header[:6] == ["窗口", "办件编号", "事项名称", "申请人", "联系电话", "回访话术"]
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    assert {r[4] for r in rows} == {"+86" + phone_for(i) for i in range(3)}  # the operator's view: full numbers
+    assert "社保卡补办" in rows[0][5]
+
+    # the operators fill in the sheet's answer columns and import it as it is
+    filled = [header[1:2] + header[6:]]
+    filled.append(["K0", "2026-11-23 15:10", "满意", "满意", "基本满意", "满意", "满意", "非常满意", "态度很好"])
+    filled.append(["K1", "2026-11-23 15:20", "满意", "不满意", "", "", "", "", ""])
+    filled.append(["K2", "2026-11-23 15:30", "", "", "", "", "", "", ""])
+    filled.append(["K9", "2026-11-23 15:40", "满意", "", "", "", "", "", ""])
+    path = write_csv(workdir / "results.csv", filled[1:], header=filled[0])
+    report = cli("results", "import", path, "--source", "operator", "--json").json()
+    assert (report["imported"], report["unchanged"]) == (3, 0)
+    assert [(e["line"], e["case_id"]) for e in report["errors"]] == [(5, "K9")]
+    # K2 was not reached: like any channel, the operator gets another try later
+    assert states(cli) == {"K0": "completed", "K1": "partial", "K2": "in_progress"}
+    database = db()
+    with database.session() as s:
+        retry = s.scalars(select(Attempt).order_by(Attempt.id.desc())).first()
+        assert (retry.channel, retry.status) == ("operator", "due")
+    database.dispose()
+
+    again = cli("results", "import", path, "--source", "operator", "--json").json()
+    assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, 3)
+
+    filled[1][3] = "不满意"
+    changed = cli("results", "import", write_csv(workdir / "r2.csv", filled[1:], header=filled[0]),
+                  "--source", "operator", "--json").json()
+    assert changed["updated"] == 1
+    database = db()
+    with database.session() as s:
+        raws = list(s.execute(select(Answer.level, Answer.raw).join(Contact).where(Contact.channel == "operator",
+                                                                                   Answer.question == "overall")))
+        assert [tuple(r) for r in raws] == [("满意", "非常满意")]  # the five-level word kept raw
+        edits = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "answer.edit")))
+        reveals = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "phone.reveal")))
+        assert len(edits) == 1 and len(reveals) == 1
+    database.dispose()
+
+
+def test_an_opt_out_closes_every_open_callback_of_the_number(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 3)
+    database = db()
+    with database.session() as s:
+        s.add(OptOut(phone="+86" + phone_for(1), source="sms", created_at=datetime(2026, 11, 23, tzinfo=UTC)))
+    database.dispose()
+    dispatch_at(cli, monkeypatch, NOW)
+    assert states(cli)["K1"] == "opted_out"
+
+
+def test_claims_are_atomic_and_repeated_digits_change_nothing(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 1, "operator")
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    with database.session() as s:
+        dispatch.schedule_new(s, plugins, now)
+        (attempt_id,) = dispatch.due_attempts(s, now)
+    with database.session() as s:
+        assert dispatch.place(s, settings, plugins, attempt_id, now) == "in_progress"
+    with database.session() as s:
+        assert dispatch.place(s, settings, plugins, attempt_id, now) is None  # claimed already
+    for _ in range(2):
+        with database.session() as s:
+            conversation = open_conversation(s, settings, plugins, attempt_id, now + timedelta(minutes=1))
+            assert conversation.press("1", "attitude") is not None
+            assert conversation.press("9", "efficiency") is None
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Answer)) == 1
+        conversation = open_conversation(s, settings, plugins, attempt_id, now)
+        conversation.finish("hung_up")
+        conversation.finish("no_answer")  # a late duplicate status changes nothing
+    with database.session() as s:
+        assert s.get(Callback, 1).status == "partial"
+        assert s.get(Attempt, attempt_id).status == "partial"
+    database.dispose()

@@ -1,0 +1,164 @@
+"""Plugin loading through real entry points: listing, a third-party channel, duplicates, plugins that raise,
+autoload switches, and the plugin guide whose example runs."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from callbackd import hookspecs
+from callbackd.plugins import PluginError, load_plugins
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+
+
+def install_plugin(site: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install a plugin module with an entry point in group "callbackd", as pip would lay it out."""
+    site.mkdir(exist_ok=True)
+    (site / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[callbackd]\n{name} = {name}\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+
+
+CHANNEL_PLUGIN = """
+    from callbackd.channels import StartResult
+    from callbackd.hookspecs import hookimpl
+
+    class Pager:
+        name = "{channel}"
+        kind = "voice"
+
+        def start(self, conversation):
+            return StartResult.placed("P-1")
+
+    @hookimpl
+    def register_channels(register):
+        register(Pager())
+"""
+
+
+def test_first_party_plugins_load_through_entry_points(cli):
+    listed = {p["name"]: p for p in cli("plugins", "list", "--json").json()}
+    assert listed["builtin"]["source"] == "built-in"
+    assert listed["simulator"]["source"].startswith("entry point callbackd")
+    assert listed["simulator"]["channels"] == ["simulator"]
+    assert listed["operator"]["channels"] == ["operator"]
+    assert "register_channels" in listed["operator"]["hooks"]
+    assert set(listed["builtin"]["exporters"]) == {"xlsx", "csv", "html", "json"}
+
+
+def test_a_third_party_plugin_adds_a_channel(tmp_path, monkeypatch, cli):
+    install_plugin(tmp_path / "site", "pager_plugin", CHANNEL_PLUGIN.format(channel="pager"), monkeypatch)
+    plugins = load_plugins()
+    assert plugins.channel("pager").kind == "voice"
+    assert plugins.channels.owners["pager"] == "pager_plugin"
+    listed = {p["name"]: p for p in cli("plugins", "list", "--json").json()}
+    assert listed["pager_plugin"]["source"] == "entry point pager_plugin 1.0"
+
+
+def test_a_duplicate_channel_names_both_plugins(tmp_path, monkeypatch, cli):
+    install_plugin(tmp_path / "site", "copycat", CHANNEL_PLUGIN.format(channel="simulator"), monkeypatch)
+    with pytest.raises(PluginError) as caught:
+        load_plugins()
+    assert "simulator" in str(caught.value) and "copycat" in str(caught.value)
+    run = cli("plugins", "list")
+    assert run.code == 1 and "copycat" in run.err and "'simulator'" in run.err
+
+
+def test_a_plugin_that_raises_is_reported_with_its_name(tmp_path, monkeypatch):
+    install_plugin(tmp_path / "site", "broken_plugin", """
+        from callbackd.hookspecs import hookimpl
+
+        @hookimpl
+        def register_channels(register):
+            raise RuntimeError("gateway address missing")
+    """, monkeypatch)
+    with pytest.raises(PluginError, match="broken_plugin.*gateway address missing"):
+        load_plugins()
+
+
+def test_a_plugin_that_fails_to_import_is_reported(tmp_path, monkeypatch):
+    install_plugin(tmp_path / "site", "typo_plugin", "import not_a_module_anywhere\n", monkeypatch)
+    with pytest.raises(PluginError, match="typo_plugin.*failed to load"):
+        load_plugins()
+
+
+def test_a_misspelled_hook_fails_loudly(tmp_path, monkeypatch):
+    install_plugin(tmp_path / "site", "misspelt", """
+        from callbackd.hookspecs import hookimpl
+
+        @hookimpl
+        def register_channel(register):
+            pass
+    """, monkeypatch)
+    with pytest.raises(PluginError, match="misspelt"):
+        load_plugins()
+
+
+def test_an_event_hook_that_raises_is_named(tmp_path, monkeypatch):
+    install_plugin(tmp_path / "site", "noisy", """
+        from callbackd.hookspecs import hookimpl
+
+        @hookimpl
+        def callback_closed(callback):
+            raise ValueError("mail server down")
+    """, monkeypatch)
+    plugins = load_plugins()
+    with pytest.raises(PluginError, match="noisy.*callback_closed.*mail server down"):
+        plugins.notify("callback_closed", callback=None)
+
+
+def test_autoload_can_be_switched_off_and_plugins_named(monkeypatch):
+    monkeypatch.setenv("CALLBACKD_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert [p.name for p in load_plugins().loaded] == ["builtin"]
+    monkeypatch.setenv("CALLBACKD_LOAD_PLUGINS", "simulator")
+    assert [p.name for p in load_plugins().loaded] == ["builtin", "simulator"]
+    monkeypatch.setenv("CALLBACKD_LOAD_PLUGINS", "nonexistent")
+    with pytest.raises(PluginError, match="nonexistent"):
+        load_plugins()
+
+
+def test_an_unknown_channel_is_refused_with_the_known_ones(cli, workdir):
+    run = cli("round", "open", "--week", "2026-W48", "--channel", "carrier-pigeon")
+    assert run.code == 1 and "carrier-pigeon" in run.err and "simulator" in run.err
+
+
+def test_every_hook_is_typed_documented_and_in_the_guide():
+    guide = DOCS.read_text(encoding="utf-8")
+    specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+             if hasattr(fn, "callbackd_spec")]
+    assert set(specs) == {"register_channels", "register_routes", "register_ledger_readers",
+                          "register_exporters", "answer_recorded", "callback_closed"}
+    for name in specs:
+        function = getattr(hookspecs, name)
+        assert function.__doc__ and ":param" in function.__doc__, name
+        assert all(p.annotation is not inspect.Parameter.empty for p in inspect.signature(function).parameters.values())
+        parameters = ", ".join(inspect.signature(function).parameters)
+        assert f"### `{name}({parameters})`" in guide, name
+
+
+def test_the_guide_example_runs_as_an_installed_plugin(tmp_path, monkeypatch, cli):
+    example = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)[-1]
+    install_plugin(tmp_path / "site", "callbackd_gateway", example, monkeypatch)
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-23T10:00:00+08:00")
+    from tests.conftest import case_row, phone_for, write_csv
+
+    rows = [case_row(f"G{i}", phone=phone_for(i)) for i in range(3)]
+    rows.append(case_row("LAND", phone="010-65521234"))
+    assert cli("ledger", "import", write_csv(Path("l.csv"), rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--channel", "gateway-sms", "--channel", "simulator").code == 0
+    report = cli("dispatch", "--once", "--json").json()
+    assert report["outcomes"]["in_progress"] == 3  # three mobiles wait for their SMS replies
+    import callbackd_gateway
+
+    # the landline skipped the SMS channel and went straight to the simulator, which closed it
+    states = {c["case_id"]: c["status"] for c in cli("callbacks", "list", "--json").json()}
+    assert states["LAND"] != "in_progress" and states["G0"] == "in_progress"
+    assert [status for _, status in callbackd_gateway.CLOSED] == [states["LAND"]]
