@@ -177,14 +177,15 @@ def contact_scores_query(rules: ScoringSettings, start: datetime, end: datetime)
         weight: Any = case(
             *((Answer.question == key, literal(w)) for key, w in rules.question_weights.items()), else_=literal(1.0)
         )
+        contact_score: Any = func.sum(points * weight) / func.sum(weight)
     else:
-        weight = literal(1.0)
+        contact_score = func.avg(points)  # equal weights: the plain mean, one aggregate fewer per row
     counts = [func.sum(case((Answer.level == level, 1), else_=0)).label(f"n{i}") for i, level in enumerate(LEVEL_NAMES)]
     per_contact = (
         select(
             Answer.window_id,
             Answer.source,
-            (func.sum(points * weight) / func.sum(weight)).label("score"),
+            contact_score.label("score"),
             *counts,
         )
         .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.is_not(None))
