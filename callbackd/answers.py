@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callbackd import events
 from callbackd.events import AnswerEvent
 from callbackd.models import Answer, Contact, Window
 
@@ -71,10 +72,15 @@ def add_answer(
     session.flush()
     if answered is not None:
         answered.add(question)
+    announce(session, plugins, contact, answer, window)
+    return answer
+
+
+def announce(session: Session, plugins: Plugins, contact: Contact, answer: Answer, window: str | None = None) -> None:
+    """Tell the plugins about a recorded (or corrected) answer once the transaction commits."""
     if window is None:
         window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
-    plugins.notify("answer_recorded", answer=AnswerEvent(
+    events.defer(session, plugins, "answer_recorded", answer=AnswerEvent(
         contact_id=contact.id, callback_id=contact.callback_id, source=contact.source, channel=contact.channel,
-        window=window, question=question, level=level, raw=raw, recorded_at=now,
+        window=window, question=answer.question, level=answer.level, raw=answer.raw, recorded_at=answer.recorded_at,
     ))
-    return answer

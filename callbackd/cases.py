@@ -9,7 +9,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from callbackd import audit
-from callbackd.errors import NotFoundError
+from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Callback, Case, Window
 from callbackd.phones import mask
 
@@ -80,6 +80,11 @@ def list_callbacks(
     if round_id is not None:
         query = query.where(Callback.round_id == round_id)
     if status is not None:
+        from callbackd.conversation import FINAL_CALLBACK
+
+        known = ("pending", "in_progress", *FINAL_CALLBACK)
+        if status not in known:
+            raise CallbackdError(f"--status {status!r} is not a callback state ({', '.join(known)})")
         query = query.where(Callback.status == status)
     rows = [
         {

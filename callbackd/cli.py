@@ -287,9 +287,13 @@ def dispatch_command(
         database.dispose()
     if as_json:
         emit_json(report.as_dict())
-        return
-    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
-    out.print(f"scheduled {report.scheduled} new callback(s); placed {report.placed} attempt(s): {outcomes}")
+    else:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
+        out.print(f"scheduled {report.scheduled} new callback(s); placed {report.placed} attempt(s): {outcomes}")
+    for error in report.errors[1:]:
+        err.print(f"error: {error}", markup=False)
+    if report.errors:
+        raise CallbackdError(report.errors[0])
 
 
 @results_app.command("import")
@@ -409,9 +413,10 @@ def demo(
     """A month of weekly rounds on synthetic data, with the embedded defaults, in a folder of its own."""
     from rich.progress import Progress as Bar
 
-    from callbackd.demo import run_demo
+    from callbackd.demo import prepare_folder, run_demo
 
     settings = load_settings()
+    prepare_folder(out_dir, settings)  # refuse a wrong folder before the progress bar takes the terminal
     with Bar(console=err, transient=True, disable=as_json) as bar:
         tasks: dict[str, Any] = {}
 

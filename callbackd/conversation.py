@@ -88,7 +88,8 @@ class Conversation:
 
     @property
     def finished(self) -> bool:
-        return self.attempt.status not in OPEN_ATTEMPT
+        """The attempt has ended or its callback is closed: nothing more is recorded through it."""
+        return self.attempt.status not in OPEN_ATTEMPT or self.callback.status in FINAL_CALLBACK
 
     def answered_keys(self) -> set[str]:
         return set(self._answered_set())
@@ -123,7 +124,7 @@ class Conversation:
         A repeated delivery for a question already answered changes nothing and returns the stored choice.
         """
         question = self.survey.question(question_key) if question_key else self.current_question()
-        if question is None or question.kind != "rating":
+        if question is None or question.kind != "rating" or self.finished:
             return None
         choice = self.survey.read_digit(question, digit)
         if question.key in self._answered_set():
@@ -137,8 +138,8 @@ class Conversation:
         """An SMS reply: answers for the pending questions, an opt-out, or unreadable (nothing recorded)."""
         reading = self.survey.read_sms(text, self.pending_ratings())
         if reading.kind == "opt_out":
-            self.opt_out("sms", note=text[:200])
-        elif reading.kind == "answers":
+            self.opt_out("sms", note=text[:200])  # honoured even after the survey closed
+        elif reading.kind == "answers" and not self.finished:
             for key, choice in reading.answers:
                 self.record(key, choice.level, choice.label)
         return reading
@@ -146,7 +147,7 @@ class Conversation:
     def suggest(self, text: str) -> None:
         """The applicant's free suggestion (意见建议); marks the survey's text question answered."""
         text = text.strip()
-        if not text:
+        if not text or self.finished:
             return
         contact = self._ensure_contact()
         contact.suggestion = text[:2000]
@@ -196,6 +197,8 @@ class Conversation:
     def record(self, question_key: str, level: str | None, raw: str) -> bool:
         """Record an answer given by the applicant (a channel that reads answers itself, such as an operator's
         result sheet, calls this); False when the question was answered already."""
+        if self.finished:
+            return False
         contact = self._ensure_contact()
         added = answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
                                    window=self.window_name, answered=self._answered_set())
@@ -240,9 +243,11 @@ def opted_out(session: Session, phone: str) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
 
 
-def cancel_open_attempts(session: Session, callback_id: int, now: datetime) -> None:
+def end_open_attempts(session: Session, callback_id: int, now: datetime, status: str = "cancelled") -> None:
+    """End every attempt of a callback that is still due or under way (the callback has closed)."""
     session.execute(
         update(Attempt)
-        .where(Attempt.callback_id == callback_id, Attempt.status.in_(("due",)))
-        .values(status="cancelled", ended_at=now)
+        .where(Attempt.callback_id == callback_id, Attempt.status.in_(OPEN_ATTEMPT))
+        .values(status=status, ended_at=now)
+        .execution_options(synchronize_session="fetch")
     )

@@ -27,11 +27,21 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise DatabaseError(f"database_url {url!r} is not a database URL such as sqlite:///var/callbackd.db") from None
+    # hide_parameters: a failing statement's message must never carry a phone number into a log or a terminal
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        try:
+            return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        except ImportError as exc:
+            raise DatabaseError(
+                f"database_url {parsed.render_as_string()} needs its driver ({exc.name}); for PostgreSQL install "
+                f"callbackd with the postgres extra: pip install 'callbackd[postgres]'"
+            ) from None
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": 30})
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the database folder for {url}: {exc.strerror}") from None
+    engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

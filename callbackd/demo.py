@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from callbackd import clock, dispatch, ledger, results, sampling, scoring, synthetic
 from callbackd.config import Settings
 from callbackd.db import Database
+from callbackd.errors import CallbackdError
 from callbackd.exports import ExportContext
 from callbackd.models import Callback
 from callbackd.plugins import load_plugins
@@ -56,15 +58,35 @@ def weeks_of(month: date) -> list[date]:
     return out
 
 
+MARKER = ".callbackd-demo"
+
+
+def prepare_folder(out: Path, settings: Settings) -> None:
+    """Make `out` the demo's own folder. A folder holding anything but an earlier demo is refused, and so is
+    the configured database's folder: the demo never deletes what it did not make."""
+    if out.exists() and not out.is_dir():
+        raise CallbackdError(f"--out {out} is a file; give the demo a folder of its own")
+    database = make_url(settings.database_url).database if settings.database_url.startswith("sqlite") else None
+    if database and Path(database).resolve().parent == out.resolve():
+        raise CallbackdError(f"--out {out} holds the working database ({settings.database_url}); choose another folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise CallbackdError(f"--out {out} already holds other files; the demo writes only into a folder of its own")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("written by callbackd demo\n", encoding="utf-8")
+    except OSError as exc:
+        raise CallbackdError(f"cannot write the demo into {out}: {exc.strerror}") from None
+    for stale in out.glob("callbackd.db*"):
+        stale.unlink()
+
+
 def run_demo(
     settings: Settings, out: Path, *, cases: int = 6000, windows: int = 12, seed: int = 2026,
     progress: Progress | None = None,
 ) -> DemoResult:
     """Run the month and return what it did; everything lands in `out`."""
     report = progress or (lambda _step, _done, _total: None)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("callbackd.db*"):
-        stale.unlink()
+    prepare_folder(out, settings)
     settings = settings.model_copy(update={"database_url": f"sqlite:///{out / 'callbackd.db'}"})
     plugins = load_plugins()
     plan = ["simulator"]

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from callbackd import clock
+from callbackd import clock, events
 from callbackd.config import Settings
 from callbackd.conversation import (
     FINAL_CALLBACK,
     OPEN_ATTEMPT,
     Conversation,
-    cancel_open_attempts,
+    end_open_attempts,
     open_conversation,
     opted_out,
 )
@@ -56,28 +56,36 @@ def usable_channels(plugins: Plugins, plan: list[str], sms_capable: bool) -> lis
 
 
 def schedule_new(session: Session, plugins: Plugins, now: datetime) -> int:
-    """Create the first attempt of every pending callback of a round in force that has none yet."""
+    """Create the first attempt of every pending callback of a round in force.
+
+    Taking a callback is one atomic transition (pending to in_progress), so two schedulers at once never give
+    a callback two first attempts.
+    """
     rows = session.execute(
         select(Callback.id, Round.channel_plan, Case.phone_sms, Callback.phone)
         .join(Round, Round.id == Callback.round_id)
         .join(Case, Case.id == Callback.case_id)
         .where(Callback.status == "pending", Round.active_week.is_not(None))
-        .where(~select(Attempt.id).where(Attempt.callback_id == Callback.id).exists())
         .order_by(Callback.id)
     ).all()
     blocked = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_({r.phone for r in rows}))))
     created = 0
     for callback_id, plan, sms_capable, phone in rows:
-        if phone in blocked:
-            callback = session.get(Callback, callback_id)
-            assert callback is not None
-            close_callback(session, plugins, callback, "opted_out", "opted_out", now)
+        taken = session.execute(
+            update(Callback)
+            .where(Callback.id == callback_id, Callback.status == "pending")
+            .values(status="in_progress")
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
             continue
         channels = usable_channels(plugins, plan, sms_capable)
-        if not channels:
+        if phone in blocked or not channels:
             callback = session.get(Callback, callback_id)
             assert callback is not None
-            close_callback(session, plugins, callback, "invalid", "no_channel", now)
+            session.refresh(callback)
+            reason = "opted_out" if phone in blocked else "no_channel"
+            close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now)
             continue
         session.add(Attempt(callback_id=callback_id, channel=channels[0], number=1, status="due", due_at=now,
                             detail=""))
@@ -110,22 +118,29 @@ def claim(session: Session, attempt_id: int, now: datetime) -> bool:
 
 
 def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime) -> str | None:
-    """Claim and place one attempt through its channel. Returns the attempt's state afterwards, or None when
-    another dispatcher had already claimed it."""
+    """Claim and place one attempt in one session. Returns the attempt's state afterwards, or None when another
+    dispatcher had already claimed it. (The embedded runner commits the claim first: see `run_once`.)"""
     if not claim(session, attempt_id, now):
         return None
+    return start_claimed(session, settings, plugins, attempt_id, now)
+
+
+def start_claimed(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime) -> str:
+    """Hand a claimed attempt to its channel and record what the channel says."""
     conversation = open_conversation(session, settings, plugins, attempt_id, now)
     session.refresh(conversation.attempt)
-    callback = conversation.callback
-    if callback.status in FINAL_CALLBACK:
-        conversation.attempt.status = "cancelled"
-        conversation.attempt.ended_at = now
+    attempt, callback = conversation.attempt, conversation.callback
+    if attempt.status != "placing":
+        return attempt.status
+    round_ = session.get(Round, callback.round_id)
+    if callback.status in FINAL_CALLBACK or round_ is None or round_.active_week is None:
+        attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
         return "cancelled"
     if opted_out(session, callback.phone):
         record_opt_out(session, plugins, callback.phone, "earlier", now)
-        return conversation.attempt.status
+        return attempt.status
     callback.status = "in_progress"
-    channel = plugins.channel(conversation.attempt.channel)
+    channel = plugins.channel(attempt.channel)
     try:
         result = channel.start(conversation)
     except PluginError:
@@ -136,7 +151,6 @@ def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: in
             f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    attempt = conversation.attempt
     if result.provider_id:
         attempt.provider_id = result.provider_id
     if not result.ok:
@@ -145,6 +159,14 @@ def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: in
     elif attempt.status == "placing":
         attempt.status = "in_progress"
     return attempt.status
+
+
+def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
+                 detail: str) -> None:
+    """End an attempt whose placing raised as `failed` (the next try or fallback follows as usual)."""
+    conversation = open_conversation(session, settings, plugins, attempt_id, now)
+    if conversation.attempt.status in OPEN_ATTEMPT:
+        end_attempt(conversation, "failed", detail)
 
 
 def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> None:
@@ -165,6 +187,8 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
     attempt.ended_at = now
     attempt.detail = detail[:500]
     session, plugins = conversation.session, conversation.plugins
+    if callback.status in FINAL_CALLBACK:
+        return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
     if outcome in ("completed", "partial"):
         close_callback(session, plugins, callback, outcome, None, now)
     elif outcome == "invalid_number":
@@ -203,21 +227,24 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
 
 
 def close_callback(
-    session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime
+    session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
+    *, open_attempts: str = "cancelled",
 ) -> None:
-    """Put a callback in a final state, cancel what is still due, and tell the plugins."""
+    """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
+    the plugins once the transaction commits."""
     if callback.status in FINAL_CALLBACK:
         return
+    session.flush()
+    end_open_attempts(session, callback.id, now, open_attempts)
     callback.status = status
     callback.reason = reason
     callback.closed_at = now
-    cancel_open_attempts(session, callback.id, now)
     session.flush()
     case_no, case_type = session.execute(
         select(Case.case_no, Case.case_type).where(Case.id == callback.case_id)
     ).one()
     window = session.scalar(select(Window.name).where(Window.id == callback.window_id)) or ""
-    plugins.notify("callback_closed", callback=CallbackEvent(
+    events.defer(session, plugins, "callback_closed", callback=CallbackEvent(
         callback_id=callback.id, round_id=callback.round_id, window=window, case_no=case_no, case_type=case_type,
         status=status, reason=reason, closed_at=now,
     ))
@@ -228,17 +255,10 @@ def record_opt_out(session: Session, plugins: Plugins, phone: str, source: str, 
     if not opted_out(session, phone):
         session.add(OptOut(phone=phone, source=source, note=note, created_at=now))
         session.flush()
-    open_callbacks = session.scalars(
+    for callback in session.scalars(
         select(Callback).where(Callback.phone == phone, Callback.status.not_in(FINAL_CALLBACK))
-    ).all()
-    for callback in open_callbacks:
-        session.execute(
-            update(Attempt)
-            .where(Attempt.callback_id == callback.id, Attempt.status.in_(OPEN_ATTEMPT))
-            .values(status="opted_out", ended_at=now)
-            .execution_options(synchronize_session="fetch")
-        )
-        close_callback(session, plugins, callback, "opted_out", "opted_out", now)
+    ).all():
+        close_callback(session, plugins, callback, "opted_out", "opted_out", now, open_attempts="opted_out")
 
 
 # ---- the embedded runner ---------------------------------------------------------------------------------
@@ -248,7 +268,12 @@ def run_once(
     database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None,
     on_placed: Callable[[int], None] | None = None,
 ) -> DispatchReport:
-    """Schedule new callbacks and place every due attempt, each in its own transaction."""
+    """Schedule new callbacks and place every due attempt.
+
+    Each claim commits before its channel is called, so a provider is never asked twice for one attempt and no
+    database transaction stays open while a provider answers. An attempt whose placing raises ends as
+    `failed` (its retry or fallback follows) and the error is reported; the other attempts still go out.
+    """
     now = now or clock.now()
     report = DispatchReport()
     with database.session() as session:
@@ -256,10 +281,19 @@ def run_once(
         due = due_attempts(session, now)
     for attempt_id in due:
         with database.session() as session:
-            state = place(session, settings, plugins, attempt_id, now)
-        if state is not None:
-            report.placed += 1
-            report.outcomes[state] += 1
+            if not claim(session, attempt_id, now):
+                continue
+        try:
+            with database.session() as session:
+                state = start_claimed(session, settings, plugins, attempt_id, now)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            report.errors.append(f"attempt {attempt_id}: {message}")
+            with database.session() as session:
+                fail_attempt(session, settings, plugins, attempt_id, now, message)
+            state = "failed"
+        report.placed += 1
+        report.outcomes[state] += 1
         if on_placed is not None:
             on_placed(attempt_id)
     return report

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from callbackd.plugins import Plugins
 
 
 @dataclass(frozen=True)
@@ -29,3 +36,27 @@ class CallbackEvent:
     status: str
     reason: str | None
     closed_at: datetime
+
+
+# ---- delivery after commit -------------------------------------------------------------------------------
+# Plugins hear about answers and closed callbacks only once the transaction that made them has committed: a
+# rolled-back import (--strict, a crash) never tells a plugin about rows that do not exist.
+
+_PENDING = "callbackd_events"
+
+
+def defer(session: Session, plugins: Plugins, hook: str, **kwargs: Any) -> None:
+    """Queue an event hook call until `session` commits; dropped if it rolls back."""
+    session.info.setdefault(_PENDING, []).append((plugins, hook, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    for plugins, hook, kwargs in pending:
+        plugins.notify(hook, **kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    session.info.pop(_PENDING, None)

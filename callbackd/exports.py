@@ -195,6 +195,8 @@ def write_atomically(path: Path, fill: Callable[[Path], object]) -> None:
     """Have `fill` write a temporary file beside `path`, then move it into place; on failure remove it, so no
     half-written file is ever left. A folder that cannot be written is an `ExportError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; name the file to write (for example {path / 'ranking.xlsx'})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")

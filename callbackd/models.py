@@ -158,7 +158,10 @@ class Attempt(Base):
     """One try on one channel to reach the applicant of a callback."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_attempts_status_due", "status", "due_at"),
+        UniqueConstraint("callback_id", "number"),  # a callback's n-th try exists once, however many dispatchers
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"), index=True)

@@ -167,10 +167,14 @@ def load_plugins() -> Plugins:
             continue
         try:
             module = importlib.import_module(name)
-        except ImportError:
+        except ModuleNotFoundError as exc:
+            if exc.name != name.split(".")[0] and exc.name != name:
+                raise PluginError(f"plugin {name!r} failed to load: {exc}") from exc
             raise PluginError(
                 f"plugin {name!r} named in CALLBACKD_LOAD_PLUGINS is neither an installed plugin nor a module"
             ) from None
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
         add(module, name, "module")
 
     try:

@@ -9,7 +9,6 @@ Cells read 满意 / 基本满意 / 不满意, or empty for unanswered; the five-
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +40,9 @@ class Layout:
     suggestion: bool
 
 
+FORM_NUMBER = "编号"  # an optional column: the form's or the evaluator record's own number
+
+
 def layout(source: str, survey: Survey) -> Layout:
     questions = {q.key: q.dimension for q in survey.rating_questions()}
     if source == "operator":
@@ -52,7 +54,7 @@ def layout(source: str, survey: Survey) -> Layout:
 
 def _columns(header: list[Any], wanted: Layout, path: Path, source: str) -> dict[str, int]:
     index = {str(cell or "").strip().lstrip("\ufeff"): i for i, cell in enumerate(header)}
-    named = {**wanted.fixed, **wanted.questions}
+    named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER}
     if wanted.suggestion:
         named["suggestion"] = "意见建议"
     required = list(wanted.fixed.values())
@@ -92,7 +94,9 @@ def import_results(
     windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
     now = clock.now()
     report = ImportReport()
-    seen: Counter[str] = Counter()
+    # A form without a number of its own is known by the file it came in and its line there: re-importing the
+    # file changes nothing, and identical forms (two all-满意 forms on one day) in other files all count.
+    file_digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
 
     def cell(row: list[Any], name: str) -> Any:
         i = columns.get(name)
@@ -120,8 +124,10 @@ def import_results(
                 outcome = _operator_row(session, settings, plugins, text(cell(row, "case_id")), contacted_at,
                                         given, suggestion, now)
             else:
+                number = text(cell(row, "number"))
+                key = f"{source}:{number}" if number else f"{source}:{file_digest}:{line}"
                 outcome = _form_row(session, plugins, source, windows, text(cell(row, "window")), contacted_at,
-                                    given, suggestion, now, row, seen)
+                                    given, suggestion, now, key)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
             report.errors.append(RowError(line, case_id, str(exc)))
@@ -138,7 +144,7 @@ def import_results(
 
 def _form_row(
     session: Session, plugins: Plugins, source: str, windows: dict[str, int], window: str, contacted_at: datetime,
-    given: dict[str, tuple[str, str]], suggestion: str, now: datetime, row: list[Any], seen: Counter[str],
+    given: dict[str, tuple[str, str]], suggestion: str, now: datetime, key: str,
 ) -> str:
     if not window:
         raise RowProblem("窗口 missing")
@@ -147,12 +153,7 @@ def _form_row(
         raise RowProblem(f"窗口 {window!r} is not a known window (see `callbackd windows list`)")
     if not given:
         raise RowProblem("no rated question: every answer cell is empty")
-    # Forms carry no number of their own: a row is known by its content and its place among identical rows,
-    # so re-importing the same file finds every row again and changes nothing.
-    content = "\x1f".join([source, window, contacted_at.isoformat(), suggestion,
-                           *(f"{k}={raw}" for k, (_, raw) in sorted(given.items()))])
-    seen[content] += 1
-    key = hashlib.sha256(f"{content}\x1f#{seen[content]}".encode()).hexdigest()[:40]
+    key = hashlib.sha256(key.encode()).hexdigest()[:40]
     if session.scalar(select(Contact.id).where(Contact.external_key == key)) is not None:
         return "unchanged"
     contact = answers.new_contact(session, source=source, channel=source, window_id=window_id,
@@ -225,6 +226,9 @@ def _edit(
     current = {k: (a.level, a.raw) for k, a in stored.items() if a.level is not None}
     if current == given and (not suggestion or suggestion == contact.suggestion):
         return "unchanged"
+    if contact.channel != OPERATOR_CHANNEL:
+        raise RowProblem(f"the applicant answered this callback through {contact.channel}; operator results "
+                         f"cannot overwrite those answers")
     for key, answer in stored.items():
         if answer.level is not None and key not in given:
             session.delete(answer)
@@ -234,6 +238,7 @@ def _edit(
             answers.add_answer(session, plugins, contact, key, level, raw, now)
         elif (previous.level, previous.raw) != (level, raw):
             previous.level, previous.raw, previous.recorded_at = level, raw, now
+            answers.announce(session, plugins, contact, previous)
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)

@@ -22,7 +22,7 @@ import math
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from callbackd import audit, clock
 from callbackd.config import SamplingRule, Settings
 from callbackd.errors import ConfigError, NotFoundError, RoundError
-from callbackd.models import Callback, Case, OptOut, Round, RoundWindow, Window
+from callbackd.models import Attempt, Callback, Case, OptOut, Round, RoundWindow, Window
+from callbackd.periods import add_months, parse_week
 from callbackd.surveys import Survey, load_surveys
 
 QUOTA = ""  # the pool name of the fixed quota; rate rules use their own names
@@ -78,16 +79,6 @@ class Policy:
         return None
 
 
-def parse_week(week: str) -> date:
-    """The Monday of an ISO week written YYYY-Www (2026-W48)."""
-    text = week.strip().upper()
-    try:
-        year, number = text.split("-W")
-        return date.fromisocalendar(int(year), int(number), 1)
-    except ValueError:
-        raise RoundError(f"week {week!r} is not an ISO week such as 2026-W48") from None
-
-
 @dataclass(frozen=True)
 class Period:
     """The slice of the ledger a round draws from, in UTC."""
@@ -98,15 +89,16 @@ class Period:
 
     @classmethod
     def for_week(cls, week: str, zone: ZoneInfo, now: datetime) -> Period:
-        monday = parse_week(week)
-        week_end = datetime.combine(monday + timedelta(days=7), datetime.min.time(), zone)
+        """Cases resolved in the month of the week's Monday, up to the end of the week, the end of that month
+        or `now`, whichever comes first. A week that has not begun cannot be drawn."""
+        canonical, monday = parse_week(week)
+        week_start = datetime.combine(monday, datetime.min.time(), zone)
+        if now < week_start:
+            raise RoundError(f"week {canonical} starts on {monday:%Y-%m-%d}, still ahead: open it from its Monday on")
+        week_end = week_start + timedelta(days=7)
         month_start = datetime(monday.year, monday.month, 1, tzinfo=zone)
-        if now <= month_start:
-            raise RoundError(
-                f"week {week} draws from cases resolved since {month_start:%Y-%m-%d}, which is still ahead"
-            )
-        canonical = f"{monday.isocalendar().year}-W{monday.isocalendar().week:02d}"
-        return cls(canonical, month_start.astimezone(now.tzinfo), min(week_end, now).astimezone(now.tzinfo))
+        month_end = datetime.combine(add_months(monday, 1), datetime.min.time(), zone)
+        return cls(canonical, month_start.astimezone(now.tzinfo), min(week_end, month_end, now).astimezone(now.tzinfo))
 
 
 # ---- the draw --------------------------------------------------------------------------------------------
@@ -199,7 +191,8 @@ def draw(windows: list[WindowDraw], policy: Policy, seed: str) -> None:
         for name in sorted(name for name in pools if name != QUOTA):
             rule = rules[name]
             members = pools[name]
-            for key, candidate in members[: math.ceil(rule.share * len(members))]:
+            # round first: 0.07 * 100 is 7.000000000000001 in floating point, and must take 7, not 8
+            for key, candidate in members[: math.ceil(round(rule.share * len(members), 9))]:
                 due = candidate.resolved_at + timedelta(days=rule.within_days) if rule.within_days is not None else None
                 window.picks.append(Pick(candidate, key, name, due))
                 taken_phones.add(candidate.phone)
@@ -263,7 +256,7 @@ def gather(
     `before_round` limits "earlier rounds" to rounds with a smaller id (for verification); None means every
     round in force.
     """
-    earlier = select(Round.id, Round.month_start, Round.cutoff_at, Round.opened_at).where(
+    earlier = select(Round.id, Round.month_start, Round.cutoff_at, Round.opened_at, Round.watermarks).where(
         Round.active_week.is_not(None)
     )
     if before_round is not None:
@@ -273,10 +266,9 @@ def gather(
     month_rounds = [r.id for r in same_month]
     cooldown_start = opened_at - timedelta(days=policy.phone_cooldown_days)
     cooldown_rounds = [r.id for r in earlier_rounds if cooldown_start <= r.opened_at <= opened_at]
-    rule_start = max(
-        [r.cutoff_at for r in same_month if r.cutoff_at < period.cutoff],
-        default=period.month_start,
-    )
+    # A rate rule takes its share of the cases no earlier round of the month could see: resolved after that
+    # round's cutoff, or imported after it drew (a complaint entered late is still called back).
+    earlier_views = [(r.cutoff_at, r.watermarks["case"]) for r in same_month]
 
     selected_this_month = _ids(session, select(Callback.case_id).where(Callback.round_id.in_(month_rounds)))
     cooled_phones = _ids(session, select(Callback.phone).where(Callback.round_id.in_(cooldown_rounds)))
@@ -302,7 +294,7 @@ def gather(
             continue
         rule = policy.rule_for(case_type, matter)
         pool = rule.name if rule is not None else QUOTA
-        if rule is not None and resolved_at < rule_start:
+        if rule is not None and any(resolved_at < cutoff and case_id <= seen_id for cutoff, seen_id in earlier_views):
             continue
         if phone in cooled_phones and (rule is None or cooldown_by_rule[pool]):
             continue
@@ -344,8 +336,8 @@ def open_round(
         if not replace:
             raise RoundError(f"week {period.week} already has round {existing.id}; use --replace to redraw it")
         _retire(session, existing)
-    if seed is not None and not seed.strip():
-        raise RoundError("--seed must not be empty")
+    if seed is not None and not 0 < len(seed.strip()) <= 128:
+        raise RoundError("--seed must be 1 to 128 characters")
     seed = seed.strip() if seed else secrets.token_hex(16)
     policy = Policy.from_settings(settings)
     seen = watermarks(session)
@@ -395,7 +387,10 @@ def survey_in_force(settings: Settings) -> Survey:
 
 def _retire(session: Session, existing: Round) -> None:
     busy = session.scalar(
-        select(func.count()).select_from(Callback).where(Callback.round_id == existing.id, Callback.status != "pending")
+        select(func.count(func.distinct(Callback.id)))
+        .select_from(Callback)
+        .outerjoin(Attempt, Attempt.callback_id == Callback.id)
+        .where(Callback.round_id == existing.id, (Callback.status != "pending") | Attempt.id.is_not(None))
     )
     if busy:
         raise RoundError(f"round {existing.id} has {busy} callback(s) under way; it can no longer be redrawn")
@@ -490,27 +485,45 @@ def verify_round(session: Session, round_id: int) -> Verification:
             + (f"; {late} case(s) it could draw from were changed by a later import" if late else "")
         )
 
-    stored: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
-    for name, case_no, rule in session.execute(
-        select(Window.name, Case.case_no, Callback.rule)
+    # every recorded pick with what the draw decided about it: case, rule, stratum, place and due time
+    Recorded = tuple[str, str | None, str, str, datetime | None]
+    stored: dict[str, set[Recorded]] = defaultdict(set)
+    for name, case_no, rule, stratum, key, due in session.execute(
+        select(Window.name, Case.case_no, Callback.rule, Callback.stratum, Callback.draw_key, Callback.due_at)
         .join(Case, Case.id == Callback.case_id)
         .join(Window, Window.id == Callback.window_id)
         .where(Callback.round_id == round_.id)
     ):
-        stored[name].add((case_no, rule))
+        stored[name].add((case_no, rule, stratum, key, due))
+    tallies = {
+        name: (rw.candidates, rw.quota, rw.selected, rw.shortfall)
+        for rw, name in session.execute(
+            select(RoundWindow, Window.name)
+            .join(Window, Window.id == RoundWindow.window_id)
+            .where(RoundWindow.round_id == round_.id)
+        )
+    }
     for window in windows:
-        drawn = {(p.candidate.case_no, p.candidate.pool or None) for p in window.picks}
+        drawn = {(p.candidate.case_no, p.candidate.pool or None, p.stratum, p.draw_key, p.due_at) for p in window.picks}
         kept = stored.pop(window.name, set())
         if drawn != kept:
-            extra = sorted(c for c, _ in kept - drawn)
-            missing = sorted(c for c, _ in drawn - kept)
+            extra = sorted({c[0] for c in kept - drawn} - {c[0] for c in drawn})
+            missing = sorted({c[0] for c in drawn - kept} - {c[0] for c in kept})
+            altered = sorted({c[0] for c in kept - drawn} & {c[0] for c in drawn})
             problems.append(
                 f"window {window.name}: recorded selection differs from the draw"
                 + (f"; recorded but not drawn: {', '.join(extra[:5])}" if extra else "")
                 + (f"; drawn but not recorded: {', '.join(missing[:5])}" if missing else "")
+                + (f"; recorded with other details: {', '.join(altered[:5])}" if altered else "")
             )
+        expected = (len(window.candidates), window.quota, len(window.picks), window.shortfall)
+        if tallies.pop(window.name, None) != expected:
+            problems.append(f"window {window.name}: recorded tally (candidates, quota, selected, shortfall) differs "
+                            f"from the draw's {expected}")
     for name, kept in stored.items():
         problems.append(f"window {name}: {len(kept)} recorded callback(s) but the draw has none")
+    for name in tallies:
+        problems.append(f"window {name}: a recorded tally but no such window in the draw")
     audit.record(session, "round.verify", f"round {round_.id}", ok=not problems, problems=problems)
     return Verification(round_.id, problems)
 

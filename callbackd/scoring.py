@@ -14,86 +14,23 @@ Every number comes from `[scoring]` in the settings.
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from statistics import NormalDist
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from callbackd.config import LEVEL_NAMES, SOURCES, ScoringSettings, Settings
-from callbackd.errors import CallbackdError
 from callbackd.models import Answer, Contact, Window
+from callbackd.periods import Period, PeriodError, parse_period
+
+__all__ = ["Period", "PeriodError", "Ranking", "WindowScore", "parse_period", "score_period"]
 
 RANKED = "ranked"
 TOO_FEW = "样本不足"
-
-
-class PeriodError(CallbackdError):
-    """A period that is not 2026-W48, 2026-11, 2026-Q4 or 2026."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """A scoring period: an ISO week, a month, a quarter or a year, in the organisation's zone."""
-
-    text: str
-    kind: str  # week, month, quarter, year
-    start: datetime
-    end: datetime  # exclusive
-
-    @property
-    def label(self) -> str:
-        local = self.start
-        if self.kind == "week":
-            iso = local.date().isocalendar()
-            return f"{iso.year}年第{iso.week}周"
-        if self.kind == "month":
-            return f"{local.year}年{local.month}月"
-        if self.kind == "quarter":
-            return f"{local.year}年第{(local.month - 1) // 3 + 1}季度"
-        return f"{local.year}年"
-
-
-_WEEK = re.compile(r"^(\d{4})-W(\d{1,2})$")
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^(\d{4})$")
-
-
-def parse_period(text: str, zone: ZoneInfo) -> Period:
-    """Read 2026-W48, 2026-11, 2026-Q4 or 2026 as local bounds in `zone`."""
-    value = text.strip().upper()
-    try:
-        if match := _WEEK.match(value):
-            monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
-            first, last, kind = monday, monday + timedelta(days=7), "week"
-            value = f"{match[1]}-W{int(match[2]):02d}"
-        elif match := _MONTH.match(value):
-            first = date(int(match[1]), int(match[2]), 1)
-            last, kind = _add_months(first, 1), "month"
-            value = f"{first:%Y-%m}"
-        elif match := _QUARTER.match(value):
-            first = date(int(match[1]), 3 * int(match[2]) - 2, 1)
-            last, kind = _add_months(first, 3), "quarter"
-        elif match := _YEAR.match(value):
-            first, last, kind = date(int(match[1]), 1, 1), date(int(match[1]) + 1, 1, 1), "year"
-        else:
-            raise ValueError
-    except ValueError:
-        raise PeriodError(f"period {text!r} is not a week, month, quarter or year such as 2026-W48, 2026-11, "
-                          f"2026-Q4 or 2026") from None
-    return Period(value, kind, datetime.combine(first, datetime.min.time(), zone),
-                  datetime.combine(last, datetime.min.time(), zone))
-
-
-def _add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    return date(day.year + month // 12, month % 12 + 1, 1)
 
 
 @dataclass

@@ -5,8 +5,8 @@ same ledger and seed always give the same results. Windows have satisfaction pro
 from the window's name); applicants may not answer, refuse, or hang up part-way. Every contact it records is
 marked simulated, and scores and exports built on it say so.
 
-Settings, all optional, in `[channels.simulator]`: seed, no_answer_rate, refuse_rate, hang_up_rate,
-suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }.
+Settings, all optional, in `[channels.simulator]` of the settings in force: seed, no_answer_rate, refuse_rate,
+hang_up_rate, suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callbackd.channels import Channel, StartResult
-from callbackd.config import LEVEL_NAMES, load_settings
+from callbackd.config import LEVEL_NAMES
 from callbackd.conversation import Conversation
 from callbackd.errors import ConfigError
 from callbackd.hookspecs import hookimpl
@@ -49,19 +50,9 @@ class SimulatorChannel:
     name = "simulator"
     kind = "simulated"
 
-    def __init__(self, load: Callable[[], SimulatorSettings]) -> None:
-        self._load = load
-        self._loaded: SimulatorSettings | None = None
-
-    def _settings(self) -> SimulatorSettings:
-        # read when first used, not at registration: a bad table fails the dispatch that needs it
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded
-
-    def profile(self, window: str) -> tuple[float, float, float]:
+    def profile(self, window: str, settings: SimulatorSettings) -> tuple[float, float, float]:
         """Shares of 满意 / 基本满意 / 不满意 for a window: configured, or derived from its name."""
-        configured = self._settings().profiles.get(window)
+        configured = settings.profiles.get(window)
         if configured is not None:
             return configured
         spread = int(hashlib.sha256(window.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
@@ -70,7 +61,8 @@ class SimulatorChannel:
         return (1 - unsatisfied - basic, basic, unsatisfied)
 
     def start(self, conversation: Conversation) -> StartResult:
-        settings = self._settings()
+        # read when used, not at registration: a bad table fails the dispatch that needs it, naming the table
+        settings = _validate(conversation.settings.channels.get("simulator", {}))
         rng = random.Random(f"{settings.seed}|{conversation.case_no}|{conversation.attempt_number}")
         provider_id = f"SIM-{conversation.attempt_id}"
         if rng.random() < settings.no_answer_rate:
@@ -79,25 +71,22 @@ class SimulatorChannel:
         if rng.random() < settings.refuse_rate:
             conversation.finish("refused", "simulated applicant declined the survey")
             return StartResult.placed(provider_id)
-        weights = self.profile(conversation.window)
-        while (question := conversation.current_question()) is not None:
-            if question.kind == "text":
-                if rng.random() < settings.suggestion_rate:
-                    conversation.suggest(rng.choice(SUGGESTIONS))
-                break
+        weights = self.profile(conversation.window, settings)
+        for question in conversation.pending_ratings():
             if rng.random() < settings.hang_up_rate:
                 conversation.finish("hung_up", "simulated applicant hung up")
                 return StartResult.placed(provider_id)
             level = rng.choices(LEVEL_NAMES, weights)[0]
             assert question.scale is not None
             choice = next(c for c in question.scale.choices if c.level == level)
-            conversation.press(choice.key)
+            conversation.press(choice.key, question.key)
+        if rng.random() < settings.suggestion_rate:
+            conversation.suggest(rng.choice(SUGGESTIONS))
         conversation.finish("completed")
         return StartResult.placed(provider_id)
 
 
-def _load() -> SimulatorSettings:
-    table = load_settings().channels.get("simulator", {})
+def _validate(table: dict[str, Any]) -> SimulatorSettings:
     try:
         return SimulatorSettings(**table)
     except ValidationError as exc:
@@ -109,4 +98,4 @@ def _load() -> SimulatorSettings:
 @hookimpl
 def register_channels(register: Callable[[Channel], None]) -> None:
     """The `simulator` channel."""
-    register(SimulatorChannel(_load))
+    register(SimulatorChannel())

@@ -127,3 +127,15 @@ def test_demo_runs_a_month_of_rounds_and_ranks_the_windows(cli, workdir, monkeyp
         assert cli("round", "verify", round_["round"]).code == 0
     rescored = cli("score", "--period", "2026-10", "--json").json()
     assert rescored["windows"] == ranking["windows"]
+
+
+def test_the_demo_never_writes_over_other_files(cli, workdir):
+    assert cli("init").code == 0
+    refused = cli("demo", "--out", "var")
+    assert refused.code == 1 and "working database" in refused.err
+    (workdir / "notes").mkdir()
+    (workdir / "notes" / "keep.txt").write_text("mine", encoding="utf-8")
+    refused = cli("demo", "--out", "notes")
+    assert refused.code == 1 and "other files" in refused.err
+    assert (workdir / "notes" / "keep.txt").read_text(encoding="utf-8") == "mine"
+    assert cli("demo", "--out", "var/callbackd.db").code == 1

@@ -189,3 +189,105 @@ def test_claims_are_atomic_and_repeated_digits_change_nothing(cli, workdir, monk
         assert s.get(Callback, 1).status == "partial"
         assert s.get(Attempt, attempt_id).status == "partial"
     database.dispose()
+
+
+SPY = """
+from callbackd.hookspecs import hookimpl
+
+SEEN = []
+
+
+@hookimpl
+def answer_recorded(answer):
+    SEEN.append(("answer", answer.question, answer.level))
+
+
+@hookimpl
+def callback_closed(callback):
+    SEEN.append(("closed", callback.case_no, callback.status))
+"""
+
+FLAKY = """
+from callbackd.channels import StartResult
+from callbackd.hookspecs import hookimpl
+
+
+class Flaky:
+    name = "flaky"
+    kind = "voice"
+
+    def start(self, conversation):
+        if conversation.case_no == "K0":
+            raise ConnectionError("provider unreachable")
+        return StartResult.placed("F-1")
+
+
+@hookimpl
+def register_channels(register):
+    register(Flaky())
+"""
+
+
+def test_a_channel_that_raises_fails_its_attempt_and_the_others_still_go_out(cli, workdir, monkeypatch):
+    from tests.unit.test_plugins import install_plugin
+
+    install_plugin(workdir / "site", "flaky_plugin", FLAKY, monkeypatch)
+    start_round(cli, workdir, monkeypatch, 3, "flaky")
+    run = cli("dispatch", "--once")
+    assert run.code == 1
+    assert "flaky_plugin" in run.err and "provider unreachable" in run.err and "attempt" in run.err
+    database = db()
+    with database.session() as s:
+        attempts = {a.callback_id: a for a in s.scalars(select(Attempt).where(Attempt.number == 1))}
+        retry = s.scalars(select(Attempt).where(Attempt.number == 2)).all()
+    database.dispose()
+    assert sorted(a.status for a in attempts.values()) == ["failed", "in_progress", "in_progress"]
+    assert len(retry) == 1 and retry[0].status == "due"  # the failed one is tried again later
+
+
+def test_plugins_hear_only_about_committed_work(cli, workdir, monkeypatch):
+    from tests.unit.test_plugins import install_plugin
+
+    install_plugin(workdir / "site", "spy_plugin", SPY, monkeypatch)
+    start_round(cli, workdir, monkeypatch, 2, "operator")
+    dispatch_at(cli, monkeypatch, NOW)
+    import spy_plugin
+
+    header = ["办件编号", "回访时间", "服务态度", "办事效率", "按章办事", "体外循环", "廉洁自律", "总体评价",
+              "意见建议"]
+    rows = [["K0", "2026-11-23 15:00", *["满意"] * 6, ""], ["K9", "2026-11-23 15:00", "满意", "", "", "", "", "", ""]]
+    strict = cli("results", "import", write_csv(workdir / "r.csv", rows, header=header), "--source", "operator",
+                 "--strict")
+    assert strict.code == 1 and spy_plugin.SEEN == []  # rolled back: nothing to tell
+    assert cli("results", "import", workdir / "r.csv", "--source", "operator").code == 0
+    assert spy_plugin.SEEN.count(("closed", "K0", "completed")) == 1
+    assert len([e for e in spy_plugin.SEEN if e[0] == "answer"]) == 6
+
+
+def test_nothing_is_recorded_through_a_closed_callback(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 1, "operator")
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    dispatch_at(cli, monkeypatch, NOW)
+    with database.session() as s:
+        attempt_id = s.scalar(select(Attempt.id))
+        dispatch.record_opt_out(s, plugins, "+86" + phone_for(0), "sms", now)
+    with database.session() as s:
+        late = open_conversation(s, settings, plugins, attempt_id, now)
+        assert late.press("1", "attitude") is None and late.record("efficiency", "满意", "满意") is False
+        late.finish("no_answer")
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Answer)) == 0
+        assert s.get(Callback, 1).status == "opted_out"
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 1  # no retry reopened it
+    database.dispose()
+
+
+def test_operator_results_cannot_overwrite_an_applicants_own_answers(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 1)
+    dispatch_at(cli, monkeypatch, NOW)
+    header = ["办件编号", "回访时间", "服务态度"]
+    path = write_csv(workdir / "r.csv", [["K0", "2026-11-23 16:00", "不满意"]], header=header)
+    run = cli("results", "import", path, "--source", "operator", "--json").json()
+    assert run["updated"] == 0 and "through simulator" in run["errors"][0]["reason"]

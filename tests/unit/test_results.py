@@ -74,3 +74,25 @@ def test_strict_and_bad_files(cli, workdir):
     assert wrong.code == 1 and "评价" in wrong.err and wrong.err.count("\n") == 1
     bad_source = cli("results", "import", path, "--source", "paper")
     assert bad_source.code == 1 and "operator, onsite, evaluator" in bad_source.err
+
+
+def test_identical_forms_in_two_files_all_count(cli, workdir):
+    with_windows(cli, workdir)
+    morning = write_csv(workdir / "am.csv", [["社保窗口", "2026-11-20", *SIX, ""]] * 2, header=FORM_HEADER)
+    afternoon = write_csv(workdir / "pm.csv", [["社保窗口", "2026-11-20", *SIX, ""]] * 3 + [["税务窗口", "2026-11-20",
+                          *SIX, ""]], header=FORM_HEADER)
+    assert cli("results", "import", morning, "--source", "onsite", "--json").json()["imported"] == 2
+    assert cli("results", "import", afternoon, "--source", "onsite", "--json").json()["imported"] == 4
+    assert cli("results", "import", afternoon, "--source", "onsite", "--json").json()["unchanged"] == 4
+    assert len(contacts()) == 6
+
+
+def test_numbered_forms_are_known_by_their_number(cli, workdir):
+    with_windows(cli, workdir)
+    header = ["编号", *FORM_HEADER]
+    first = write_csv(workdir / "a.csv", [["F-001", "社保窗口", "2026-11-20", *SIX, ""]], header=header)
+    again = write_csv(workdir / "b.csv", [["F-001", "社保窗口", "2026-11-20", *SIX, "补录"],
+                                          ["F-002", "社保窗口", "2026-11-20", *SIX, ""]], header=header)
+    assert cli("results", "import", first, "--source", "onsite", "--json").json()["imported"] == 1
+    report = cli("results", "import", again, "--source", "onsite", "--json").json()
+    assert (report["imported"], report["unchanged"]) == (1, 1)

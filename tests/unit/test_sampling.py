@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from callbackd import ledger, sampling
 from callbackd.config import Settings
 from callbackd.db import Database
-from callbackd.errors import RoundError
-from callbackd.models import Callback, Case, OptOut
+from callbackd.errors import CallbackdError, RoundError
+from callbackd.models import Callback, Case, OptOut, RoundWindow
 from callbackd.sampling import allocate
 from tests.conftest import case_row, phone_for, write_csv
 
@@ -203,8 +203,8 @@ def test_a_week_with_a_round_is_refused_and_replace_records_the_redraw(database,
 
 
 def test_bad_weeks_are_refused(database, settings):
-    for week in ("2026-48", "2026-W54", "last week"):
-        with pytest.raises(RoundError, match="ISO week"):
+    for week in ("2026-48", "2026-W54", "last week", "9999-W52"):
+        with pytest.raises(CallbackdError, match="ISO week"):
             open_week(database, settings, week)
     with pytest.raises(RoundError, match="ahead"):
         open_week(database, settings, "2027-W10")
@@ -280,3 +280,67 @@ def test_round_open_json_contract(cli, workdir, monkeypatch):
     assert cli("round", "verify", document["round"]).code == 0
     shown = cli("round", "show", document["round"], "--json").json()
     assert shown["windows"] == document["windows"]
+
+
+def test_a_week_spanning_two_months_draws_only_from_its_mondays_month(database, settings, workdir):
+    rows = [case_row("OCT-1", "社保窗口", phone=phone_for(1), accepted="2026-10-30 09:00", resolved="2026-10-30 10:00"),
+            case_row("NOV-1", "社保窗口", phone=phone_for(2), accepted="2026-11-01 09:00", resolved="2026-11-01 10:00"),
+            case_row("NOV-C", "社保窗口", phone=phone_for(3), case_type="投诉", matter="服务态度投诉",
+                     accepted="2026-11-01 09:00", resolved="2026-11-01 11:00")]
+    load(database, settings, workdir / "l.csv", rows)
+    # 2026-W44 runs from Monday 26 October to Sunday 1 November: an October round
+    october = by_window(open_week(database, settings, "2026-W44", now=datetime(2026, 11, 2, 1, tzinfo=UTC)))
+    assert october["社保窗口"]["selected"] == ["OCT-1"]
+    november = by_window(open_week(database, settings, "2026-W45", now=datetime(2026, 11, 2, 2, tzinfo=UTC)))
+    assert sorted(november["社保窗口"]["selected"]) == ["NOV-1", "NOV-C"]
+
+
+def test_a_complaint_entered_late_is_still_called_back(database, settings, workdir):
+    load(database, settings, workdir / "l.csv", window_rows("社保窗口", 3, 0, day=3))
+    open_week(database, settings, "2026-W46", now=MONDAY_W48 - timedelta(days=7))
+    late = [case_row("LATE-C", "社保窗口", phone=phone_for(90), case_type="投诉", matter="服务态度投诉",
+                     accepted="2026-11-04 09:00", resolved="2026-11-04 10:00")]
+    load(database, settings, workdir / "m.csv", late)
+    picked = by_window(open_week(database, settings, "2026-W47", now=MONDAY_W48))["社保窗口"]["selected"]
+    assert "LATE-C" in picked
+
+
+def test_rate_shares_round_exactly(settings):
+    rule = sampling.SamplingRule(name="抽查", case_types=["承诺件"], share=0.07)
+    window = sampling.WindowDraw(1, "社保窗口", [
+        sampling.Candidate(i, f"C{i:03d}", 1, "承诺件", f"+86139{i:08d}", MONDAY_W48, "抽查") for i in range(100)
+    ], 0)
+    sampling.draw([window], sampling.Policy(0, "none", 30, (rule,)), "seed")
+    assert len(window.picks) == 7
+
+
+def test_verify_catches_edited_tallies_and_draw_details(database, settings, workdir, cli):
+    rows = window_rows("社保窗口", 30, 0) + window_rows("社保窗口", 2, 100, case_type="投诉", matter="服务态度投诉")
+    load(database, settings, workdir / "l.csv", rows)
+    round_id = open_week(database, settings, "2026-W48")["round"]
+    assert cli("round", "verify", round_id).code == 0
+    with database.session() as s:
+        s.execute(update(RoundWindow).where(RoundWindow.round_id == round_id).values(shortfall=3))
+    assert "tally" in cli("round", "verify", round_id).err
+    with database.session() as s:
+        s.execute(update(RoundWindow).where(RoundWindow.round_id == round_id).values(shortfall=0))
+        s.execute(update(Callback).where(Callback.rule == "投诉").values(due_at=MONDAY_W48 + timedelta(days=30)))
+    run = cli("round", "verify", round_id)
+    assert run.code == 1 and "other details" in run.err
+
+
+def test_a_round_whose_callbacks_were_scheduled_cannot_be_redrawn(database, settings, workdir):
+    from callbackd import dispatch
+    from callbackd.plugins import load_plugins
+
+    load(database, settings, workdir / "l.csv", window_rows("社保窗口", 5, 0))
+    open_week(database, settings, "2026-W48")
+    with database.session() as s:
+        assert dispatch.schedule_new(s, load_plugins(), MONDAY_W48) == 5
+    with pytest.raises(RoundError, match="under way"):
+        open_week(database, settings, "2026-W48", seed="other", replace=True)
+
+
+def test_a_week_not_yet_begun_is_refused(database, settings):
+    with pytest.raises(RoundError, match="still ahead"):
+        open_week(database, settings, "2026-W49", now=MONDAY_W48)

@@ -27,7 +27,8 @@ def upgrade() -> None:
     sa.Column('provider_id', sa.String(length=64), nullable=True),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['callback_id'], ['callbacks.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('callback_id', 'number')
     )
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_attempts_callback_id'), ['callback_id'], unique=False)
