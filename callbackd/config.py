@@ -123,7 +123,14 @@ class CalendarSettings(Section):
 class DispatchSettings(Section):
     plan: list[str] = Field(default_factory=lambda: ["simulator"], min_length=1)
     attempts_per_channel: int = Field(default=3, ge=1)
+    attempts_per_day: int = Field(default=3, ge=1)
     retry_minutes: int = Field(default=120, ge=0)
+    per_number_per_day: int = Field(default=3, ge=1)
+    per_number_gap_seconds: int = Field(default=60, ge=0)
+    # an attempt still waiting this long for its channel (by kind) ends as no_answer
+    waiting_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"voice": 60, "sms": 1440, "operator": 7200, "simulated": 10, "onsite": 7200}
+    )
 
 
 class SurveySettings(Section):

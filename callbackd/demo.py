@@ -26,7 +26,9 @@ from callbackd.models import Callback
 from callbackd.plugins import load_plugins
 
 Progress = Callable[[str, int, int], None]
-DISPATCH_TIMES = (time(9, 0), time(11, 0), time(14, 30), time(16, 30))
+# the embedded dispatcher's passes through each day of a round's week (attempts held by the calling policy
+# outside calling hours or on holidays go out at a later pass)
+DISPATCH_TIMES = (time(9, 0), time(11, 5), time(14, 30), time(16, 40), time(19, 0))
 
 
 @dataclass
@@ -110,8 +112,10 @@ def run_demo(
                 round_, _ = sampling.open_round(session, settings, week, seed=f"demo-{week}", now=opened,
                                                 channels=plan)
                 result.rounds.append(sampling.round_summary(session, round_))
-            for moment in DISPATCH_TIMES:
-                dispatch.run_once(database, settings, plugins, datetime.combine(monday, moment, settings.zone))
+            for day in range(7):
+                for moment in DISPATCH_TIMES:
+                    when = datetime.combine(monday + timedelta(days=day), moment, settings.zone)
+                    dispatch.run_once(database, settings, plugins, when)
             report("每周回访", done + 1, len(mondays))
 
         survey = sampling.survey_in_force(settings)

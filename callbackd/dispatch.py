@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import clock, events
+from callbackd.calling import CallingPolicy
 from callbackd.config import Settings
 from callbackd.conversation import (
     FINAL_CALLBACK,
@@ -39,12 +40,14 @@ OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
 class DispatchReport:
     scheduled: int = 0
     placed: int = 0
+    held: int = 0  # due, but outside calling hours or over a number's limits: moved to when they may go
+    ended: int = 0  # waited too long for their channel
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"scheduled": self.scheduled, "placed": self.placed, "outcomes": dict(self.outcomes),
-                "errors": self.errors}
+        return {"scheduled": self.scheduled, "placed": self.placed, "held": self.held, "ended": self.ended,
+                "outcomes": dict(self.outcomes), "errors": self.errors}
 
 
 # ---- scheduling ------------------------------------------------------------------------------------------
@@ -55,12 +58,13 @@ def usable_channels(plugins: Plugins, plan: list[str], sms_capable: bool) -> lis
     return [name for name in plan if sms_capable or plugins.channel(name).kind != "sms"]
 
 
-def schedule_new(session: Session, plugins: Plugins, now: datetime) -> int:
-    """Create the first attempt of every pending callback of a round in force.
+def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> int:
+    """Create the first attempt of every pending callback of a round in force, due at the first calling hour.
 
     Taking a callback is one atomic transition (pending to in_progress), so two schedulers at once never give
     a callback two first attempts.
     """
+    first = CallingPolicy(settings).first_slot(now)
     rows = session.execute(
         select(Callback.id, Round.channel_plan, Case.phone_sms, Callback.phone)
         .join(Round, Round.id == Callback.round_id)
@@ -87,7 +91,7 @@ def schedule_new(session: Session, plugins: Plugins, now: datetime) -> int:
             reason = "opted_out" if phone in blocked else "no_channel"
             close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now)
             continue
-        session.add(Attempt(callback_id=callback_id, channel=channels[0], number=1, status="due", due_at=now,
+        session.add(Attempt(callback_id=callback_id, channel=channels[0], number=1, status="due", due_at=first,
                             detail=""))
         created += 1
     session.flush()
@@ -212,16 +216,17 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
         .where(Attempt.callback_id == callback.id, Attempt.channel == attempt.channel)
     ) or 0
     number = attempt.number + 1
+    policy = CallingPolicy(settings)
     if tries < settings.dispatch.attempts_per_channel:
-        due = now + timedelta(minutes=settings.dispatch.retry_minutes)
+        due = policy.retry_at(session, callback.id, attempt.channel, now)
         session.add(Attempt(callback_id=callback.id, channel=attempt.channel, number=number, status="due",
                             due_at=due, detail=""))
         callback.status = "in_progress"
         return
     later = plan[plan.index(attempt.channel) + 1:] if attempt.channel in plan else []
     if later:
-        session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due", due_at=now,
-                            detail=""))
+        session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due",
+                            due_at=policy.first_slot(now), detail=""))
         return
     close_callback(session, plugins, callback, "unreachable", outcome, now)
 
@@ -276,11 +281,22 @@ def run_once(
     """
     now = now or clock.now()
     report = DispatchReport()
+    policy = CallingPolicy(settings)
     with database.session() as session:
-        report.scheduled = schedule_new(session, plugins, now)
+        report.ended += end_stale(session, settings, plugins, now)
+        report.scheduled = schedule_new(session, settings, plugins, now)
         due = due_attempts(session, now)
     for attempt_id in due:
         with database.session() as session:
+            phone = session.scalar(
+                select(Callback.phone).join(Attempt, Attempt.callback_id == Callback.id).where(Attempt.id == attempt_id)
+            )
+            held = policy.hold(session, phone, now) if phone is not None else None
+            if held is not None:
+                session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "due")
+                                .values(due_at=held))
+                report.held += 1
+                continue
             if not claim(session, attempt_id, now):
                 continue
         try:
@@ -297,6 +313,26 @@ def run_once(
         if on_placed is not None:
             on_placed(attempt_id)
     return report
+
+
+def end_stale(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> int:
+    """End attempts that waited too long for their channel: an SMS nobody answered, a call whose status never
+    came back, an operator's call never entered. They count as no answer (or a hang-up once answered)."""
+    waiting = settings.dispatch.waiting_minutes
+    ended = 0
+    for attempt in session.scalars(
+        select(Attempt).where(Attempt.status.in_(("placing", "in_progress", "answered")))
+    ).all():
+        if attempt.channel not in plugins.channels or attempt.started_at is None:
+            continue
+        limit = waiting.get(plugins.channel(attempt.channel).kind)
+        if limit is None or now - attempt.started_at < timedelta(minutes=limit):
+            continue
+        conversation = open_conversation(session, settings, plugins, attempt.id, now)
+        end_attempt(conversation, "hung_up" if attempt.status == "answered" else "no_answer",
+                    f"no word from the channel for {limit} minutes")
+        ended += 1
+    return ended
 
 
 def next_due(database: Database) -> datetime | None:

@@ -72,8 +72,10 @@ def test_no_answer_is_retried_then_unreachable_with_its_reason(cli, workdir, mon
     start_round(cli, workdir, monkeypatch, 2)
     assert dispatch_at(cli, monkeypatch, NOW)["outcomes"] == {"no_answer": 2}
     assert dispatch_at(cli, monkeypatch, "2026-11-23T11:00:00+08:00")["placed"] == 0  # not due before 2 h
-    assert dispatch_at(cli, monkeypatch, "2026-11-23T12:00:00+08:00")["outcomes"] == {"no_answer": 2}
+    # 12:00 falls in the lunch break: the retry waits for the 14:00 calling hour
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T13:00:00+08:00")["placed"] == 0
     assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"no_answer": 2}
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T16:00:00+08:00")["outcomes"] == {"no_answer": 2}
     listed = cli("callbacks", "list", "--json").json()
     assert {(c["status"]) for c in listed} == {"unreachable"}
     database = db()
@@ -104,9 +106,11 @@ def test_the_same_seed_gives_the_same_simulated_answers(cli, workdir, monkeypatc
 def test_fallback_to_operators_call_sheet_and_results(cli, workdir, monkeypatch):
     simulator(workdir, no_answer_rate=1.0)
     start_round(cli, workdir, monkeypatch, 3, "simulator", "operator")
-    for hour in ("10:00", "12:00", "14:00"):
+    for hour in ("10:00", "14:00", "16:00"):
         dispatch_at(cli, monkeypatch, f"2026-11-23T{hour}:00+08:00")
-    assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"in_progress": 3}
+    # three calls today reached each number's daily limit: the operators call on the next working day
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T16:00:00+08:00")["held"] == 3
+    assert dispatch_at(cli, monkeypatch, "2026-11-24T09:00:00+08:00")["outcomes"] == {"in_progress": 3}
     assert set(states(cli).values()) == {"in_progress"}
 
     run = cli("callsheet", "--round", "1", "--format", "xlsx", "--out", "sheet.xlsx")
@@ -120,10 +124,10 @@ def test_fallback_to_operators_call_sheet_and_results(cli, workdir, monkeypatch)
 
     # the operators fill in the sheet's answer columns and import it as it is
     filled = [header[1:2] + header[6:]]
-    filled.append(["K0", "2026-11-23 15:10", "满意", "满意", "基本满意", "满意", "满意", "非常满意", "态度很好"])
-    filled.append(["K1", "2026-11-23 15:20", "满意", "不满意", "", "", "", "", ""])
-    filled.append(["K2", "2026-11-23 15:30", "", "", "", "", "", "", ""])
-    filled.append(["K9", "2026-11-23 15:40", "满意", "", "", "", "", "", ""])
+    filled.append(["K0", "2026-11-24 10:10", "满意", "满意", "基本满意", "满意", "满意", "非常满意", "态度很好"])
+    filled.append(["K1", "2026-11-24 10:20", "满意", "不满意", "", "", "", "", ""])
+    filled.append(["K2", "2026-11-24 10:30", "", "", "", "", "", "", ""])
+    filled.append(["K9", "2026-11-24 10:40", "满意", "", "", "", "", "", ""])
     path = write_csv(workdir / "results.csv", filled[1:], header=filled[0])
     report = cli("results", "import", path, "--source", "operator", "--json").json()
     assert (report["imported"], report["unchanged"]) == (3, 0)
@@ -169,7 +173,7 @@ def test_claims_are_atomic_and_repeated_digits_change_nothing(cli, workdir, monk
     settings, plugins, database = load_settings(), load_plugins(), db()
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
     with database.session() as s:
-        dispatch.schedule_new(s, plugins, now)
+        dispatch.schedule_new(s, settings, plugins, now)
         (attempt_id,) = dispatch.due_attempts(s, now)
     with database.session() as s:
         assert dispatch.place(s, settings, plugins, attempt_id, now) == "in_progress"

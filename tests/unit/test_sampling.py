@@ -336,7 +336,7 @@ def test_a_round_whose_callbacks_were_scheduled_cannot_be_redrawn(database, sett
     load(database, settings, workdir / "l.csv", window_rows("社保窗口", 5, 0))
     open_week(database, settings, "2026-W48")
     with database.session() as s:
-        assert dispatch.schedule_new(s, load_plugins(), MONDAY_W48) == 5
+        assert dispatch.schedule_new(s, settings, load_plugins(), MONDAY_W48) == 5
     with pytest.raises(RoundError, match="under way"):
         open_week(database, settings, "2026-W48", seed="other", replace=True)
 

@@ -1,0 +1,88 @@
+"""The calling policy every channel obeys: when an attempt may be placed.
+
+- only inside calling hours (09:00-12:00, 14:00-20:00 by default) on working days, from the working-day
+  calendar (holidays and 调休 make-up days);
+- retries spaced at least `retry_minutes` apart, at most `attempts_per_day` a day, then from the next
+  working day's first calling hour;
+- per number, whatever the round or window: at most one attempt a minute and `per_number_per_day` a day.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from callbackd.config import Settings
+from callbackd.models import Attempt, Callback
+from callbackd.workdays import Calendar, load_schedule
+
+
+@lru_cache(maxsize=8)
+def _calendar(zone: str, hours: tuple[tuple[time, time], ...], holidays: Path, stamp: float) -> Calendar:
+    from zoneinfo import ZoneInfo
+
+    # `stamp` (the file's modification time) makes an edited holidays.toml take effect without a restart
+    return Calendar(ZoneInfo(zone), sorted(hours), load_schedule(holidays))
+
+
+def calendar_for(settings: Settings) -> Calendar:
+    """The working-day calendar of `settings`, read once per holidays file."""
+    path = settings.config_file(settings.calendar.holidays_file)
+    stamp = path.stat().st_mtime if path.exists() else 0.0
+    return _calendar(settings.timezone, tuple(settings.calendar.calling_hours), path, stamp)
+
+
+class CallingPolicy:
+    """When attempts may be placed, for one set of settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rules = settings.dispatch
+        self.calendar = calendar_for(settings)
+
+    def first_slot(self, now: datetime) -> datetime:
+        """The earliest time at or after `now` inside calling hours on a working day."""
+        return self.calendar.next_calling_slot(now)
+
+    def next_day_slot(self, now: datetime) -> datetime:
+        """The first calling hour of the next working day after `now`'s local day."""
+        local = now.astimezone(self.calendar.zone)
+        tomorrow = datetime.combine(local.date() + timedelta(days=1), time(0, 0), self.calendar.zone)
+        return self.calendar.next_calling_slot(tomorrow)
+
+    def day_start(self, now: datetime) -> datetime:
+        local = now.astimezone(self.calendar.zone)
+        return datetime.combine(local.date(), time(0, 0), self.calendar.zone)
+
+    def retry_at(self, session: Session, callback_id: int, channel: str, now: datetime) -> datetime:
+        """When the next try of a callback on `channel` may go: spaced, capped per day, in calling hours."""
+        today = session.scalar(
+            select(func.count()).select_from(Attempt).where(
+                Attempt.callback_id == callback_id, Attempt.channel == channel,
+                Attempt.started_at >= self.day_start(now),
+            )
+        ) or 0
+        if today >= self.rules.attempts_per_day:
+            return self.next_day_slot(now)
+        return self.first_slot(now + timedelta(minutes=self.rules.retry_minutes))
+
+    def hold(self, session: Session, phone: str, now: datetime) -> datetime | None:
+        """None when an attempt to `phone` may be placed now, else the earliest time it may."""
+        if not self.calendar.in_calling_hours(now):
+            return self.first_slot(now)
+        started = select(Attempt.started_at).join(Callback, Callback.id == Attempt.callback_id).where(
+            Callback.phone == phone, Attempt.started_at.is_not(None), Attempt.started_at >= self.day_start(now)
+        ).subquery()
+        count, last = session.execute(select(func.count(), func.max(started.c.started_at))).one()
+        if count >= self.rules.per_number_per_day:
+            return self.next_day_slot(now)
+        gap = timedelta(seconds=self.rules.per_number_gap_seconds)
+        if last is not None:
+            last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+            if now - last < gap:
+                return self.first_slot(last + gap)
+        return None
