@@ -48,6 +48,9 @@ class Channel(Protocol):
     whose provider answers later (a phone call, an SMS reply) returns the provider's id and feeds the
     conversation from its webhooks; a channel that knows the outcome at once (the simulator) may finish the
     conversation before returning.
+
+    A channel may also offer `rate_limit(settings) -> (account key, requests a second)`: the dispatcher then
+    keeps every attempt on it under that rate, across all dispatchers sharing the limiter's storage.
     """
 
     name: str

@@ -390,6 +390,20 @@ def callsheet(
     out.print(f"{len(sheet['rows'])} callback(s) written to {path}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """The web app: plugin webhooks under /hooks/<plugin>/ (run it behind a proxy that terminates TLS)."""
+    import uvicorn
+
+    load_settings()  # a settings mistake is one line here, not a worker's traceback
+    uvicorn.run("callbackd.web:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
 @plugins_app.command("list")
 def plugins_list(as_json: JsonFlag = False) -> None:
     """Each loaded plugin, where it came from, its hooks and channels."""

@@ -128,6 +128,8 @@ class DispatchSettings(Section):
     per_number_per_day: int = Field(default=3, ge=1)
     per_number_gap_seconds: int = Field(default=60, ge=0)
     # an attempt still waiting this long for its channel (by kind) ends as no_answer
+    # where provider rates are counted: memory:// for one process, redis://host:port/db to share across workers
+    rate_storage: str = "memory://"
     waiting_minutes: dict[str, int] = Field(
         default_factory=lambda: {"voice": 60, "sms": 1440, "operator": 7200, "simulated": 10, "onsite": 7200}
     )

@@ -9,6 +9,7 @@ retries and fallbacks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -250,4 +251,15 @@ def end_open_attempts(session: Session, callback_id: int, now: datetime, status:
         .where(Attempt.callback_id == callback_id, Attempt.status.in_(OPEN_ATTEMPT))
         .values(status=status, ended_at=now)
         .execution_options(synchronize_session="fetch")
+    )
+
+
+def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:
+    """The newest attempt on one of `channels` still waiting for `phone` (an SMS survey awaiting its reply)."""
+    return session.scalar(
+        select(Attempt.id)
+        .join(Callback, Callback.id == Attempt.callback_id)
+        .where(Callback.phone == phone, Attempt.channel.in_(channels), Attempt.status.in_(("in_progress", "answered")))
+        .order_by(Attempt.id.desc())
+        .limit(1)
     )

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -31,6 +32,7 @@ from callbackd.db import Database
 from callbackd.events import CallbackEvent
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
 from callbackd.plugins import PluginError, Plugins
+from callbackd.ratelimit import ProviderLimiter
 
 RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configured", "rate_limited")
 OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
@@ -286,12 +288,15 @@ def run_once(
         report.ended += end_stale(session, settings, plugins, now)
         report.scheduled = schedule_new(session, settings, plugins, now)
         due = due_attempts(session, now)
+    limiter = limiter_for(settings.dispatch.rate_storage)
     for attempt_id in due:
         with database.session() as session:
-            phone = session.scalar(
-                select(Callback.phone).join(Attempt, Attempt.callback_id == Callback.id).where(Attempt.id == attempt_id)
-            )
-            held = policy.hold(session, phone, now) if phone is not None else None
+            phone, channel_name = session.execute(
+                select(Callback.phone, Attempt.channel)
+                .join(Attempt, Attempt.callback_id == Callback.id)
+                .where(Attempt.id == attempt_id)
+            ).one()
+            held = policy.hold(session, phone, now)
             if held is not None:
                 session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "due")
                                 .values(due_at=held))
@@ -300,6 +305,9 @@ def run_once(
             if not claim(session, attempt_id, now):
                 continue
         try:
+            rate = getattr(plugins.channel(channel_name), "rate_limit", None)
+            if rate is not None:
+                limiter.wait(*rate(settings))  # the provider account's rate, shared by every dispatcher
             with database.session() as session:
                 state = start_claimed(session, settings, plugins, attempt_id, now)
         except Exception as exc:
@@ -313,6 +321,12 @@ def run_once(
         if on_placed is not None:
             on_placed(attempt_id)
     return report
+
+
+@lru_cache(maxsize=4)
+def limiter_for(storage: str) -> ProviderLimiter:
+    """One limiter per storage, kept for the process: its window must outlive a single pass."""
+    return ProviderLimiter(storage)
 
 
 def end_stale(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> int:

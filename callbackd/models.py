@@ -233,3 +233,13 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40), index=True)
     subject: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]]
+
+
+class WebhookReceipt(Base):
+    """A provider delivery already handled (a message id, a call's status): a repeat changes nothing twice."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    received_at: Mapped[datetime]

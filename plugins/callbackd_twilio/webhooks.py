@@ -1,0 +1,310 @@
+"""Twilio's webhooks, mounted under /hooks/twilio/. Every request's X-Twilio-Signature is checked with twilio's
+RequestValidator against the configured public base URL: a bad or missing signature gets 403 and changes
+nothing. Repeated deliveries change nothing twice. Handlers are short: a few queries and one commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from callbackd import clock, dispatch, receipts
+from callbackd.conversation import Conversation, open_attempt_for, open_conversation
+from callbackd.errors import NotFoundError
+from callbackd.phones import PhoneError, normalise
+from callbackd.surveys import Question, is_opt_out
+from callbackd.web import WebContext, context
+from callbackd_twilio import TwilioSettings, credentials, hook_url, twilio_settings
+
+MACHINE = {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
+CALL_OUTCOMES = {"busy": "busy", "no-answer": "no_answer", "failed": "failed", "canceled": "failed"}
+UNREACHABLE_SMS = {30003, 30005, 30006}  # unreachable handset, unknown number, landline
+REASKED = "sms re-asked"
+XML = "application/xml"
+
+
+# ---- plumbing --------------------------------------------------------------------------------------------
+
+
+async def signed_params(request: Request, config: TwilioSettings) -> dict[str, str] | None:
+    """The request's form parameters when its signature is Twilio's for the public URL, else None."""
+    params = {key: str(value) for key, value in (await request.form()).items()}
+    url = f"{config.public_base_url.rstrip('/')}{request.url.path}"
+    if request.url.query:
+        url = f"{url}?{request.url.query}"
+    _, token = credentials()
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return params if signature and RequestValidator(token).validate(url, params, signature) else None
+
+
+def forbidden() -> Response:
+    return Response("forbidden: bad or missing X-Twilio-Signature", status_code=403, media_type="text/plain")
+
+
+def twiml(document: Any) -> Response:
+    return Response(str(document), media_type=XML)
+
+
+def language(web: WebContext) -> str:
+    return web.settings.surveys.language
+
+
+def say(element: Any, text: str, config: TwilioSettings) -> None:
+    element.say(text, language=config.language, voice=config.voice)
+
+
+def case_context(conversation: Conversation) -> dict[str, str]:
+    return {"organisation": conversation.organisation, "window": conversation.window, "matter": conversation.matter}
+
+
+# ---- voice -----------------------------------------------------------------------------------------------
+
+
+def answer_path(attempt_id: int, question: str, tries: int) -> str:
+    return f"voice/{attempt_id}/answer?q={question}&try={tries}"
+
+
+def ask(conversation: Conversation, config: TwilioSettings, lang: str, question: Question, tries: int,
+        prefix: str = "") -> VoiceResponse:
+    """One question inside <Gather numDigits="1">; silence falls through to the answer URL without digits."""
+    response = VoiceResponse()
+    if prefix:
+        say(response, prefix, config)
+    gather = Gather(num_digits=1, action=hook_url(config, answer_path(conversation.attempt_id, question.key, tries)),
+                    method="POST", timeout=config.gather_timeout)
+    say(gather, question.text("voice", lang), config)
+    response.append(gather)
+    response.redirect(hook_url(config, answer_path(conversation.attempt_id, question.key, tries)), method="POST")
+    return response
+
+
+def after(conversation: Conversation, question_key: str) -> Question | None:
+    """The first unanswered question after `question_key` (a question given up on is not asked again)."""
+    questions = conversation.survey.questions
+    index = next(i for i, q in enumerate(questions) if q.key == question_key)
+    answered = conversation.answered_keys()
+    return next((q for q in questions[index + 1:] if q.key not in answered), None)
+
+
+def goodbye(conversation: Conversation, config: TwilioSettings, lang: str) -> VoiceResponse:
+    response = VoiceResponse()
+    say(response, conversation.survey.render("thanks_voice", lang, **case_context(conversation)), config)
+    response.hangup()
+    conversation.finish("completed")  # a skipped question makes it partial, nothing answered a hang-up
+    return response
+
+
+def continue_with(conversation: Conversation, config: TwilioSettings, lang: str,
+                  question: Question | None) -> VoiceResponse:
+    if question is None or (question.kind == "text" and not config.record_suggestion):
+        return goodbye(conversation, config, lang)
+    if question.kind == "text":
+        response = VoiceResponse()
+        say(response, question.text("voice", lang), config)
+        response.record(action=hook_url(config, f"voice/{conversation.attempt_id}/suggestion"), method="POST",
+                        max_length=60, finish_on_key="#", play_beep=True)
+        response.redirect(hook_url(config, f"voice/{conversation.attempt_id}/suggestion"), method="POST")
+        return response
+    return ask(conversation, config, lang, question, 0)
+
+
+def hang_up() -> Response:
+    response = VoiceResponse()
+    response.hangup()
+    return twiml(response)
+
+
+def add_routes(router: APIRouter) -> None:
+    """The webhooks of DESIGN.md's Twilio contract."""
+
+    @router.post("/voice/{attempt_id}")
+    async def voice(attempt_id: int, request: Request) -> Response:
+        web = context(request)
+        config = twilio_settings(web.settings)
+        params = await signed_params(request, config)
+        if params is None:
+            return forbidden()
+        lang = language(web)
+        with web.session() as session:
+            conversation = _conversation(session, web, attempt_id)
+            if conversation is None or conversation.finished:
+                return hang_up()
+            if params.get("AnsweredBy", "") in MACHINE:
+                conversation.finish("machine", f"answered by {params['AnsweredBy']}")
+                return hang_up()
+            conversation.pick_up()
+            first = conversation.current_question()
+            if first is None or (first.kind == "text" and not config.record_suggestion):
+                return twiml(goodbye(conversation, config, lang))
+            greeting = conversation.survey.render("greeting_voice", lang, **case_context(conversation))
+            if first.kind == "text":
+                response = continue_with(conversation, config, lang, first)
+                return twiml(response)
+            return twiml(ask(conversation, config, lang, first, 0, prefix=greeting))
+
+    @router.post("/voice/{attempt_id}/answer")
+    async def answer(attempt_id: int, request: Request, q: str, tries: int = 0) -> Response:
+        web = context(request)
+        config = twilio_settings(web.settings)
+        params = await signed_params(request, config)
+        if params is None:
+            return forbidden()
+        tries = int(request.query_params.get("try", tries))
+        lang = language(web)
+        with web.session() as session:
+            conversation = _conversation(session, web, attempt_id)
+            if conversation is None or conversation.finished:
+                return hang_up()
+            try:
+                question = conversation.survey.question(q)
+            except (KeyError, ValueError):
+                return hang_up()
+            digits = params.get("Digits", "")
+            choice = conversation.press(digits, question.key) if digits else None
+            if choice is None and question.key not in conversation.answered_keys() and tries == 0:
+                line = "reask_voice" if digits else "no_input_voice"
+                prefix = conversation.survey.render(line, lang, **case_context(conversation))
+                return twiml(ask(conversation, config, lang, question, 1, prefix=prefix))
+            return twiml(continue_with(conversation, config, lang, after(conversation, question.key)))
+
+    @router.post("/voice/{attempt_id}/suggestion")
+    async def suggestion(attempt_id: int, request: Request) -> Response:
+        web = context(request)
+        config = twilio_settings(web.settings)
+        params = await signed_params(request, config)
+        if params is None:
+            return forbidden()
+        with web.session() as session:
+            conversation = _conversation(session, web, attempt_id)
+            if conversation is None or conversation.finished:
+                return hang_up()
+            if params.get("RecordingUrl"):
+                conversation.suggest(f"录音留言 {params['RecordingUrl']}")
+            return twiml(goodbye(conversation, config, language(web)))
+
+    @router.post("/status/{attempt_id}")
+    async def call_status(attempt_id: int, request: Request) -> Response:
+        web = context(request)
+        params = await signed_params(request, twilio_settings(web.settings))
+        if params is None:
+            return forbidden()
+        status = params.get("CallStatus", "")
+        now = clock.now()
+        with web.session() as session:
+            if not receipts.first_delivery(session, f"call:{params.get('CallSid', attempt_id)}:{status}", now):
+                return Response(status_code=204)
+            conversation = _conversation(session, web, attempt_id)
+            if conversation is None or conversation.finished:
+                return Response(status_code=204)
+            if status == "completed":
+                # the survey ended by itself already when finished; otherwise the applicant hung up part-way
+                # (answers kept), or the call ended before anyone answered
+                outcome = "hung_up" if conversation.attempt.status == "answered" else "no_answer"
+                conversation.finish(outcome, f"call {status}")
+            elif status in CALL_OUTCOMES:
+                conversation.finish(CALL_OUTCOMES[status], f"call {status}")
+        return Response(status_code=204)
+
+    # ---- SMS ---------------------------------------------------------------------------------------------
+
+    @router.post("/status/sms/{attempt_id}")
+    async def message_status(attempt_id: int, request: Request) -> Response:
+        web = context(request)
+        params = await signed_params(request, twilio_settings(web.settings))
+        if params is None:
+            return forbidden()
+        status = params.get("MessageStatus", "")
+        if status not in ("failed", "undelivered"):
+            return Response(status_code=204)
+        code = int(params.get("ErrorCode") or 0)
+        with web.session() as session:
+            if not receipts.first_delivery(session, f"sms:{params.get('MessageSid', attempt_id)}:{status}",
+                                           clock.now()):
+                return Response(status_code=204)
+            conversation = _conversation(session, web, attempt_id)
+            if conversation is None:
+                return Response(status_code=204)
+            if code == 21610:
+                conversation.opt_out("carrier", note="Twilio 21610")
+            elif not conversation.finished:
+                outcome = "invalid_number" if code in UNREACHABLE_SMS else "failed"
+                conversation.finish(outcome, f"message {status} ({code})")
+        return Response(status_code=204)
+
+    @router.post("/sms")
+    async def inbound(request: Request) -> Response:
+        web = context(request)
+        config = twilio_settings(web.settings)
+        params = await signed_params(request, config)
+        if params is None:
+            return forbidden()
+        body = params.get("Body", "")
+        reply = MessagingResponse()
+        now = clock.now()
+        try:
+            phone = normalise(params.get("From", "")).e164
+        except PhoneError:
+            return twiml(reply)
+        with web.session() as session:
+            if not receipts.first_delivery(session, f"sms-in:{params.get('MessageSid', '')}", now):
+                return twiml(reply)
+            attempt_id = open_attempt_for(session, phone, ["twilio-sms"])
+            if attempt_id is None:
+                if is_opt_out(body):  # 退订 from anyone we wrote to holds for every later survey
+                    dispatch.record_opt_out(session, web.plugins, phone, "sms", now, note=body[:200])
+                    reply.message(_opted_out_text(web))
+                return twiml(reply)
+            conversation = open_conversation(session, web.settings, web.plugins, attempt_id, now)
+            text = _answer_sms(conversation, config, language(web), body)
+            if text:
+                reply.message(text)
+        return twiml(reply)
+
+
+def _conversation(session: Any, web: WebContext, attempt_id: int) -> Conversation | None:
+    try:
+        return open_conversation(session, web.settings, web.plugins, attempt_id, clock.now())
+    except NotFoundError:
+        return None
+
+
+def _opted_out_text(web: WebContext) -> str:
+    from callbackd.sampling import survey_in_force
+
+    return survey_in_force(web.settings).render("opted_out_sms", language(web), organisation=web.settings.organisation)
+
+
+def first_message(conversation: Conversation, config: TwilioSettings) -> str:
+    """The survey's first SMS: every rating question numbered ("all"), or the first one alone ("one")."""
+    lang = conversation.settings.surveys.language
+    pending = conversation.pending_ratings()
+    questions = pending[:1] if config.sms_mode == "one" else list(conversation.survey.questions)
+    return conversation.survey.sms_body(lang, questions, **case_context(conversation))
+
+
+def _answer_sms(conversation: Conversation, config: TwilioSettings, lang: str, body: str) -> str:
+    """Read one reply and say what comes next: thanks, the next question, one re-ask, or the opt-out notice."""
+    survey, context_ = conversation.survey, case_context(conversation)
+    if conversation.finished:
+        return ""
+    reading = conversation.reply(body)
+    if reading.kind == "opt_out":
+        return survey.render("opted_out_sms", lang, **context_)
+    pending = conversation.pending_ratings()
+    if reading.kind == "answers":
+        conversation.pick_up()
+        if not pending:
+            if reading.remainder:
+                conversation.suggest(reading.remainder)
+            conversation.finish("completed")
+            return survey.render("thanks_sms", lang, **context_)
+        intro = "greeting_sms" if config.sms_mode == "one" else "reask_sms"
+        return survey.sms_body(lang, pending[:1] if config.sms_mode == "one" else pending, intro=intro, **context_)
+    if conversation.attempt.detail == REASKED:
+        return ""  # asked again once already: the attempt waits, then ends as unanswered
+    conversation.attempt.detail = REASKED
+    return survey.sms_body(lang, pending, intro="reask_sms", **context_)
