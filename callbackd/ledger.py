@@ -11,14 +11,16 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import column, insert, select, table, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock
@@ -45,7 +47,10 @@ LABELS = {name: aliases[0] for name, aliases in HEADERS.items()}
 
 _DATE_TEXT = re.compile(r"^[\d\s\-/.:T年月日时分秒点]+$")
 _NUMBERS = re.compile(r"\d+")
-_CHUNK = 5000
+_CHUNK = 20_000  # rows per executemany
+# Ledgers repeat times (recorded to the minute, many cases in each minute): each distinct time text is parsed,
+# and each distinct time converted for the database, once per import; this bounds what is remembered.
+_TIME_CACHE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,8 @@ def _clean_header(cell: Any) -> str:
 
 def text(value: Any) -> str:
     """A cell as trimmed text; whole numbers from spreadsheets lose their '.0'."""
+    if type(value) is str:  # every CSV cell: settled first, as it is most of an import's calls
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -255,44 +262,57 @@ class RowReader:
         self.case_types = {name: name for name in self.settings.ledger.case_types}
         self.case_types.update(self.settings.ledger.case_type_aliases)
         self.unresolved = frozenset(self.settings.ledger.unresolved_statuses)
+        # One call picks the cells of all FIELDS, in order, from a row padded by `cells`; a field the file
+        # lacks reads the padding's last cell (index -1), which is always empty.
+        self._width = max(self.columns.values()) + 1
+        self._pick = itemgetter(*(self.columns.get(name, -1) for name in FIELDS))
+        # time text -> (aware time, its isoformat for the digest); see _TIME_CACHE
+        self._times: dict[str, tuple[datetime, str] | None] = {}
 
-    def cell(self, row: list[Any], name: str) -> Any:
-        index = self.columns.get(name)
-        return row[index] if index is not None and index < len(row) else None
+    def cells(self, row: list[Any]) -> tuple[Any, ...]:
+        """The row's cell for each of FIELDS; None where the file has no such column or the line is short."""
+        return self._pick([*row, *(None,) * max(self._width - len(row) + 1, 1)])
 
     def case_id(self, row: list[Any]) -> str:
-        return text(self.cell(row, "case_id"))
+        return text(self.cells(row)[0])
 
     def read(self, row: list[Any]) -> dict[str, Any]:
-        case_no = self.case_id(row)
+        (
+            raw_case_id, raw_window, raw_matter, raw_type, raw_applicant, raw_phone, raw_accepted, raw_resolved,
+            raw_status,
+        ) = self.cells(row)
+        case_no = text(raw_case_id)
         if not case_no:
             raise RowProblem("办件编号 missing")
-        window = text(self.cell(row, "window"))
+        window = text(raw_window)
         if not window:
             raise RowProblem("窗口 missing")
-        raw_type = text(self.cell(row, "case_type"))
+        raw_type = text(raw_type)
         case_type = self.case_types.get(raw_type)
         if case_type is None:
             if not raw_type:
                 raise RowProblem("办件类型 missing")
-            raise RowProblem(f"办件类型 {raw_type!r} is not a known case type ({'、'.join(self.settings.ledger.case_types)})")
+            known = "、".join(self.settings.ledger.case_types)
+            raise RowProblem(f"办件类型 {raw_type!r} is not a known case type ({known})")
         try:
-            phone = normalise(self.cell(row, "phone"))
+            phone = normalise(raw_phone)
         except PhoneError as exc:
             raise RowProblem(f"联系电话: {exc}") from None
-        accepted_at = parse_time(self.cell(row, "accepted_at"), self.zone, "受理时间")
-        if accepted_at is None:
+        accepted = self.time(raw_accepted, "受理时间")
+        if accepted is None:
             raise RowProblem("受理时间 missing")
-        resolved_at = parse_time(self.cell(row, "resolved_at"), self.zone, "办结时间")
+        accepted_at, accepted_text = accepted
+        resolved = self.time(raw_resolved, "办结时间")
+        resolved_at, resolved_text = resolved if resolved is not None else (None, "")
         if resolved_at is not None and resolved_at < accepted_at:
             raise RowProblem(f"办结时间 {resolved_at:%Y-%m-%d %H:%M} is before 受理时间 {accepted_at:%Y-%m-%d %H:%M}")
-        status = text(self.cell(row, "status"))
+        status = text(raw_status)
         values = {
             "case_no": case_no,
             "window": window,
-            "matter": text(self.cell(row, "matter")),
+            "matter": text(raw_matter),
             "case_type": case_type,
-            "applicant": text(self.cell(row, "applicant")),
+            "applicant": text(raw_applicant),
             "phone": phone.e164,
             "phone_sms": phone.sms,
             "accepted_at": accepted_at,
@@ -300,16 +320,36 @@ class RowReader:
             "status": status,
             "resolved": resolved_at is not None and status not in self.unresolved,
         }
-        values["digest"] = digest(values)
+        values["digest"] = _digest(values, accepted_text, resolved_text)
         return values
+
+    def time(self, value: Any, column: str) -> tuple[datetime, str] | None:
+        """A time cell as (aware time, its isoformat), None when empty; text is parsed once per distinct value."""
+        if type(value) is not str:
+            return self._parse_time(value, column)
+        if value in self._times:
+            return self._times[value]
+        if len(self._times) >= _TIME_CACHE:
+            self._times.clear()
+        parsed = self._times[value] = self._parse_time(value, column)
+        return parsed
+
+    def _parse_time(self, value: Any, column: str) -> tuple[datetime, str] | None:
+        moment = parse_time(value, self.zone, column)
+        return None if moment is None else (moment, moment.isoformat())
 
 
 def digest(values: dict[str, Any]) -> str:
     """A fingerprint of a case's normalised values: equal digests mean a re-import changes nothing."""
+    resolved_at = values["resolved_at"]
+    return _digest(values, values["accepted_at"].isoformat(), resolved_at.isoformat() if resolved_at else "")
+
+
+def _digest(values: dict[str, Any], accepted_text: str, resolved_text: str) -> str:
+    # `digest`, with the times' isoformat already at hand
     parts = (
         values["window"], values["matter"], values["case_type"], values["applicant"], values["phone"],
-        values["accepted_at"].isoformat(), values["resolved_at"].isoformat() if values["resolved_at"] else "",
-        values["status"], "1" if values["resolved"] else "0",
+        accepted_text, resolved_text, values["status"], "1" if values["resolved"] else "0",
     )
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
@@ -340,22 +380,23 @@ def import_ledger(
     writer = _CaseWriter(session, clock.now())
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
-        if not any(cell not in (None, "") for cell in row):
+        # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
+        if not any(row) and all(cell in (None, "") for cell in row):
             continue
         try:
             values = reader.read(row)
         except RowProblem as exc:
             report.errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
             continue
-        first = seen.get(values["case_no"])
+        case_no = values["case_no"]
+        first = seen.get(case_no)
         if first is not None:
-            report.errors.append(
-                RowError(line, values["case_no"], f"办件编号 {values['case_no']} repeats line {first}; the first row wins")
-            )
+            reason = f"办件编号 {case_no} repeats line {first}; the first row wins"
+            report.errors.append(RowError(line, case_no, reason))
             continue
-        seen[values["case_no"]] = line
+        seen[case_no] = line
         writer.add(values)
-    writer.flush()
+    writer.finish()
     report.imported, report.updated, report.unchanged = writer.inserted, writer.updated, writer.unchanged
     if strict and report.errors:
         raise StrictImportError(
@@ -370,15 +411,45 @@ def import_ledger(
     return report
 
 
+# New cases go straight to the driver's executemany, as rows of values already in the database's own form:
+# each distinct time is converted once, by the bind processor of the type every time column shares, and every
+# other column takes a plain str, int or bool that needs no processing. SQLAlchemy would otherwise process each
+# value of each row, which is most of a big import's cost.
+_NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
+_NEW_CASES = table("cases", *(column(name) for name in _NEW_CASE_COLUMNS))
+
+
 class _CaseWriter:
-    """Buffers rows and writes them in batches: inserts for new case ids, updates for changed ones."""
+    """Buffers rows and writes them in batches: inserts for new case ids, updates for changed ones.
+
+    Once an import on SQLite has inserted more cases than the table held before it (a first load, a backlog),
+    the writer drops the table's secondary indexes and `finish` creates them again: SQLite builds an index from
+    sorted keys several times faster than it updates it row by row at random places (phone numbers). The
+    import's transaction hides the gap from every other connection; a rollback restores the indexes.
+    """
 
     def __init__(self, session: Session, now: datetime) -> None:
         self.session = session
         self.now = now
-        self.windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
-        self.existing = {no: (id_, dig) for no, id_, dig in session.execute(select(Case.case_no, Case.id, Case.digest))}
-        self.pending: list[dict[str, Any]] = []
+        self.connection = connection = session.connection()
+        self.windows = {name: id_ for name, id_ in connection.execute(select(Window.name, Window.id))}
+        self.existing = {
+            no: (id_, dig) for no, id_, dig in connection.execute(select(Case.case_no, Case.id, Case.digest))
+        }
+        dialect = connection.dialect
+        time_type = Case.__table__.c.accepted_at.type.dialect_impl(dialect)
+        self.stored_time = lru_cache(maxsize=_TIME_CACHE)(time_type.bind_processor(dialect) or (lambda at: at))
+        self.stored_now = self.stored_time(now)
+        statement = insert(_NEW_CASES).compile(dialect=dialect, column_keys=list(_NEW_CASE_COLUMNS))
+        self.insert_sql = str(statement)
+        # a row as the driver takes it: a tuple in the statement's order (SQLite's "?"), else a dict by name
+        self.insert_row: Callable[[dict[str, Any]], Any] = (
+            itemgetter(*statement.positiontup) if statement.positional and statement.positiontup else dict
+        )
+        self.cases_before = len(self.existing)
+        self.can_drop_indexes = dialect.name == "sqlite"
+        self.dropped_indexes: list[tuple[str, str]] = []
+        self.pending: list[Any] = []
         self.changed: list[dict[str, Any]] = []
         self.inserted = self.updated = self.unchanged = 0
 
@@ -392,28 +463,54 @@ class _CaseWriter:
         return window_id
 
     def add(self, values: dict[str, Any]) -> None:
-        window_id = self.window_id(values.pop("window"))
-        values["window_id"] = window_id
-        values["updated_at"] = self.now
+        window = values.pop("window")
+        values["window_id"] = self.windows.get(window) or self.window_id(window)
         known = self.existing.get(values["case_no"])
         if known is None:
-            values["created_at"] = self.now
-            self.pending.append(values)
+            stored_time = self.stored_time
+            values["accepted_at"] = stored_time(values["accepted_at"])
+            if values["resolved_at"] is not None:
+                values["resolved_at"] = stored_time(values["resolved_at"])
+            values["created_at"] = values["updated_at"] = self.stored_now
+            self.pending.append(self.insert_row(values))
+            if len(self.pending) >= _CHUNK:
+                self.flush()
         elif known[1] == values["digest"]:
             self.unchanged += 1
         else:
-            values["id"] = known[0]
+            values.update(id=known[0], updated_at=self.now)
             self.changed.append(values)
-        if len(self.pending) >= _CHUNK or len(self.changed) >= _CHUNK:
-            self.flush()
+            if len(self.changed) >= _CHUNK:
+                self.flush()
 
     def flush(self) -> None:
         if self.pending:
-            self.session.execute(insert(Case), self.pending)
-            self.inserted += len(self.pending)
+            inserted = self.inserted + len(self.pending)
+            if self.can_drop_indexes and len(self.pending) >= _CHUNK and inserted > self.cases_before:
+                self.drop_indexes()
+            self.connection.exec_driver_sql(self.insert_sql, self.pending)
+            self.inserted = inserted
             self.pending = []
         if self.changed:
             self.session.execute(update(Case), self.changed)
             self.updated += len(self.changed)
             self.changed = []
 
+    def finish(self) -> None:
+        """Write what is buffered and create any index dropped for a bulk load."""
+        self.flush()
+        for _, sql in self.dropped_indexes:
+            self.connection.exec_driver_sql(sql)
+        self.dropped_indexes = []
+
+    def drop_indexes(self) -> None:
+        """Drop the cases table's secondary indexes, keeping the SQL that `finish` creates them again with."""
+        self.can_drop_indexes = False  # once per import
+        self.dropped_indexes = [
+            (name, sql)
+            for name, sql in self.connection.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases' AND sql IS NOT NULL"
+            )
+        ]
+        for name, _ in self.dropped_indexes:
+            self.connection.exec_driver_sql(f'DROP INDEX "{name}"')

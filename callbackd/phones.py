@@ -40,16 +40,21 @@ def normalise(raw: str | int | None, region: str = "CN") -> Phone:
     """Parse a number as a hall system writes it (spaces, dashes, brackets, +86/86 prefixes, full-width digits)."""
     if raw is None:
         raise PhoneError("phone number missing")
-    text = str(raw).strip().translate(_FOLD)
-    if not text:
-        raise PhoneError("phone number missing")
-    digits = _SEPARATORS.sub("", text)
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit():
+        digits = text  # the usual cell, plain ASCII digits: nothing to fold or strip out
+    else:
+        text = text.translate(_FOLD)
+        if not text:
+            raise PhoneError("phone number missing")
+        digits = _SEPARATORS.sub("", text)
     if region == "CN":
         national = digits
-        for prefix in ("+86", "0086", "86"):
-            if national.startswith(prefix) and len(national) - len(prefix) == 11:
-                national = national[len(prefix) :]
-                break
+        if len(national) > 11:  # +86 and the like only ever precede a mobile's 11 digits
+            for prefix in ("+86", "0086", "86"):
+                if national.startswith(prefix) and len(national) - len(prefix) == 11:
+                    national = national[len(prefix) :]
+                    break
         pattern = _mobile_pattern(region)
         if len(national) == 11 and national.isdigit() and pattern is not None and pattern.fullmatch(national):
             return Phone("+86" + national, True)

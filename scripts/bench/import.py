@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Benchmark `callbackd ledger import` against the sqlite3 command-line tool's `.import` of the same rows.
+
+    .venv/bin/python scripts/bench/import.py [--rows N] [--keep DIR]
+
+Writes a synthetic ledger of N rows (default 1,000,000; 200 windows over one month) as GBK, and the same rows as
+UTF-8, in a temporary folder (or DIR, kept afterwards). Then, on this machine:
+
+- `callbackd init` in that folder (not timed), then `callbackd ledger import ledger-gbk.csv --json` (timed), so
+  the import runs against a fresh sqlite:///var/callbackd.db; the JSON report must show every row imported and
+  no errors;
+- `sqlite3 fresh.db -cmd '.mode csv' '.import ledger-utf8.csv cases'` into a fresh database (timed).
+
+Prints both figures, the ratio (callbackd time / sqlite3 time) and the target (within 5x). Exit status 1 when
+the import's report is wrong, the ratio misses the target, or a tool is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from callbackd.synthetic import ledger_rows, write_ledger_csv
+
+TARGET_RATIO = 5.0
+MONTH = date(2026, 11, 1)
+WINDOWS = 200
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="ledger rows to import (default 1,000,000)")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep the files afterwards")
+    args = parser.parse_args()
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+
+    sqlite3 = shutil.which("sqlite3")
+    if sqlite3 is None:
+        print("sqlite3 command-line tool not found: install it with `apt-get install sqlite3`", file=sys.stderr)
+        return 1
+    # The venv's own entry point, beside the interpreter running this script.
+    callbackd = Path(sys.executable).parent / "callbackd"
+    if not callbackd.exists():
+        print(f"{callbackd} not found: install callbackd into this environment (pip install -e .)", file=sys.stderr)
+        return 1
+
+    if args.keep:
+        workdir = args.keep.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        return run(workdir, args.rows, callbackd, sqlite3)
+    with tempfile.TemporaryDirectory(prefix="callbackd-bench-") as temp:
+        return run(Path(temp), args.rows, callbackd, sqlite3)
+
+
+def run(workdir: Path, rows: int, callbackd: Path, sqlite3: str) -> int:
+    gbk = workdir / "ledger-gbk.csv"
+    utf8 = workdir / "ledger-utf8.csv"
+    started = time.perf_counter()
+    write_ledger_csv(gbk, ledger_rows(MONTH, rows, windows=WINDOWS, seed=1), encoding="gbk")
+    # The very same rows, re-encoded, so both tools read identical data.
+    utf8.write_text(gbk.read_text(encoding="gbk"), encoding="utf-8", newline="")
+    print(f"ledger: {rows} rows, {WINDOWS} windows, {gbk.stat().st_size / 1e6:.0f} MB as GBK "
+          f"(written in {time.perf_counter() - started:.1f} s) in {workdir}")
+
+    # Fresh databases every run, also when --keep reuses a folder.
+    database = workdir / "var" / "callbackd.db"
+    plain = workdir / "sqlite3-import.db"
+    for stale in (database, plain):
+        for path in (stale, stale.with_name(stale.name + "-wal"), stale.with_name(stale.name + "-shm")):
+            path.unlink(missing_ok=True)
+
+    # Only the settings file's defaults and this folder's database: nothing from the caller's environment.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CALLBACKD_")}
+    env["CALLBACKD_DATABASE_URL"] = "sqlite:///var/callbackd.db"
+    if not succeeded([str(callbackd), "init"], workdir, env):
+        return 1
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(callbackd), "ledger", "import", gbk.name, "--json"], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    ours = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"callbackd ledger import failed (exit {done.returncode}):\n{done.stderr}", file=sys.stderr)
+        return 1
+    report = json.loads(done.stdout)
+
+    started = time.perf_counter()
+    if not succeeded([sqlite3, plain.name, "-cmd", ".mode csv", f".import {utf8.name} cases"], workdir, env):
+        return 1
+    theirs = time.perf_counter() - started
+
+    ratio = ours / theirs
+    # Both figures are wall-clock times: say how busy the machine was, as other work skews them.
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"callbackd ledger import: {rows} rows in {ours:.1f} s ({rows / ours:,.0f} rows/s)")
+    print(f"sqlite3 .import: {rows} rows in {theirs:.1f} s ({rows / theirs:,.0f} rows/s)")
+    print(f"ratio: {ratio:.1f}x (target <= {TARGET_RATIO:g}x){'' if ratio <= TARGET_RATIO else ' MISSED'}")
+
+    ok = True
+    if report["imported"] != rows or report["errors"]:
+        first = report["errors"][0] if report["errors"] else None
+        print(f"import report wrong: imported {report['imported']} of {rows}, {len(report['errors'])} error(s)"
+              + (f", first: line {first['line']}: {first['reason']}" if first else ""), file=sys.stderr)
+        ok = False
+    else:
+        print(f"import report: imported {report['imported']}, errors 0")
+    return 0 if ok and ratio <= TARGET_RATIO else 1
+
+
+def succeeded(command: list[str], cwd: Path, env: dict[str, str]) -> bool:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr}", file=sys.stderr)
+    return done.returncode == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
