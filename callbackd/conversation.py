@@ -97,12 +97,19 @@ class Conversation:
 
     def _answered_set(self) -> set[str]:
         if self._answered is None:
-            contact = self._contact()
-            self._answered = (
-                set() if contact is None
-                else set(self.session.scalars(select(Answer.question).where(Answer.contact_id == contact.id)))
-            )
+            self._load_contact()
+        assert self._answered is not None
         return self._answered
+
+    def _load_contact(self) -> None:
+        """The callback's contact and its answered questions, in one query."""
+        rows = self.session.execute(
+            select(Contact, Answer.question)
+            .outerjoin(Answer, Answer.contact_id == Contact.id)
+            .where(Contact.callback_id == self.callback.id)
+        ).all()
+        self._contact_row = rows[0][0] if rows else None
+        self._answered = {question for _, question in rows if question is not None}
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -173,8 +180,8 @@ class Conversation:
     # ---- recording -----------------------------------------------------------------------------------
 
     def _contact(self) -> Contact | None:
-        if self._contact_row is None:
-            self._contact_row = self.session.scalar(select(Contact).where(Contact.callback_id == self.callback.id))
+        if self._answered is None:
+            self._load_contact()
         return self._contact_row
 
     def _ensure_contact(self) -> Contact:
@@ -209,21 +216,35 @@ class Conversation:
 def open_conversation(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
 ) -> Conversation:
-    """The conversation of an attempt, for a webhook or the dispatcher. Raises `NotFoundError`."""
-    attempt = session.get(Attempt, attempt_id)
-    if attempt is None:
+    """The conversation of an attempt, for a webhook or the dispatcher, in one query. Raises `NotFoundError`."""
+    row = session.execute(
+        select(Attempt, Callback, Case, Window.name, Callback.round_id)
+        .join(Callback, Callback.id == Attempt.callback_id)
+        .join(Case, Case.id == Callback.case_id)
+        .join(Window, Window.id == Callback.window_id)
+        .where(Attempt.id == attempt_id)
+    ).one_or_none()
+    if row is None:
         raise NotFoundError(f"no attempt {attempt_id}")
-    callback = session.get(Callback, attempt.callback_id)
-    assert callback is not None  # a foreign key guarantees it
-    case = session.get(Case, callback.case_id)
-    window = session.get(Window, callback.window_id)
-    round_ = session.get(Round, callback.round_id)
-    assert case is not None and window is not None and round_ is not None
+    attempt, callback, case, window_name, round_id = row
     channel = plugins.channel(attempt.channel)
     return Conversation(
-        session, settings, plugins, now, attempt, callback, case, window.name,
-        frozen_survey(round_.survey), simulated=channel.kind == "simulated",
+        session, settings, plugins, now, attempt, callback, case, window_name,
+        round_survey(session, round_id), simulated=channel.kind == "simulated",
     )
+
+
+_ROUND_SURVEYS: dict[tuple[str, int], Survey] = {}
+
+
+def round_survey(session: Session, round_id: int) -> Survey:
+    """The survey a round froze. A round's survey never changes, so it is read once per database and round."""
+    key = (str(session.get_bind().url), round_id)
+    survey = _ROUND_SURVEYS.get(key)
+    if survey is None:
+        snapshot = session.scalar(select(Round.survey).where(Round.id == round_id)) or {}
+        survey = _ROUND_SURVEYS[key] = frozen_survey(snapshot)
+    return survey
 
 
 _SURVEYS: dict[str, Survey] = {}

@@ -56,12 +56,24 @@ def twilio_settings(settings: Settings) -> TwilioSettings:
     for key, variable in ENVIRONMENT.items():
         if os.environ.get(variable):
             table[key] = os.environ[variable]
+    return _validated(tuple(sorted((k, repr(v)) for k, v in table.items())), table)
+
+
+def _validated(key: tuple[tuple[str, str], ...], table: dict[str, Any]) -> TwilioSettings:
+    # every webhook asks for the settings: validate each distinct table once
+    cached = _SETTINGS.get(key)
+    if cached is not None:
+        return cached
     try:
-        return TwilioSettings(**table)
+        validated = _SETTINGS[key] = TwilioSettings(**table)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         raise ConfigError(f"[channels.twilio] {where}: {error['msg']}") from None
+    return validated
+
+
+_SETTINGS: dict[tuple[tuple[str, str], ...], TwilioSettings] = {}
 
 
 def credentials() -> tuple[str, str]:
