@@ -112,7 +112,8 @@ def ledger_import(
     """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent."""
     try:
         with session_scope() as (settings, session):
-            report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet)
+            report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet,
+                                          readers=load_plugins().readers_by_suffix())
     except StrictImportError as exc:
         if as_json:
             emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]

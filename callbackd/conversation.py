@@ -239,7 +239,8 @@ _ROUND_SURVEYS: dict[tuple[str, int], Survey] = {}
 
 def round_survey(session: Session, round_id: int) -> Survey:
     """The survey a round froze. A round's survey never changes, so it is read once per database and round."""
-    key = (str(session.get_bind().url), round_id)
+    bind = session.get_bind()
+    key = (str(bind.engine.url), round_id)
     survey = _ROUND_SURVEYS.get(key)
     if survey is None:
         snapshot = session.scalar(select(Round.survey).where(Round.id == round_id)) or {}

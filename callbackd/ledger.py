@@ -11,13 +11,13 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import column, insert, select, table, update
@@ -86,8 +86,23 @@ class RowProblem(ValueError):
 # ---- reading files --------------------------------------------------------------------------------------
 
 
-def read_table(path: Path, encoding: str | None = None, sheet: str | None = None) -> Iterator[list[Any]]:
-    """Rows of a CSV or XLSX file, the header first. Raises `LedgerFileError` when the file cannot be read."""
+class LedgerReader(Protocol):
+    """A plugin's reader for another ledger file format (registered with `register_ledger_readers`)."""
+
+    name: str
+    suffixes: tuple[str, ...]  # e.g. (".json",): files whose name ends so are read by this reader
+
+    def read(self, path: Path, encoding: str | None, sheet: str | None) -> Iterator[list[Any]]:
+        """The header row, then each row as a list of cells."""
+        ...
+
+
+def read_table(
+    path: Path, encoding: str | None = None, sheet: str | None = None,
+    readers: Mapping[str, LedgerReader] | None = None,
+) -> Iterator[list[Any]]:
+    """Rows of a CSV or XLSX file (or a format a plugin reads, by suffix), the header first. Raises
+    `LedgerFileError` when the file cannot be read."""
     if not path.exists():
         raise LedgerFileError(f"{path}: no such file")
     if path.is_dir():
@@ -97,6 +112,9 @@ def read_table(path: Path, encoding: str | None = None, sheet: str | None = None
             magic = handle.read(4)
     except OSError as exc:
         raise LedgerFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    reader = (readers or {}).get(path.suffix.lower())
+    if reader is not None:
+        return reader.read(path, encoding, sheet)
     if magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path, sheet)
     if sheet is not None:
@@ -170,9 +188,10 @@ def header_map(header: list[Any], settings: Settings, path: Path) -> dict[str, i
             names[_clean_header(alias)] = name
     found: dict[str, int] = {}
     for index, cell in enumerate(header):
-        name = names.get(_clean_header(cell))
-        if name is None:
+        field_name = names.get(_clean_header(cell))
+        if field_name is None:
             continue
+        name = field_name
         if name in found:
             raise LedgerFileError(
                 f"{path}: columns {header[found[name]]!r} and {cell!r} both give {LABELS[name]}; keep one"
@@ -225,7 +244,7 @@ def parse_time(value: Any, zone: ZoneInfo, column: str) -> datetime | None:
         parts = [int(p) for p in _NUMBERS.findall(raw)]
         if len(parts) in (3, 5, 6) and parts[0] > 1900:
             try:
-                return datetime(*parts, tzinfo=zone)  # type: ignore[misc]
+                return datetime(*parts[:6], tzinfo=zone)  # type: ignore[arg-type,misc]
             except ValueError:
                 pass
     try:
@@ -365,13 +384,15 @@ def import_ledger(
     strict: bool = False,
     encoding: str | None = None,
     sheet: str | None = None,
+    readers: Mapping[str, LedgerReader] | None = None,
 ) -> ImportReport:
-    """Import one ledger file into the session's transaction and return what happened.
+    """Import one ledger file into the session's transaction and return what happened. `readers` maps file
+    suffixes to plugins' readers for other formats.
 
     Raises `LedgerFileError` when the file cannot be read at all, and `StrictImportError` (carrying the report)
     when `strict` and any row is bad; the caller's transaction then rolls back and nothing is written.
     """
-    rows = read_table(path, encoding, sheet)
+    rows = read_table(path, encoding, sheet, readers)
     header = next(iter(rows), None)
     if header is None:
         raise LedgerFileError(f"{path}: empty file, no header line")

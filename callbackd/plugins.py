@@ -100,6 +100,10 @@ class Plugins:
         """Call an event hook on every plugin; a plugin that raises is reported with its name."""
         call_each(self.manager, hook, **kwargs)
 
+    def readers_by_suffix(self) -> dict[str, Any]:
+        """Plugins' ledger readers, by the file suffixes they read."""
+        return {suffix.lower(): reader for reader in self.ledger_readers.items.values() for suffix in reader.suffixes}
+
     def describe(self) -> list[dict[str, Any]]:
         return [
             {"name": p.name, "source": p.source, "module": p.module, "hooks": p.hooks, "channels": p.channels,

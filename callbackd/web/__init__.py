@@ -35,7 +35,7 @@ class WebContext:
 
 def context(request: Request) -> WebContext:
     """The application's context, for a plugin's route handler."""
-    return request.app.state.callbackd  # type: ignore[no-any-return]
+    return request.app.state.callbackd
 
 
 def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> FastAPI:

@@ -162,3 +162,32 @@ def test_the_guide_example_runs_as_an_installed_plugin(tmp_path, monkeypatch, cl
     states = {c["case_id"]: c["status"] for c in cli("callbacks", "list", "--json").json()}
     assert states["LAND"] != "in_progress" and states["G0"] == "in_progress"
     assert [status for _, status in callbackd_gateway.CLOSED] == [states["LAND"]]
+
+
+def test_a_plugin_reads_another_ledger_format(tmp_path, monkeypatch, cli):
+    install_plugin(tmp_path / "site", "json_ledger", """
+        import json
+        from callbackd.hookspecs import hookimpl
+
+        class JsonLedger:
+            name = "json-ledger"
+            suffixes = (".json",)
+
+            def read(self, path, encoding, sheet):
+                rows = json.loads(path.read_text(encoding="utf-8"))
+                yield list(rows[0])
+                for row in rows:
+                    yield list(row.values())
+
+        @hookimpl
+        def register_ledger_readers(register):
+            register(JsonLedger())
+    """, monkeypatch)
+    import json
+
+    rows = [{"办件编号": "J1", "窗口": "社保窗口", "事项名称": "社保卡补办", "办件类型": "即办件", "申请人": "张三",
+             "联系电话": "13800138000", "受理时间": "2026-11-03 09:00", "办结时间": "2026-11-03 10:00",
+             "状态": "已办结"}]
+    (tmp_path / "ledger.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    report = cli("ledger", "import", tmp_path / "ledger.json", "--json").json()
+    assert report["imported"] == 1 and report["errors"] == []
