@@ -295,3 +295,45 @@ def test_operator_results_cannot_overwrite_an_applicants_own_answers(cli, workdi
     path = write_csv(workdir / "r.csv", [["K0", "2026-11-23 16:00", "不满意"]], header=header)
     run = cli("results", "import", path, "--source", "operator", "--json").json()
     assert run["updated"] == 0 and "through simulator" in run["errors"][0]["reason"]
+
+
+METERED = """
+import time
+
+from callbackd.channels import StartResult
+from callbackd.hookspecs import hookimpl
+
+STARTS = []
+
+
+class Metered:
+    name = "metered"
+    kind = "voice"
+
+    def rate_limit(self, settings):
+        return "test-account:calls", 4.0
+
+    def start(self, conversation):
+        STARTS.append(time.monotonic())
+        return StartResult.placed(f"M-{conversation.attempt_id}")
+
+
+@hookimpl
+def register_channels(register):
+    register(Metered())
+"""
+
+
+def test_the_dispatcher_keeps_a_channel_under_its_provider_rate(cli, workdir, monkeypatch):
+    from tests.unit.test_plugins import install_plugin
+
+    install_plugin(workdir / "site", "metered_plugin", METERED, monkeypatch)
+    start_round(cli, workdir, monkeypatch, 10, "metered")
+    assert dispatch_at(cli, monkeypatch, NOW)["outcomes"] == {"in_progress": 10}
+    import metered_plugin
+
+    starts = metered_plugin.STARTS
+    assert len(starts) == 10
+    # never more than 4 placed within any one second
+    assert all(sum(1 for t in starts if first <= t < first + 1.0) <= 4 for first in starts)
+    assert starts[-1] - starts[0] >= 2.0  # ten at four a second need at least two more windows
