@@ -69,7 +69,7 @@ class Section(BaseModel):
 class SamplingRule(Section):
     """A rate policy: a share of one category's resolved cases, called back within a number of days."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=50)
     case_types: list[str]
     matter_keywords: list[str] = Field(default_factory=list)
     share: float = Field(gt=0, le=1)
