@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from callbackd import clock, events
 from callbackd.calling import CallingPolicy
+from callbackd.channels import StartResult
 from callbackd.config import Settings
 from callbackd.conversation import (
     FINAL_CALLBACK,
@@ -35,6 +36,8 @@ from callbackd.plugins import PluginError, Plugins
 from callbackd.ratelimit import ProviderLimiter
 
 RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configured", "rate_limited")
+# ended without ever reaching the applicant through no fault of theirs: they do not use up the applicant's tries
+NOT_A_TRY = ("not_configured", "rate_limited", "cancelled")
 OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
 
 
@@ -128,24 +131,31 @@ def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: in
     dispatcher had already claimed it. (The embedded runner commits the claim first: see `run_once`.)"""
     if not claim(session, attempt_id, now):
         return None
-    return start_claimed(session, settings, plugins, attempt_id, now)
+    state, result = start_claimed(session, settings, plugins, attempt_id, now)
+    if result is None:
+        return state
+    return record_start(session, settings, plugins, attempt_id, result, now)
 
 
-def start_claimed(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime) -> str:
-    """Hand a claimed attempt to its channel and record what the channel says."""
+def start_claimed(
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
+) -> tuple[str, StartResult | None]:
+    """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
+    `record_start` records (in a fresh transaction, by the embedded runner)."""
     conversation = open_conversation(session, settings, plugins, attempt_id, now)
     session.refresh(conversation.attempt)
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing":
-        return attempt.status
+        return attempt.status, None
     round_ = session.get(Round, callback.round_id)
     if callback.status in FINAL_CALLBACK or round_ is None or round_.active_week is None:
         attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
-        return "cancelled"
+        return "cancelled", None
     if opted_out(session, callback.phone):
         record_opt_out(session, plugins, callback.phone, "earlier", now)
-        return attempt.status
-    callback.status = "in_progress"
+        return attempt.status, None
+    # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
+    # and those must find the attempt as the claim left it.
     channel = plugins.channel(attempt.channel)
     try:
         result = channel.start(conversation)
@@ -157,14 +167,25 @@ def start_claimed(session: Session, settings: Settings, plugins: Plugins, attemp
             f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+    return attempt.status, result
+
+
+def record_start(
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, result: StartResult, now: datetime
+) -> str:
+    """Record what the channel said when it placed an attempt, unless the attempt has moved on meanwhile (a
+    webhook already reported the call busy, the simulator already finished it): conditional updates only."""
     if result.provider_id:
-        attempt.provider_id = result.provider_id
-    if not result.ok:
-        if attempt.status in OPEN_ATTEMPT:
+        session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.provider_id.is_(None))
+                        .values(provider_id=result.provider_id))
+    if result.ok:
+        session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "placing")
+                        .values(status="in_progress"))
+    else:
+        conversation = open_conversation(session, settings, plugins, attempt_id, now)
+        if conversation.attempt.status == "placing":
             end_attempt(conversation, result.failure or "failed", result.detail)
-    elif attempt.status == "placing":
-        attempt.status = "in_progress"
-    return attempt.status
+    return session.scalar(select(Attempt.status).where(Attempt.id == attempt_id)) or "failed"
 
 
 def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
@@ -214,10 +235,12 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
     assert round_ is not None
     plan = usable_channels(plugins, round_.channel_plan, conversation.sms_capable)
     tries = session.scalar(
-        select(func.count()).select_from(Attempt)
-        .where(Attempt.callback_id == callback.id, Attempt.channel == attempt.channel)
+        select(func.count()).select_from(Attempt).where(
+            Attempt.callback_id == callback.id, Attempt.channel == attempt.channel,
+            Attempt.status.not_in(NOT_A_TRY),
+        )
     ) or 0
-    number = attempt.number + 1
+    number = (session.scalar(select(func.max(Attempt.number)).where(Attempt.callback_id == callback.id)) or 0) + 1
     policy = CallingPolicy(settings)
     if tries < settings.dispatch.attempts_per_channel:
         due = policy.retry_at(session, callback.id, attempt.channel, now)
@@ -309,7 +332,10 @@ def run_once(
             if rate is not None:
                 limiter.wait(*rate(settings))  # the provider account's rate, shared by every dispatcher
             with database.session() as session:
-                state = start_claimed(session, settings, plugins, attempt_id, now)
+                state, result = start_claimed(session, settings, plugins, attempt_id, now)
+            if result is not None:
+                with database.session() as session:
+                    state = record_start(session, settings, plugins, attempt_id, result, now)
         except Exception as exc:
             message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
             report.errors.append(f"attempt {attempt_id}: {message}")

@@ -23,6 +23,7 @@ from callbackd.config import Settings
 from callbackd.conversation import Conversation
 from callbackd.errors import ConfigError
 from callbackd.hookspecs import hookimpl
+from callbackd.phones import mask
 
 ENVIRONMENT = {
     "public_base_url": "CALLBACKD_TWILIO_PUBLIC_BASE_URL",
@@ -32,6 +33,7 @@ ENVIRONMENT = {
 # Twilio error codes this plugin acts on
 INVALID_NUMBER = {21211, 21214, 21217, 21401, 21407, 21421, 21614}
 UNSUBSCRIBED = 21610
+NOT_CONFIGURED = {20003, 20404, 21212, 21606, 21659}  # bad credentials, unknown account, unusable caller id
 
 
 class TwilioSettings(BaseModel):
@@ -40,7 +42,8 @@ class TwilioSettings(BaseModel):
     public_base_url: str = ""
     api_base_url: str = "https://api.twilio.com"
     from_number: str = ""
-    voice: str = "Polly.Zhiyu"
+    # Twilio's built-in Mandarin voice for language zh-CN; a Polly or Google voice needs its own language code
+    voice: str = "alice"
     language: str = "zh-CN"
     sms_mode: Literal["all", "one"] = "all"
     machine_detection: bool = True
@@ -109,16 +112,25 @@ def hook_url(config: TwilioSettings, path: str) -> str:
     return f"{config.public_base_url.rstrip('/')}/hooks/twilio/{path.lstrip('/')}"
 
 
-def _failure(exc: Exception) -> StartResult:
+def _failure(exc: Exception, phone: str) -> StartResult:
+    """The provider's refusal as a typed failure. Twilio's messages name the number ("The 'To' number +86... is not
+    a valid phone number"): it is masked before the text is kept."""
     from twilio.base.exceptions import TwilioRestException
+
+    def masked(text: object) -> str:
+        national = phone.removeprefix("+86")
+        return str(text).replace(phone, mask(phone)).replace(national, mask(phone))
 
     if isinstance(exc, TwilioRestException):
         if exc.code in INVALID_NUMBER:
-            return StartResult.failed("invalid_number", f"Twilio {exc.code}: {exc.msg}")
+            return StartResult.failed("invalid_number", f"Twilio {exc.code}: {masked(exc.msg)}")
         if exc.code == UNSUBSCRIBED:
             return StartResult.failed("refused", f"Twilio {UNSUBSCRIBED}: the number unsubscribed")
-        return StartResult.failed("failed", f"Twilio {exc.code or exc.status}: {exc.msg}")
-    return StartResult.failed("failed", f"{type(exc).__name__}: {exc}")
+        if exc.code in NOT_CONFIGURED or exc.status in (401, 403):
+            # the account's fault, not the applicant's: the attempt is retried without using up a try
+            return StartResult.failed("not_configured", f"Twilio {exc.code or exc.status}: {masked(exc.msg)}")
+        return StartResult.failed("failed", f"Twilio {exc.code or exc.status}: {masked(exc.msg)}")
+    return StartResult.failed("failed", f"{type(exc).__name__}: {masked(exc)}")
 
 
 class VoiceChannel:
@@ -146,7 +158,7 @@ class VoiceChannel:
                 **extra,
             )
         except Exception as exc:  # the provider's answer, typed into a failure the dispatcher understands
-            result = _failure(exc)
+            result = _failure(exc, conversation.phone)
             if result.failure == "refused":
                 conversation.opt_out("carrier", note=result.detail)
             return result
@@ -178,7 +190,7 @@ class SmsChannel:
                 status_callback=hook_url(config, f"status/sms/{conversation.attempt_id}"),
             )
         except Exception as exc:
-            result = _failure(exc)
+            result = _failure(exc, conversation.phone)
             if result.failure == "refused":
                 conversation.opt_out("carrier", note=result.detail)
             return result

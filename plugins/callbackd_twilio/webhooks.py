@@ -22,7 +22,9 @@ from callbackd_twilio import TwilioSettings, credentials, hook_url, twilio_setti
 
 MACHINE = {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
 CALL_OUTCOMES = {"busy": "busy", "no-answer": "no_answer", "failed": "failed", "canceled": "failed"}
-UNREACHABLE_SMS = {30003, 30005, 30006}  # unreachable handset, unknown number, landline
+# unknown number, landline: the number will never take an SMS. (30003, a handset switched off or out of coverage,
+# is temporary: it ends the attempt as failed, and the message is tried again later.)
+UNREACHABLE_SMS = {30005, 30006}
 REASKED = "sms re-asked"
 XML = "application/xml"
 
@@ -302,7 +304,8 @@ def _answer_sms(conversation: Conversation, config: TwilioSettings, lang: str, b
                 conversation.suggest(reading.remainder)
             conversation.finish("completed")
             return survey.render("thanks_sms", lang, **context_)
-        intro = "greeting_sms" if config.sms_mode == "one" else "reask_sms"
+        # the reply was read: ask what is still open, without saying it was not understood
+        intro = "greeting_sms"
         return survey.sms_body(lang, pending[:1] if config.sms_mode == "one" else pending, intro=intro, **context_)
     if conversation.attempt.detail == REASKED:
         return ""  # asked again once already: the attempt waits, then ends as unanswered
