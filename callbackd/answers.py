@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from callbackd import events
@@ -44,6 +44,9 @@ def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
     return {a.question: a for a in session.scalars(select(Answer).where(Answer.contact_id == contact_id))}
 
 
+_INSERT_ANSWER = insert(Answer)
+
+
 def add_answer(
     session: Session,
     plugins: Plugins,
@@ -55,32 +58,35 @@ def add_answer(
     *,
     window: str | None = None,
     answered: set[str] | None = None,
-) -> Answer | None:
-    """Record one answer; an answer already recorded for the question is kept and None returned (a repeated
+) -> bool:
+    """Record one answer; an answer already recorded for the question is kept and False returned (a repeated
     delivery changes nothing twice). `window` (the contact's window name) and `answered` (the questions the
     contact has answered, kept up to date here) spare the queries when the caller knows them."""
     if answered is not None:
         if question in answered:
-            return None
+            return False
     elif session.scalar(select(Answer.id).where(Answer.contact_id == contact.id, Answer.question == question)):
-        return None
-    answer = Answer(
-        contact_id=contact.id, question=question, level=level, raw=raw[:20], window_id=contact.window_id,
-        source=contact.source, contacted_at=contact.contacted_at, recorded_at=now,
-    )
-    session.add(answer)
-    session.flush()
+        return False
+    # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
+    session.execute(_INSERT_ANSWER, {
+        "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
+        "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
+        "recorded_at": now,
+    })
     if answered is not None:
         answered.add(question)
-    announce(session, plugins, contact, answer, window)
-    return answer
+    announce(session, plugins, contact, question, level, raw[:20], now, window)
+    return True
 
 
-def announce(session: Session, plugins: Plugins, contact: Contact, answer: Answer, window: str | None = None) -> None:
+def announce(
+    session: Session, plugins: Plugins, contact: Contact, question: str, level: str | None, raw: str,
+    recorded_at: datetime, window: str | None = None,
+) -> None:
     """Tell the plugins about a recorded (or corrected) answer once the transaction commits."""
     if window is None:
         window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
     events.defer(session, plugins, "answer_recorded", answer=AnswerEvent(
         contact_id=contact.id, callback_id=contact.callback_id, source=contact.source, channel=contact.channel,
-        window=window, question=answer.question, level=answer.level, raw=answer.raw, recorded_at=answer.recorded_at,
+        window=window, question=question, level=level, raw=raw, recorded_at=recorded_at,
     ))

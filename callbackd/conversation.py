@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import answers
@@ -103,11 +103,7 @@ class Conversation:
 
     def _load_contact(self) -> None:
         """The callback's contact and its answered questions, in one query."""
-        rows = self.session.execute(
-            select(Contact, Answer.question)
-            .outerjoin(Answer, Answer.contact_id == Contact.id)
-            .where(Contact.callback_id == self.callback.id)
-        ).all()
+        rows = self.session.execute(_CONTACT, {"callback_id": self.callback.id}).all()
         self._contact_row = rows[0][0] if rows else None
         self._answered = {question for _, question in rows if question is not None}
 
@@ -208,22 +204,30 @@ class Conversation:
         if self.finished:
             return False
         contact = self._ensure_contact()
-        added = answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
-                                   window=self.window_name, answered=self._answered_set())
-        return added is not None
+        return answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
+                                  window=self.window_name, answered=self._answered_set())
+
+
+# Built once: every webhook opens a conversation, and building the statement would cost more than running it.
+_CONVERSATION = (
+    select(Attempt, Callback, Case, Window.name, Callback.round_id)
+    .join(Callback, Callback.id == Attempt.callback_id)
+    .join(Case, Case.id == Callback.case_id)
+    .join(Window, Window.id == Callback.window_id)
+    .where(Attempt.id == bindparam("attempt_id"))
+)
+_CONTACT = (
+    select(Contact, Answer.question)
+    .outerjoin(Answer, Answer.contact_id == Contact.id)
+    .where(Contact.callback_id == bindparam("callback_id"))
+)
 
 
 def open_conversation(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
 ) -> Conversation:
     """The conversation of an attempt, for a webhook or the dispatcher, in one query. Raises `NotFoundError`."""
-    row = session.execute(
-        select(Attempt, Callback, Case, Window.name, Callback.round_id)
-        .join(Callback, Callback.id == Attempt.callback_id)
-        .join(Case, Case.id == Callback.case_id)
-        .join(Window, Window.id == Callback.window_id)
-        .where(Attempt.id == attempt_id)
-    ).one_or_none()
+    row = session.execute(_CONVERSATION, {"attempt_id": attempt_id}).one_or_none()
     if row is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     attempt, callback, case, window_name, round_id = row

@@ -238,7 +238,7 @@ def _edit(
             answers.add_answer(session, plugins, contact, key, level, raw, now)
         elif (previous.level, previous.raw) != (level, raw):
             previous.level, previous.raw, previous.recorded_at = level, raw, now
-            answers.announce(session, plugins, contact, previous)
+            answers.announce(session, plugins, contact, key, level, raw, now)
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)

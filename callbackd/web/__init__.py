@@ -6,12 +6,14 @@ core services.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from callbackd import __version__
 from callbackd.config import Settings, load_settings
@@ -42,12 +44,23 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
     """Build the app: the schema upgraded, every plugin's routes mounted under /hooks/<plugin>/."""
     settings = settings or load_settings()
     plugins = plugins or load_plugins()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, background_checkpoints=True)
     database.ensure_schema()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # SQLite's log is checkpointed here, every second, rather than inside whichever webhook crosses its
+        # threshold: a provider's request never waits for the disk
+        async def checkpoints() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                await run_in_threadpool(database.checkpoint)
+
+        task = asyncio.create_task(checkpoints()) if database.engine.dialect.name == "sqlite" else None
         yield
+        if task is not None:
+            task.cancel()
+        database.checkpoint()
         database.dispose()
 
     app = FastAPI(title="callbackd", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)

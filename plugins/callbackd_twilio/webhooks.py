@@ -6,6 +6,7 @@ nothing. Repeated deliveries change nothing twice. Handlers are short: a few que
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
@@ -34,7 +35,8 @@ XML = "application/xml"
 
 async def signed_params(request: Request, config: TwilioSettings) -> dict[str, str] | None:
     """The request's form parameters when its signature is Twilio's for the public URL, else None."""
-    params = {key: str(value) for key, value in (await request.form()).items()}
+    # Twilio posts application/x-www-form-urlencoded: read it directly, the multipart machinery is not needed
+    params = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
     url = f"{config.public_base_url.rstrip('/')}{request.url.path}"
     if request.url.query:
         url = f"{url}?{request.url.query}"
