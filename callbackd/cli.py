@@ -110,14 +110,25 @@ def ledger_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent."""
+    with import_report(as_json), session_scope() as (settings, session):
+        report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet,
+                                      readers=load_plugins().readers_by_suffix())
+    show_import(report, as_json)
+
+
+@contextmanager
+def import_report(as_json: bool) -> Iterator[None]:
+    """With --json, a --strict refusal still prints its report (nothing imported) before the error line."""
     try:
-        with session_scope() as (settings, session):
-            report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet,
-                                          readers=load_plugins().readers_by_suffix())
+        yield
     except StrictImportError as exc:
         if as_json:
             emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]
         raise
+
+
+def show_import(report: ledger.ImportReport, as_json: bool) -> None:
+    """An import's counts and its bad rows, by line."""
     if as_json:
         emit_json(report.as_dict())
         return
@@ -307,24 +318,12 @@ def results_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings."""
-    try:
-        with session_scope() as (settings, session):
-            report = results.import_results(
-                session, settings, load_plugins(), sampling.survey_in_force(settings), file, source,
-                strict=strict, encoding=encoding, sheet=sheet,
-            )
-    except StrictImportError as exc:
-        if as_json:
-            emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]
-        raise
-    if as_json:
-        emit_json(report.as_dict())
-        return
-    out.print(f"imported {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
-              f"bad rows {len(report.errors)}")
-    if report.errors:
-        table("bad rows (not imported)", ["line", "办件编号", "reason"],
-              [[e.line, e.case_id, e.reason] for e in report.errors[:50]])
+    with import_report(as_json), session_scope() as (settings, session):
+        report = results.import_results(
+            session, settings, load_plugins(), sampling.survey_in_force(settings), file, source,
+            strict=strict, encoding=encoding, sheet=sheet,
+        )
+    show_import(report, as_json)
 
 
 @app.command()

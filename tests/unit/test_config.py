@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,13 +14,7 @@ from callbackd.errors import ConfigError
 BUNDLED = bundled_config_dir() / "callbackd.toml"
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CALLBACKD_* variable from the caller; run in an empty folder (so no ./config/callbackd.toml)."""
-    for name in list(os.environ):
-        if name.startswith("CALLBACKD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# tests/conftest.py's autouse `workdir` fixture runs each test in an empty folder with no CALLBACKD_*.
 
 
 def settings_file(folder: Path, text: str = "", name: str = "callbackd.toml") -> Path:

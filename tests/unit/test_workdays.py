@@ -3,7 +3,6 @@ the provisional fallback and its warning, config/holidays.toml (authoritative, a
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -22,13 +21,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALLING_HOURS = [(time(9, 0), time(12, 0)), (time(14, 0), time(20, 0))]
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CALLBACKD_* variable from the caller; run in an empty folder."""
-    for name in list(os.environ):
-        if name.startswith("CALLBACKD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# tests/conftest.py's autouse `workdir` fixture runs each test in an empty folder with no CALLBACKD_*.
 
 
 # ---- builders ---------------------------------------------------------------------------------------------
