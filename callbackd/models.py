@@ -56,7 +56,7 @@ class Case(Base):
     matter: Mapped[str] = mapped_column(String(200))
     case_type: Mapped[str] = mapped_column(String(20))
     applicant: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(20), index=True)  # E.164
+    phone: Mapped[str] = mapped_column(String(20))  # E.164; never searched by: callbacks carry the number
     phone_sms: Mapped[bool]  # a mobile number that can receive SMS; landlines cannot
     accepted_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
