@@ -48,7 +48,8 @@ app.add_typer(callbacks_app, name="callbacks")
 app.add_typer(results_app, name="results")
 app.add_typer(plugins_app, name="plugins")
 
-out = Console(highlight=False, soft_wrap=True)
+# piped or captured output is not a terminal: give tables room for Chinese window names rather than 80 columns
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
