@@ -47,7 +47,8 @@ _PENDING = "callbackd_events"
 
 def defer(session: Session, plugins: Plugins, hook: str, **kwargs: Any) -> None:
     """Queue an event hook call until `session` commits; dropped if it rolls back."""
-    session.info.setdefault(_PENDING, []).append((plugins, hook, kwargs))
+    if plugins.listens(hook):
+        session.info.setdefault(_PENDING, []).append((plugins, hook, kwargs))
 
 
 @event.listens_for(Session, "after_commit")

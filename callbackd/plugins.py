@@ -96,6 +96,10 @@ class Plugins:
             raise PluginError(f"no export format {name!r} (known: {known})")
         return self.exporters.items[name]
 
+    def listens(self, hook: str) -> bool:
+        """True when some plugin implements the event hook (else there is nobody to tell)."""
+        return bool(getattr(self.manager.hook, hook).get_hookimpls())
+
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call an event hook on every plugin; a plugin that raises is reported with its name."""
         call_each(self.manager, hook, **kwargs)

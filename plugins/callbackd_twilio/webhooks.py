@@ -5,6 +5,7 @@ nothing. Repeated deliveries change nothing twice. Handlers are short: a few que
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,12 +38,15 @@ async def signed_params(request: Request, config: TwilioSettings) -> dict[str, s
     """The request's form parameters when its signature is Twilio's for the public URL, else None."""
     # Twilio posts application/x-www-form-urlencoded: read it directly, the multipart machinery is not needed
     params = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
-    url = f"{config.public_base_url.rstrip('/')}{request.url.path}"
-    if request.url.query:
-        url = f"{url}?{request.url.query}"
-    _, token = credentials()
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = f"{config.public_base_url.rstrip('/')}{request.scope['path']}" + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
-    return params if signature and RequestValidator(token).validate(url, params, signature) else None
+    return params if signature and validator(credentials()[1]).validate(url, params, signature) else None
+
+
+@lru_cache(maxsize=4)
+def validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
 
 
 def forbidden() -> Response:
