@@ -1,16 +1,20 @@
-"""Shared fixtures: every test runs in its own folder with its own SQLite database and a clean environment."""
+"""Shared fixtures: every test runs in its own folder with its own database (SQLite, or PostgreSQL) and a clean
+environment."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from callbackd.cli import main
@@ -18,15 +22,32 @@ from callbackd.config import Settings, load_settings
 from callbackd.db import Database
 from callbackd.synthetic import HEADER
 
+# `scripts/test` runs the suite twice: on SQLite, then with CALLBACKD_TEST_POSTGRES naming a loopback PostgreSQL
+# server, where every test gets a database of its own.
+POSTGRES = os.environ.get("CALLBACKD_TEST_POSTGRES", "")
+
 
 @pytest.fixture(autouse=True)
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in a fresh folder, with no CALLBACKD_* setting inherited from the caller."""
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run in a fresh folder with a fresh database, with no CALLBACKD_* setting inherited from the caller."""
     for name in list(os.environ):
         if name.startswith("CALLBACKD_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    return tmp_path
+    if not POSTGRES:
+        yield tmp_path
+        return
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv("CALLBACKD_DATABASE_URL", make_url(POSTGRES).set(database=name).render_as_string(False))
+    try:
+        yield tmp_path
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @dataclass
