@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from callbackd.conversation import Conversation
@@ -21,8 +21,6 @@ class StartResult:
     provider_id: str | None = None
     failure: str | None = None
     detail: str = ""
-
-    SUCCESS: ClassVar[str] = "placed"
 
     @classmethod
     def placed(cls, provider_id: str) -> StartResult:

@@ -358,14 +358,9 @@ class RowReader:
         return None if moment is None else (moment, moment.isoformat())
 
 
-def digest(values: dict[str, Any]) -> str:
-    """A fingerprint of a case's normalised values: equal digests mean a re-import changes nothing."""
-    resolved_at = values["resolved_at"]
-    return _digest(values, values["accepted_at"].isoformat(), resolved_at.isoformat() if resolved_at else "")
-
-
 def _digest(values: dict[str, Any], accepted_text: str, resolved_text: str) -> str:
-    # `digest`, with the times' isoformat already at hand
+    # a fingerprint of a case's normalised values (times as their isoformat): equal digests mean a re-import
+    # changes nothing
     parts = (
         values["window"], values["matter"], values["case_type"], values["applicant"], values["phone"],
         accepted_text, resolved_text, values["status"], "1" if values["resolved"] else "0",
