@@ -25,7 +25,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from callbackd.errors import ConfigError
+from callbackd.errors import CallbackdError, ConfigError
 
 CASE_TYPES = ("即办件", "承诺件", "联办件", "上报件", "补办件", "退回件", "投诉", "举报", "报修")
 
@@ -284,20 +284,28 @@ def settings_path() -> Path:
     return local if local.exists() else bundled_config_dir() / "callbackd.toml"
 
 
+def read_toml(
+    path: Path, kind: str, error: type[CallbackdError] = ConfigError, missing_hint: str = ""
+) -> dict[str, Any]:
+    """A TOML file callbackd is configured by (settings, a survey, holidays); a file that is missing, unreadable,
+    not UTF-8 or not TOML is an `error` naming it, e.g. "survey file … not found"."""
+    try:
+        # utf-8-sig: Windows editors often save UTF-8 with a byte-order mark
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise error(f"{kind} file {path} not found{missing_hint}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
+    except OSError as exc:
+        raise error(f"{kind} file {path} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read and validate the settings; any mistake is a `ConfigError` naming the file and the key."""
     path = path or settings_path()
-    try:
-        # utf-8-sig: Windows editors often save UTF-8 with a byte-order mark
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError(f"settings file {path} not found (set CALLBACKD_CONFIG or create it)") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
-    except OSError as exc:
-        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "settings", missing_hint=" (set CALLBACKD_CONFIG or create it)")
     if "config_dir" in data:  # recorded from the file's location, never read from it
         raise ConfigError(f"{path}: unknown setting 'config_dir'")
     try:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import string
-import tomllib
 import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from callbackd.config import read_toml
 from callbackd.errors import ConfigError
 
 LEVELS = ("满意", "基本满意", "不满意")  # the three levels every answer maps to
@@ -501,16 +501,7 @@ def is_opt_out(text: str, words: Sequence[str] = OPT_OUT_WORDS) -> bool:
 
 def load_survey(path: Path) -> Survey:
     """Read one survey file; any mistake is a ConfigError naming the file and the problem."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError(f"survey file {path} not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
-    except OSError as exc:
-        raise ConfigError(f"survey file {path} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "survey")
     try:
         return _survey_from_data(data, default_name=path.stem)
     except ConfigError as exc:

@@ -11,7 +11,6 @@ A date in any year gets an answer; a deadline crossing the year end never crashe
 from __future__ import annotations
 
 import re
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import holidays as holidays_package
 
-from callbackd.config import Settings
+from callbackd.config import Settings, read_toml
 from callbackd.errors import CalendarError
 
 
@@ -41,15 +40,7 @@ def load_schedule(path: Path) -> dict[int, YearSchedule]:
     """Read `holidays.toml`: `[years.2027]` tables with `holidays = [...]` and `workdays = [...]` dates."""
     if not path.exists():
         return {}
-    try:
-        # utf-8-sig: Windows editors often save UTF-8 with a byte-order mark
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CalendarError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
-    except OSError as exc:
-        raise CalendarError(f"holidays file {path} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CalendarError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "holidays", CalendarError)
     unknown = set(data) - {"years"}
     if unknown:
         raise CalendarError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected [years.YYYY] tables)")
