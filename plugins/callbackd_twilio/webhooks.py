@@ -5,6 +5,8 @@ nothing. Repeated deliveries change nothing twice. Handlers are short: a few que
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -126,28 +128,49 @@ def hang_up() -> Response:
     return twiml(response)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery whose signature has been checked: what every handler starts from."""
+
+    request: Request
+    web: WebContext
+    config: TwilioSettings
+    params: dict[str, str]
+
+    @property
+    def attempt_id(self) -> int:
+        return int(self.request.path_params["attempt_id"])
+
+
+Handler = Callable[[Delivery], Response]
+
+
 def add_routes(router: APIRouter) -> None:
     """The webhooks of DESIGN.md's Twilio contract.
 
-    They are plain routes taking the request itself: Twilio's parameters are read and checked against its
-    signature here, so FastAPI's parameter machinery would only add work to every delivery.
+    Every route is registered through `post`, which checks the signature before any handler runs: a forged
+    request gets 403 and no handler can forget the check. They are plain routes, as Twilio's parameters are
+    read here and FastAPI's parameter machinery would only add work to every delivery.
     """
 
-    def post(path: str) -> Any:
-        def register(endpoint: Any) -> Any:
+    def post(path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            async def endpoint(request: Request) -> Response:
+                web = context(request)
+                config = twilio_settings(web.settings)
+                params = await signed_params(request, config)
+                if params is None:
+                    return forbidden()
+                return handler(Delivery(request, web, config, params))
+
             router.add_route(path, endpoint, methods=["POST"])
-            return endpoint
+            return handler
 
         return register
 
     @post("/voice/{attempt_id:int}")
-    async def voice(request: Request) -> Response:
-        attempt_id = request.path_params["attempt_id"]
-        web = context(request)
-        config = twilio_settings(web.settings)
-        params = await signed_params(request, config)
-        if params is None:
-            return forbidden()
+    def voice(delivery: Delivery) -> Response:
+        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
         lang = language(web)
         with web.session() as session:
             conversation = _conversation(session, web, attempt_id)
@@ -167,15 +190,10 @@ def add_routes(router: APIRouter) -> None:
             return twiml(ask(conversation, config, lang, first, 0, prefix=greeting))
 
     @post("/voice/{attempt_id:int}/answer")
-    async def answer(request: Request) -> Response:
-        attempt_id = request.path_params["attempt_id"]
-        web = context(request)
-        config = twilio_settings(web.settings)
-        params = await signed_params(request, config)
-        if params is None:
-            return forbidden()
-        q = request.query_params.get("q", "")
-        tries = 1 if request.query_params.get("try", "0") != "0" else 0
+    def answer(delivery: Delivery) -> Response:
+        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
+        q = delivery.request.query_params.get("q", "")
+        tries = 1 if delivery.request.query_params.get("try", "0") != "0" else 0
         lang = language(web)
         with web.session() as session:
             conversation = _conversation(session, web, attempt_id)
@@ -194,13 +212,8 @@ def add_routes(router: APIRouter) -> None:
             return twiml(continue_with(conversation, config, lang, after(conversation, question.key)))
 
     @post("/voice/{attempt_id:int}/suggestion")
-    async def suggestion(request: Request) -> Response:
-        attempt_id = request.path_params["attempt_id"]
-        web = context(request)
-        config = twilio_settings(web.settings)
-        params = await signed_params(request, config)
-        if params is None:
-            return forbidden()
+    def suggestion(delivery: Delivery) -> Response:
+        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
         with web.session() as session:
             conversation = _conversation(session, web, attempt_id)
             if conversation is None or conversation.finished:
@@ -210,12 +223,8 @@ def add_routes(router: APIRouter) -> None:
             return twiml(goodbye(conversation, config, language(web)))
 
     @post("/status/{attempt_id:int}")
-    async def call_status(request: Request) -> Response:
-        attempt_id = request.path_params["attempt_id"]
-        web = context(request)
-        params = await signed_params(request, twilio_settings(web.settings))
-        if params is None:
-            return forbidden()
+    def call_status(delivery: Delivery) -> Response:
+        web, params, attempt_id = delivery.web, delivery.params, delivery.attempt_id
         status = params.get("CallStatus", "")
         now = clock.now()
         with web.session() as session:
@@ -236,12 +245,8 @@ def add_routes(router: APIRouter) -> None:
     # ---- SMS ---------------------------------------------------------------------------------------------
 
     @post("/status/sms/{attempt_id:int}")
-    async def message_status(request: Request) -> Response:
-        attempt_id = request.path_params["attempt_id"]
-        web = context(request)
-        params = await signed_params(request, twilio_settings(web.settings))
-        if params is None:
-            return forbidden()
+    def message_status(delivery: Delivery) -> Response:
+        web, params, attempt_id = delivery.web, delivery.params, delivery.attempt_id
         status = params.get("MessageStatus", "")
         if status not in ("failed", "undelivered"):
             return Response(status_code=204)
@@ -261,12 +266,8 @@ def add_routes(router: APIRouter) -> None:
         return Response(status_code=204)
 
     @post("/sms")
-    async def inbound(request: Request) -> Response:
-        web = context(request)
-        config = twilio_settings(web.settings)
-        params = await signed_params(request, config)
-        if params is None:
-            return forbidden()
+    def inbound(delivery: Delivery) -> Response:
+        web, config, params = delivery.web, delivery.config, delivery.params
         body = params.get("Body", "")
         reply = MessagingResponse()
         now = clock.now()
