@@ -13,6 +13,7 @@ from callbackd.errors import ConfigError
 @pytest.fixture(autouse=True)
 def real_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLBACKD_NOW", raising=False)
+    monkeypatch.delenv("CALLBACKD_CLOCK_OFFSET", raising=False)
 
 
 def test_the_real_clock_is_aware_utc() -> None:
@@ -62,3 +63,24 @@ def test_a_bad_callbackd_now_is_an_error(monkeypatch: pytest.MonkeyPatch, fixed:
         clock.now()
     assert message in str(raised.value)
     assert fixed.strip() in str(raised.value)
+
+
+def test_an_offset_shifts_a_clock_that_keeps_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLBACKD_CLOCK_OFFSET", "-86400.5")
+    before = datetime.now(UTC) - timedelta(days=1, seconds=0.5)
+    value = clock.now()
+    after = datetime.now(UTC) - timedelta(days=1, seconds=0.5)
+    assert before <= value <= after
+    assert value.tzinfo is UTC
+
+
+def test_a_fixed_time_wins_over_an_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLBACKD_CLOCK_OFFSET", "3600")
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-24T10:00:00+08:00")
+    assert clock.now() == datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+
+def test_a_bad_offset_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLBACKD_CLOCK_OFFSET", "an hour")
+    with pytest.raises(ConfigError, match="CALLBACKD_CLOCK_OFFSET='an hour' is not a number of seconds"):
+        clock.now()
