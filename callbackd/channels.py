@@ -47,8 +47,8 @@ class Channel(Protocol):
     conversation from its webhooks; a channel that knows the outcome at once (the simulator) may finish the
     conversation before returning.
 
-    A channel may also offer `rate_limit(settings) -> (account key, requests a second)`: the dispatcher then
-    keeps every attempt on it under that rate, across all dispatchers sharing the limiter's storage.
+    A channel may also offer `rate_limit(settings) -> (account key, requests a second) | None`: the dispatcher
+    then keeps every attempt on it under that rate, across all dispatchers sharing the limiter's storage.
     """
 
     name: str

@@ -130,9 +130,37 @@ class DispatchSettings(Section):
     # an attempt still waiting this long for its channel (by kind) ends as no_answer
     # where provider rates are counted: memory:// for one process, redis://host:port/db to share across workers
     rate_storage: str = "memory://"
+    # a claimed attempt not placed within this long (its worker died) goes back to due
+    lease_seconds: int = Field(default=300, ge=1)
+    # at most this many attempts claimed and waiting for a worker at once
+    batch: int = Field(default=2000, ge=1)
     waiting_minutes: dict[str, int] = Field(
         default_factory=lambda: {"voice": 60, "sms": 1440, "operator": 7200, "simulated": 10, "onsite": 7200}
     )
+
+
+class WorkerSettings(Section):
+    """Celery workers and beat, for deployments that outgrow the embedded runner."""
+
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = ""  # none: every effect of a task lives in the database
+    # crontab schedules, in the settings' time zone: minute hour day-of-month month day-of-week
+    open_rounds: str = "0 9 * * mon"
+    close_rounds: str = "15 * * * *"
+    scores: str = "0 8 * * mon"
+    tick_seconds: float = Field(default=60, gt=0)
+    concurrency: int = Field(default=2, ge=1)
+    # where `beat` keeps the schedule's last runs
+    beat_schedule_file: str = "var/celerybeat-schedule"
+    # where the `scores` task writes the ranking reports
+    reports_folder: str = "var/reports"
+
+    @field_validator("open_rounds", "close_rounds", "scores")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a crontab schedule of five fields such as \"0 9 * * mon\"")
+        return value
 
 
 class SurveySettings(Section):
@@ -207,6 +235,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from callbackd.config import Settings
     from callbackd.plugins import Plugins
 
-OPEN_ATTEMPT = ("due", "placing", "in_progress", "answered")
+OPEN_ATTEMPT = ("due", "queued", "placing", "in_progress", "answered")
 FINAL_CALLBACK = ("completed", "partial", "unreachable", "refused", "opted_out", "invalid")
 
 

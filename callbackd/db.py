@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbackd.errors import DatabaseError
@@ -99,8 +99,14 @@ class Database:
     def ensure_schema(self) -> None:
         """Upgrade when the database is behind the code (a new database is created)."""
         current, head = schema_state(self.engine)
-        if current != head:
+        if current == head:
+            return
+        try:
             upgrade(self.engine)
+        except (DatabaseError, DBAPIError):
+            # a worker and beat starting together on a new database: whoever lost the race finds it upgraded
+            if schema_state(self.engine)[0] != head:
+                raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -2,7 +2,13 @@
 channel plugins, and deciding what follows each outcome (a retry, a fallback channel, a final state).
 
 Callback states: pending (nothing placed yet), in_progress, and the final completed, partial, unreachable,
-refused, opted_out, invalid. Attempt states: due, placing, in_progress, answered, then its outcome.
+refused, opted_out, invalid. Attempt states: due, queued (claimed by a tick, handed to a worker), placing (taken
+by the worker that places it), in_progress, answered, then its outcome.
+
+Scheduling lives in the database: a tick (the embedded runner's pass, or beat's task) claims what is due in one
+transaction and only then hands the ids to whoever places them; placing takes a claimed attempt with one
+conditional update, so a message delivered twice places nothing twice. A claim is a lease: an attempt its
+worker never placed (the worker was killed) goes back to due after `[dispatch] lease_seconds`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from functools import lru_cache
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from callbackd import clock, events
+from callbackd import audit, clock, events
 from callbackd.calling import CallingPolicy
 from callbackd.channels import StartResult
 from callbackd.config import Settings
@@ -39,6 +45,17 @@ RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configure
 # ended without ever reaching the applicant through no fault of theirs: they do not use up the applicant's tries
 NOT_A_TRY = ("not_configured", "rate_limited", "cancelled")
 OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
+
+
+@dataclass
+class TickReport:
+    """One tick: what it reclaimed, ended, scheduled, held and claimed (the claimed ids, committed)."""
+
+    reclaimed: int = 0
+    ended: int = 0
+    scheduled: int = 0
+    held: int = 0
+    claimed: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -291,6 +308,128 @@ def record_opt_out(session: Session, plugins: Plugins, phone: str, source: str, 
         close_callback(session, plugins, callback, "opted_out", "opted_out", now, open_attempts="opted_out")
 
 
+# ---- ticks and placing: the embedded runner and the Celery tasks share these --------------------------------
+
+
+def reclaim_expired(session: Session, settings: Settings, now: datetime) -> int:
+    """Put back to due every claimed attempt whose lease ran out before its worker placed it (the worker was
+    killed, or its message was lost with the broker). Attempts a provider already knows stay as they are."""
+    cutoff = now - timedelta(seconds=settings.dispatch.lease_seconds)
+    result = session.execute(
+        update(Attempt)
+        .where(Attempt.status.in_(("queued", "placing")), Attempt.started_at < cutoff, Attempt.provider_id.is_(None))
+        .values(status="due", started_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount  # type: ignore[attr-defined]
+
+
+def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -> tuple[list[int], int]:
+    """Claim due attempts (due to queued, the lease starting now) until `limit` are queued, counting those
+    queued earlier and not yet taken, and hold those that may not go now to when they may. Returns (claimed
+    ids, held count). Topping up rather than adding keeps the queue no longer than what the workers place well
+    within a lease, however often ticks come.
+
+    On PostgreSQL the due rows are locked with SKIP LOCKED, so two ticks at once split the work instead of
+    waiting for each other; every transition is conditional on the state it leaves, so no attempt is claimed
+    twice on any database.
+    """
+    policy = CallingPolicy(settings)
+    if not policy.calendar.in_calling_hours(now):
+        waiting = session.execute(
+            update(Attempt).where(Attempt.status == "due", Attempt.due_at <= now)
+            .values(due_at=policy.first_slot(now)).execution_options(synchronize_session=False)
+        )
+        return [], waiting.rowcount  # type: ignore[attr-defined]
+    queued = session.scalar(select(func.count()).select_from(Attempt).where(Attempt.status == "queued")) or 0
+    if queued >= limit:
+        return [], 0
+    rows = session.execute(
+        select(Attempt.id, Callback.phone)
+        .join(Callback, Callback.id == Attempt.callback_id)
+        .where(Attempt.status == "due", Attempt.due_at <= now)
+        .order_by(Attempt.due_at, Attempt.id)
+        .limit(limit - queued)
+        .with_for_update(of=Attempt, skip_locked=True)
+    ).all()
+    claimed: list[int] = []
+    held = 0
+    for attempt_id, phone in rows:
+        later = policy.hold(session, phone, now)
+        values = {"due_at": later} if later is not None else {"status": "queued", "started_at": now}
+        moved = session.execute(
+            update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "due").values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        if later is not None:
+            held += 1
+        else:
+            claimed.append(attempt_id)
+    return claimed, held
+
+
+def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None) -> TickReport:
+    """One scheduler pass in one transaction: reclaim lapsed leases, end stale attempts, schedule new callbacks,
+    claim what is due. The claimed ids are returned once the transaction has committed, so whoever places them
+    finds them claimed."""
+    now = now or clock.now()
+    report = TickReport()
+    with database.session() as session:
+        report.reclaimed = reclaim_expired(session, settings, now)
+        report.ended = end_stale(session, settings, plugins, now)
+        report.scheduled = schedule_new(session, settings, plugins, now)
+        report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch)
+    return report
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What placing one claimed attempt came to: its state afterwards, and the error when placing raised."""
+
+    state: str
+    error: str | None = None
+
+
+def place_queued(
+    database: Database, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime | None = None
+) -> Placement | None:
+    """Place one claimed attempt; None when it is no longer queued (another delivery of the same message took
+    it, or it closed meanwhile).
+
+    Taking it (queued to placing) commits before anything else, so a provider is never asked twice for one
+    attempt and no transaction stays open while a provider answers. The provider account's rate is waited for
+    after taking it. An attempt whose placing raises ends as `failed` (its retry or fallback follows).
+    """
+    with database.session() as session:
+        taken = session.execute(
+            update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "queued")
+            .values(status="placing", started_at=now or clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        channel_name = session.scalar(select(Attempt.channel).where(Attempt.id == attempt_id))
+    try:
+        rate = getattr(plugins.channel(channel_name or ""), "rate_limit", None)
+        limit = rate(settings) if rate is not None else None
+        if limit is not None:
+            limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
+        when = now or clock.now()
+        with database.session() as session:
+            state, result = start_claimed(session, settings, plugins, attempt_id, when)
+        if result is not None:
+            with database.session() as session:
+                state = record_start(session, settings, plugins, attempt_id, result, when)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        with database.session() as session:
+            fail_attempt(session, settings, plugins, attempt_id, now or clock.now(), message)
+        return Placement("failed", f"attempt {attempt_id}: {message}")
+    return Placement(state)
+
+
 # ---- the embedded runner ---------------------------------------------------------------------------------
 
 
@@ -298,55 +437,26 @@ def run_once(
     database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None,
     on_placed: Callable[[int], None] | None = None,
 ) -> DispatchReport:
-    """Schedule new callbacks and place every due attempt.
-
-    Each claim commits before its channel is called, so a provider is never asked twice for one attempt and no
-    database transaction stays open while a provider answers. An attempt whose placing raises ends as
-    `failed` (its retry or fallback follows) and the error is reported; the other attempts still go out.
-    """
-    now = now or clock.now()
+    """Schedule new callbacks and place every due attempt: ticks, each placing what it claimed, until nothing
+    more is due now. The same steps as the Celery tasks, in one process."""
     report = DispatchReport()
-    policy = CallingPolicy(settings)
-    with database.session() as session:
-        report.ended += end_stale(session, settings, plugins, now)
-        report.scheduled = schedule_new(session, settings, plugins, now)
-        due = due_attempts(session, now)
-    limiter = limiter_for(settings.dispatch.rate_storage)
-    for attempt_id in due:
-        with database.session() as session:
-            phone, channel_name = session.execute(
-                select(Callback.phone, Attempt.channel)
-                .join(Attempt, Attempt.callback_id == Callback.id)
-                .where(Attempt.id == attempt_id)
-            ).one()
-            held = policy.hold(session, phone, now)
-            if held is not None:
-                session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "due")
-                                .values(due_at=held))
-                report.held += 1
+    while True:
+        ticked = tick(database, settings, plugins, now)
+        report.ended += ticked.ended
+        report.scheduled += ticked.scheduled
+        report.held += ticked.held
+        for attempt_id in ticked.claimed:
+            placement = place_queued(database, settings, plugins, attempt_id, now)
+            if placement is None:
                 continue
-            if not claim(session, attempt_id, now):
-                continue
-        try:
-            rate = getattr(plugins.channel(channel_name), "rate_limit", None)
-            if rate is not None:
-                limiter.wait(*rate(settings))  # the provider account's rate, shared by every dispatcher
-            with database.session() as session:
-                state, result = start_claimed(session, settings, plugins, attempt_id, now)
-            if result is not None:
-                with database.session() as session:
-                    state = record_start(session, settings, plugins, attempt_id, result, now)
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-            report.errors.append(f"attempt {attempt_id}: {message}")
-            with database.session() as session:
-                fail_attempt(session, settings, plugins, attempt_id, now, message)
-            state = "failed"
-        report.placed += 1
-        report.outcomes[state] += 1
-        if on_placed is not None:
-            on_placed(attempt_id)
-    return report
+            if placement.error is not None:
+                report.errors.append(placement.error)
+            report.placed += 1
+            report.outcomes[placement.state] += 1
+            if on_placed is not None:
+                on_placed(attempt_id)
+        if len(ticked.claimed) < settings.dispatch.batch:
+            return report
 
 
 @lru_cache(maxsize=4)
@@ -373,6 +483,19 @@ def end_stale(session: Session, settings: Settings, plugins: Plugins, now: datet
                     f"no word from the channel for {limit} minutes")
         ended += 1
     return ended
+
+
+def close_finished_rounds(session: Session, now: datetime) -> list[int]:
+    """Mark `closed` every open round whose callbacks have all reached a final state; returns their ids."""
+    unfinished = select(Callback.id).where(Callback.round_id == Round.id, Callback.status.not_in(FINAL_CALLBACK))
+    ids = list(session.scalars(
+        select(Round.id).where(Round.status == "open", ~unfinished.exists()).order_by(Round.id)
+    ))
+    if ids:
+        session.execute(update(Round).where(Round.id.in_(ids), Round.status == "open").values(status="closed")
+                        .execution_options(synchronize_session=False))
+        audit.record(session, "round.close", ", ".join(f"round {i}" for i in ids), rounds=ids, at=now.isoformat())
+    return ids
 
 
 def next_due(database: Database) -> datetime | None:

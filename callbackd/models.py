@@ -91,7 +91,7 @@ class Round(Base):
     # equals `week` while the round is in force, NULL once replaced: one round in force per week, enforced
     # by the database itself
     active_week: Mapped[str | None] = mapped_column(String(8), unique=True)
-    status: Mapped[str] = mapped_column(String(12))  # open, replaced
+    status: Mapped[str] = mapped_column(String(12))  # open, closed (every callback final), replaced
     seed: Mapped[str] = mapped_column(String(128))
     policy: Mapped[dict[str, Any]]
     candidate_hash: Mapped[str] = mapped_column(String(64))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from callbackd import dispatch
 from callbackd.config import load_settings
@@ -338,3 +338,72 @@ def test_the_dispatcher_keeps_a_channel_under_its_provider_rate(cli, workdir, mo
     # so the window checked is a little shorter than the limiter's)
     assert all(sum(1 for t in starts if first <= t < first + 0.8) <= 4 for first in starts)
     assert starts[-1] - starts[0] >= 1.8  # ten at four a second need at least two more windows
+
+
+# ---- ticks, leases and repeated deliveries: what the Celery tasks rely on ---------------------------------
+
+
+def test_a_tick_claims_what_is_due_once_and_a_second_tick_finds_nothing(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 4)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    first = dispatch.tick(database, settings, plugins, now)
+    second = dispatch.tick(database, settings, plugins, now)
+    assert first.scheduled == 4 and len(first.claimed) == 4
+    assert second.scheduled == 0 and second.claimed == []
+    with database.session() as s:
+        assert set(s.scalars(select(Attempt.status))) == {"queued"}
+    # the same message delivered twice: the second delivery places nothing
+    placements = [dispatch.place_queued(database, settings, plugins, first.claimed[0], now) for _ in range(2)]
+    assert placements[0] == dispatch.Placement("completed") and placements[1] is None
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1
+    database.dispose()
+
+
+def test_a_lapsed_lease_puts_the_attempt_back_and_a_provider_known_one_stays(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 3)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    with database.session() as s:  # a worker took the second, asked its provider, and was killed
+        s.execute(update(Attempt).where(Attempt.id == claimed[1]).values(status="placing"))
+        s.execute(update(Attempt).where(Attempt.id == claimed[2]).values(status="placing", provider_id="CA1"))
+    lease = timedelta(seconds=settings.dispatch.lease_seconds)
+    assert dispatch.tick(database, settings, plugins, now + lease).reclaimed == 0  # not yet
+    later = dispatch.tick(database, settings, plugins, now + lease + timedelta(seconds=1))
+    assert later.reclaimed == 2 and sorted(later.claimed) == sorted(claimed[:2])  # reclaimed, claimed again
+    with database.session() as s:
+        assert s.scalar(select(Attempt.status).where(Attempt.id == claimed[2])) == "placing"
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 3  # no new attempt: the same ones
+    database.dispose()
+
+
+def test_a_tick_outside_calling_hours_holds_everything_to_the_next_slot(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 3)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    with database.session() as s:  # due at 10:00, and nobody ticked until the evening
+        assert dispatch.schedule_new(s, settings, plugins, datetime(2026, 11, 23, 2, tzinfo=UTC)) == 3
+    evening = datetime(2026, 11, 23, 13, tzinfo=UTC)  # 21:00 local
+    report = dispatch.tick(database, settings, plugins, evening)
+    assert report.claimed == [] and report.held == 3
+    with database.session() as s:
+        due = set(s.scalars(select(Attempt.due_at)))
+    assert due == {datetime(2026, 11, 24, 1, tzinfo=UTC)}  # 09:00 local the next working day
+    database.dispose()
+
+
+def test_placing_that_raises_ends_the_attempt_failed_and_reports_it(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate="often")  # a bad table makes the channel raise when it is used
+    start_round(cli, workdir, monkeypatch, 1)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    placement = dispatch.place_queued(database, settings, plugins, attempt_id, now)
+    assert placement is not None and placement.state == "failed"
+    assert placement.error is not None and "no_answer_rate" in placement.error
+    with database.session() as s:
+        statuses = list(s.scalars(select(Attempt.status).order_by(Attempt.number)))
+    assert statuses == ["failed", "due"]  # its retry follows
+    database.dispose()
