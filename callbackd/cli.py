@@ -405,6 +405,55 @@ def serve(
                 log_level="warning", access_log=False)
 
 
+def celery_app(settings: Settings) -> Any:
+    """The Celery app on the settings' broker, once the schema is current and the plugins load."""
+    from callbackd import tasks
+
+    database = Database(settings.database_url)
+    try:
+        database.ensure_schema()
+    finally:
+        database.dispose()
+    load_plugins()  # a plugin mistake is one line here, not a traceback in every worker process
+    return tasks.configure(settings)
+
+
+LogLevel = Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING or ERROR.")]
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Processes (default: [workers] concurrency).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Node name, unique per worker.")] = None,
+    loglevel: LogLevel = "INFO",
+) -> None:
+    """A Celery worker: places attempts and runs the scheduled jobs (deployments on PostgreSQL and Redis)."""
+    import os
+
+    settings = load_settings()
+    processes = concurrency or settings.workers.concurrency
+    node = name or f"callbackd-{os.getpid()}@%h"
+    celery_app(settings).worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={processes}",
+                                      f"--hostname={node}", "--without-mingle", "--without-gossip"])
+
+
+@app.command()
+def beat(
+    schedule: Annotated[
+        Path | None, typer.Option("--schedule", help="Beat's state file (default: [workers] beat_schedule_file).")
+    ] = None,
+    loglevel: LogLevel = "INFO",
+) -> None:
+    """Celery beat: the tick that hands due attempts to the workers, and the weekly jobs (one per deployment;
+    a second one by mistake places nothing twice)."""
+    settings = load_settings()
+    state = schedule or Path(settings.workers.beat_schedule_file)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    celery_app(settings).start(["beat", f"--loglevel={loglevel}", f"--schedule={state}"])
+
+
 @plugins_app.command("list")
 def plugins_list(as_json: JsonFlag = False) -> None:
     """Each loaded plugin, where it came from, its hooks and channels."""

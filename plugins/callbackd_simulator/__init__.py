@@ -6,20 +6,24 @@ from the window's name); applicants may not answer, refuse, or hang up part-way.
 marked simulated, and scores and exports built on it say so.
 
 Settings, all optional, in `[channels.simulator]` of the settings in force: seed, no_answer_rate, refuse_rate,
-hang_up_rate, suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }.
+hang_up_rate, suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }. For load tests and
+rehearsals of a deployment it can also play a provider: `per_second` (the account's rate, which dispatchers must
+keep), `call_seconds` (how long each simulated call lasts) and `journal` (a file it appends every contact it
+places to, one line each, like a provider's call log: placing an attempt twice shows as a repeated line).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callbackd.channels import Channel, StartResult
-from callbackd.config import LEVEL_NAMES
+from callbackd.config import LEVEL_NAMES, Settings
 from callbackd.conversation import Conversation
 from callbackd.errors import ConfigError
 from callbackd.hookspecs import hookimpl
@@ -42,6 +46,9 @@ class SimulatorSettings(BaseModel):
     hang_up_rate: float = Field(default=0.03, ge=0, le=1)
     suggestion_rate: float = Field(default=0.1, ge=0, le=1)
     profiles: dict[str, tuple[float, float, float]] = Field(default_factory=dict)
+    per_second: float | None = Field(default=None, gt=0)
+    call_seconds: float = Field(default=0.0, ge=0, le=60)
+    journal: str = ""
 
 
 class SimulatorChannel:
@@ -60,9 +67,20 @@ class SimulatorChannel:
         basic = 0.05 + 0.20 * spread
         return (1 - unsatisfied - basic, basic, unsatisfied)
 
+    def rate_limit(self, settings: Settings) -> tuple[str, float] | None:
+        """The simulated provider's rate, when one is set."""
+        rate = _validate(settings.channels.get("simulator", {})).per_second
+        return None if rate is None else ("simulator", rate)
+
     def start(self, conversation: Conversation) -> StartResult:
         # read when used, not at registration: a bad table fails the dispatch that needs it, naming the table
         settings = _validate(conversation.settings.channels.get("simulator", {}))
+        if settings.journal:
+            # one short write with O_APPEND: lines from many worker processes never interleave
+            with open(settings.journal, "a", encoding="utf-8") as journal:
+                journal.write(f"{conversation.attempt_id} {conversation.case_no}\n")
+        if settings.call_seconds:
+            time.sleep(settings.call_seconds)
         rng = random.Random(f"{settings.seed}|{conversation.case_no}|{conversation.attempt_number}")
         provider_id = f"SIM-{conversation.attempt_id}"
         if rng.random() < settings.no_answer_rate:

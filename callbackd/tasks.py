@@ -1,0 +1,183 @@
+"""Celery tasks: thin shells over the same core functions the embedded runner calls, for deployments that run
+on PostgreSQL with Celery workers and beat on Redis.
+
+- `tick` (beat, every `[workers] tick_seconds`): one scheduler pass (`dispatch.tick`) in one transaction, then
+  one `place` message per claimed attempt, sent only once that transaction has committed.
+- `place`: places one claimed attempt (`dispatch.place_queued`); a repeated delivery finds it taken and does
+  nothing.
+- `open_rounds` (beat, Monday 09:00 by default), `close_rounds`, `scores`.
+
+Scheduling lives in the database (due times on attempts), never in ETA or countdown messages, which Redis
+would deliver again after its visibility timeout. Messages are acknowledged after the task ran, so a task
+whose worker died is delivered again; a worker killed while placing leaves its attempt claimed until the
+claim's lease runs out, and the next tick claims it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery, signals
+from celery.schedules import crontab, schedule
+from sqlalchemy.exc import IntegrityError
+
+from callbackd import clock, dispatch, reports, sampling
+from callbackd.config import Settings, load_settings
+from callbackd.db import Database
+from callbackd.errors import RoundError
+from callbackd.plugins import Plugins, load_plugins
+
+log = logging.getLogger("callbackd.tasks")
+
+app = Celery("callbackd")
+app.conf.update(
+    task_acks_late=True,  # acknowledged once the task ran: a task whose worker died is delivered again
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=4,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": 3600},
+    worker_hijack_root_logger=False,
+    enable_utc=True,
+    result_expires=None,  # no result backend to clean up
+)
+
+
+@dataclass
+class Runtime:
+    """What a worker process needs, made once per process (after the pool forks it)."""
+
+    settings: Settings
+    database: Database
+    plugins: Plugins
+
+
+_runtime: Runtime | None = None
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the settings' broker and give beat its schedule; called by `callbackd worker|beat`."""
+    global _settings
+    _settings = settings
+    workers = settings.workers
+    app.conf.update(
+        broker_url=workers.broker_url,
+        result_backend=workers.result_backend or None,
+        timezone=settings.timezone,
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Beat's entries: the tick, and the crontab jobs in the settings' time zone on callbackd's clock."""
+    workers = settings.workers
+
+    def cron(spec: str) -> crontab:
+        minute, hour, day_of_month, month_of_year, day_of_week = spec.split()
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                       day_of_week=day_of_week, nowfun=local_now, app=app)
+
+    return {
+        # every entry on the same clock: beat orders its entries by their clocks' times
+        "tick": {"task": "callbackd.tick",
+                 "schedule": schedule(timedelta(seconds=workers.tick_seconds), nowfun=local_now, app=app)},
+        "open-rounds": {"task": "callbackd.open_rounds", "schedule": cron(workers.open_rounds)},
+        "close-rounds": {"task": "callbackd.close_rounds", "schedule": cron(workers.close_rounds)},
+        "scores": {"task": "callbackd.scores", "schedule": cron(workers.scores)},
+    }
+
+
+def local_now() -> datetime:
+    """callbackd's clock in the settings' zone: crontab entries follow it (beat keeps them, so not a closure)."""
+    return clock.now().astimezone((_settings or load_settings()).zone)
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        settings = _settings or load_settings()
+        database = Database(settings.database_url)
+        database.ensure_schema()
+        _runtime = Runtime(settings, database, load_plugins())
+    return _runtime
+
+
+@signals.worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    """A forked pool process must not share its parent's database connections."""
+    global _runtime
+    _runtime = None
+
+
+@app.task(name="callbackd.tick")
+def tick() -> dict[str, int]:
+    """Claim what is due and hand each claimed attempt to the workers, after the claim committed."""
+    run = runtime()
+    report = dispatch.tick(run.database, run.settings, run.plugins)
+    for attempt_id in report.claimed:
+        place.delay(attempt_id)
+    summary = {"reclaimed": report.reclaimed, "ended": report.ended, "scheduled": report.scheduled,
+               "held": report.held, "claimed": len(report.claimed)}
+    if any(summary.values()):
+        log.info("tick: %s", summary)
+    return summary
+
+
+@app.task(name="callbackd.place")
+def place(attempt_id: int) -> str | None:
+    """Place one claimed attempt; a repeated delivery does nothing."""
+    run = runtime()
+    placement = dispatch.place_queued(run.database, run.settings, run.plugins, attempt_id)
+    if placement is None:
+        return None
+    if placement.error is not None:
+        log.error("placing failed: %s", placement.error)
+    return placement.state
+
+
+@app.task(name="callbackd.open_rounds")
+def open_rounds(week: str | None = None) -> int | None:
+    """Open the round of `week` (default: the current week in the settings' zone) with a random seed. A week
+    that already has a round is left as it is, so two beats opening the same week open it once."""
+    run = runtime()
+    now = clock.now()
+    if week is None:
+        iso = now.astimezone(run.settings.zone).isocalendar()
+        week = f"{iso.year}-W{iso.week:02d}"
+    try:
+        with run.database.session() as session:
+            round_, _ = sampling.open_round(session, run.settings, week, seed=secrets.token_hex(16), now=now)
+            opened = round_.id
+    except RoundError as exc:
+        log.info("open_rounds: %s", exc)
+        return None
+    except IntegrityError:  # another scheduler opened the week at the same moment: one round in force per week
+        log.info("open_rounds: week %s was opened by another scheduler", week)
+        return None
+    log.info("open_rounds: week %s opened as round %s", week, opened)
+    return opened
+
+
+@app.task(name="callbackd.close_rounds")
+def close_rounds() -> list[int]:
+    """Close the rounds whose callbacks have all reached a final state."""
+    run = runtime()
+    with run.database.session() as session:
+        return dispatch.close_finished_rounds(session, clock.now())
+
+
+@app.task(name="callbackd.scores")
+def scores() -> list[str]:
+    """Write last week's and last month's ranking reports (JSON and HTML) to `[workers] reports_folder`."""
+    run = runtime()
+    with run.database.session() as session:
+        written = reports.write_recent(session, run.settings, run.plugins, clock.now())
+    return [str(path) for path in written]
