@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Benchmark: attempts placed a second end to end through Celery and Redis, with the simulator channel (every
+applicant answers the whole survey) and no provider rate, for 1 and 2 worker processes; then the provider rate
+shared by two workers through Redis, against its setting.
+
+    .venv/bin/python scripts/bench/dispatch.py [--callbacks N] [--database sqlite|postgresql] [--rate R]
+
+Starts its own redis-server (and, for --database postgresql, a throwaway PostgreSQL server, as root) on
+loopback. Each run gets a fresh database with one open round of N callbacks; the clock runs from Monday
+2026-11-23 10:00 (Asia/Shanghai). "End to end" runs from beat's first tick to the last callback's final state:
+scheduling, claiming, the messages through Redis, placing and the whole simulated survey.
+Target: >= 500 attempts/s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+
+from callbackd.db import Database
+from callbackd.models import Attempt, Callback
+from callbackd.synthetic import HEADER
+
+BIN = Path(sys.executable).with_name("callbackd")
+MONDAY = "2026-11-23T10:00:00+08:00"
+FINAL = ("completed", "partial", "unreachable", "refused", "opted_out", "invalid")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is missing: apt-get install redis-server (scripts/test installs it)")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextmanager
+def postgres_server(folder: Path) -> Iterator[str]:
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        sys.exit("PostgreSQL is missing: apt-get install postgresql (scripts/test installs it)")
+    pg_bin = bins[-1]
+    data = folder / "pg"
+    data.mkdir()
+    prefix: list[str] = []
+    if os.getuid() == 0:  # the server refuses to run as root
+        shutil.chown(data, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, str(pg_bin / "initdb"), "-D", str(data / "data"), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data} -c fsync=off"
+    subprocess.run([*prefix, str(pg_bin / "pg_ctl"), "-D", str(data / "data"), "-l", str(data / "log"), "-w", "-o",
+                    options, "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*prefix, str(pg_bin / "pg_ctl"), "-D", str(data / "data"), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL)
+
+
+def fresh_database(kind: str, server: str | None, folder: Path, name: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / name}.db"
+    assert server is not None
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+def write_ledger(path: Path, callbacks: int) -> None:
+    windows = max(1, callbacks // 20)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for w in range(windows):
+            for i in range(20):
+                day = 2 + i % 18
+                writer.writerow([f"B{w:05d}{i:02d}", f"窗口{w:05d}", "社保卡补办", "即办件", "张三",
+                                 f"139{w * 100 + i:08d}", f"2026-11-{day:02d} 09:00:00",
+                                 f"2026-11-{day:02d} 11:00:00", "已办结"])
+
+
+def run(folder: Path, database_url: str, broker: str, workers: int, rate: float | None, ledger: Path) -> dict:
+    folder.mkdir()
+    (folder / "config").mkdir()
+    simulator = 'no_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\n'
+    if rate:
+        simulator += f"per_second = {rate}\n"
+    (folder / "config" / "callbackd.toml").write_text(f"""
+database_url = "{database_url}"
+[sampling]
+per_window = 20
+[workers]
+broker_url = "{broker}/0"
+tick_seconds = 0.5
+[dispatch]
+rate_storage = "{broker}/1"
+batch = 2000
+[channels.simulator]
+{simulator}""", encoding="utf-8")
+    offset = (datetime.fromisoformat(MONDAY) - datetime.now(UTC)).total_seconds()
+    env = {**os.environ, "CALLBACKD_CLOCK_OFFSET": str(offset)}
+    for args in (["ledger", "import", str(ledger)], ["round", "open", "--week", "2026-W48", "--seed", "bench"]):
+        subprocess.run([str(BIN), *args], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+    processes = []
+    try:
+        for n in range(workers):
+            log = (folder / f"worker{n}.log").open("wb")
+            processes.append(subprocess.Popen([str(BIN), "worker", "-c", "1", "-n", f"bench{n}@%h", "--loglevel",
+                                               "WARNING"], cwd=folder, env=env, stdout=log, stderr=log,
+                                              start_new_session=True))
+        time.sleep(4)  # workers connect before the clock starts
+        database = Database(database_url)
+        with database.session() as session:
+            total = session.scalar(select(func.count()).select_from(Callback))
+        log = (folder / "beat.log").open("wb")
+        started = time.perf_counter()
+        processes.append(subprocess.Popen([str(BIN), "beat", "--schedule", str(folder / "beat-state"), "--loglevel",
+                                           "WARNING"], cwd=folder, env=env, stdout=log, stderr=log,
+                                          start_new_session=True))
+        while True:
+            with database.session() as session:
+                final = session.scalar(select(func.count()).select_from(Callback).where(Callback.status.in_(FINAL)))
+            if final == total:
+                break
+            if time.perf_counter() - started > 900:
+                sys.exit(f"gave up after 900 s with {final} of {total} callbacks final; see {folder}")
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        with database.session() as session:
+            attempts = session.scalar(select(func.count()).select_from(Attempt))
+            ended = sorted(session.scalars(select(Attempt.ended_at).where(Attempt.ended_at.is_not(None))))
+        database.dispose()
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    placing = (ended[-1] - ended[0]).total_seconds() if len(ended) > 1 else 0.0
+    return {"callbacks": total, "attempts": attempts, "elapsed": elapsed, "ended": ended, "placing": placing}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--callbacks", type=int, default=4000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
+    parser.add_argument("--rate", type=float, default=50.0, help="provider rate for the limiter run (a second)")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
+    folder.chmod(0o755)  # the PostgreSQL server runs as its own user
+    ledger = folder / "ledger.csv"
+    write_ledger(ledger, args.callbacks)
+    print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions")
+    try:
+        with redis_server(folder) as broker:
+            pg = postgres_server(folder) if args.database == "postgresql" else None
+            server = pg.__enter__() if pg else None
+            try:
+                for workers in (1, 2):
+                    url = fresh_database(args.database, server, folder, f"bench_{workers}")
+                    result = run(folder / f"run{workers}", url, broker, workers, None, ledger)
+                    rate = result["attempts"] / result["elapsed"]
+                    print(f"{workers} worker process(es): {result['attempts']} attempts in {result['elapsed']:.1f} s "
+                          f"end to end = {rate:.0f} attempts/s (target >= 500; "
+                          f"{result['attempts'] / max(result['placing'], 1e-9):.0f}/s first to last outcome)")
+                limited = min(args.callbacks, int(args.rate * 20))
+                url = fresh_database(args.database, server, folder, "bench_rate")
+                small = folder / "ledger-rate.csv"
+                write_ledger(small, limited)
+                result = run(folder / "run-rate", url, broker, 2, args.rate, small)
+                ended = result["ended"]
+                window = 10.0
+                within = sum(1 for t in ended if (t - ended[0]).total_seconds() < window)
+                achieved = within / window
+                print(f"provider rate {args.rate:g}/s shared by 2 workers through Redis: achieved {achieved:.1f}/s "
+                      f"over the first {window:.0f} s ({achieved / args.rate:.1%} of the setting)")
+            finally:
+                if pg:
+                    pg.__exit__(None, None, None)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
