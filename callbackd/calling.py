@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -72,17 +73,50 @@ class CallingPolicy:
 
     def hold(self, session: Session, phone: str, now: datetime) -> datetime | None:
         """None when an attempt to `phone` may be placed now, else the earliest time it may."""
-        if not self.calendar.in_calling_hours(now):
-            return self.first_slot(now)
-        started = select(Attempt.started_at).join(Callback, Callback.id == Attempt.callback_id).where(
-            Callback.phone == phone, Attempt.started_at.is_not(None), Attempt.started_at >= self.day_start(now)
-        ).subquery()
-        count, last = session.execute(select(func.count(), func.max(started.c.started_at))).one()
-        if count >= self.rules.per_number_per_day:
-            return self.next_day_slot(now)
-        gap = timedelta(seconds=self.rules.per_number_gap_seconds)
+        return self.holds(session, [phone], now).next_for(phone)
+
+    def holds(self, session: Session, phones: Iterable[str], now: datetime) -> NumberHolds:
+        """Today's attempts to each of `phones`, read at once, to decide attempt after attempt which may go now."""
+        wanted = set(phones)
+        today: dict[str, tuple[int, datetime | None]] = {}
+        if wanted and self.calendar.in_calling_hours(now):
+            for start in range(0, len(wanted), 500):
+                chunk = sorted(wanted)[start:start + 500]
+                rows = session.execute(
+                    select(Callback.phone, func.count(), func.max(Attempt.started_at))
+                    .join(Callback, Callback.id == Attempt.callback_id)
+                    .where(Callback.phone.in_(chunk), Attempt.started_at.is_not(None),
+                           Attempt.started_at >= self.day_start(now))
+                    .group_by(Callback.phone)
+                ).all()
+                today.update({phone: (count, last) for phone, count, last in rows})
+        return NumberHolds(self, now, today)
+
+
+class NumberHolds:
+    """Per number, whatever the round or window: the calling hours, at most `per_number_per_day` attempts a day
+    and `per_number_gap_seconds` between two. `take` counts an attempt placed now."""
+
+    def __init__(self, policy: CallingPolicy, now: datetime, today: dict[str, tuple[int, datetime | None]]) -> None:
+        self.policy = policy
+        self.now = now
+        self.today = today
+
+    def next_for(self, phone: str) -> datetime | None:
+        """None when an attempt to `phone` may go now, else the earliest time it may."""
+        policy, now = self.policy, self.now
+        if not policy.calendar.in_calling_hours(now):
+            return policy.first_slot(now)
+        count, last = self.today.get(phone, (0, None))
+        if count >= policy.rules.per_number_per_day:
+            return policy.next_day_slot(now)
+        gap = timedelta(seconds=policy.rules.per_number_gap_seconds)
         if last is not None:
             last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
             if now - last < gap:
-                return self.first_slot(last + gap)
+                return policy.first_slot(last + gap)
         return None
+
+    def take(self, phone: str) -> None:
+        count, _ = self.today.get(phone, (0, None))
+        self.today[phone] = (count + 1, self.now)

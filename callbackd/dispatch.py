@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time as time_module
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock, events
@@ -94,17 +95,20 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
         .where(Callback.status == "pending", Round.active_week.is_not(None))
         .order_by(Callback.id)
     ).all()
+    if not rows:
+        return 0
     blocked = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_({r.phone for r in rows}))))
-    created = 0
-    for callback_id, plan, sms_capable, phone in rows:
-        taken = session.execute(
-            update(Callback)
-            .where(Callback.id == callback_id, Callback.status == "pending")
-            .values(status="in_progress")
+    taken: set[int] = set()
+    for chunk in chunks([row.id for row in rows]):
+        taken.update(session.scalars(
+            update(Callback).where(Callback.id.in_(chunk), Callback.status == "pending")
+            .values(status="in_progress").returning(Callback.id)
             .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            continue
+        ))
+    first_attempts = []
+    for callback_id, plan, sms_capable, phone in rows:
+        if callback_id not in taken:
+            continue  # another scheduler took it
         channels = usable_channels(plugins, plan, sms_capable)
         if phone in blocked or not channels:
             callback = session.get(Callback, callback_id)
@@ -113,11 +117,11 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
             reason = "opted_out" if phone in blocked else "no_channel"
             close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now)
             continue
-        session.add(Attempt(callback_id=callback_id, channel=channels[0], number=1, status="due", due_at=first,
-                            detail=""))
-        created += 1
-    session.flush()
-    return created
+        first_attempts.append({"callback_id": callback_id, "channel": channels[0], "number": 1, "status": "due",
+                               "due_at": first, "detail": ""})
+    if first_attempts:
+        session.execute(insert(Attempt), first_attempts)
+    return len(first_attempts)
 
 
 def due_attempts(session: Session, now: datetime, limit: int | None = None) -> list[int]:
@@ -159,16 +163,18 @@ def start_claimed(
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
     `record_start` records (in a fresh transaction, by the embedded runner)."""
-    conversation = open_conversation(session, settings, plugins, attempt_id, now)
-    session.refresh(conversation.attempt)
+    conversation = open_conversation(session, settings, plugins, attempt_id, now)  # a fresh session: fresh rows
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing":
         return attempt.status, None
-    round_ = session.get(Round, callback.round_id)
-    if callback.status in FINAL_CALLBACK or round_ is None or round_.active_week is None:
+    in_force, blocked = session.execute(
+        select(Round.active_week.is_not(None), select(OptOut.id).where(OptOut.phone == callback.phone).exists())
+        .where(Round.id == callback.round_id)
+    ).one_or_none() or (False, False)
+    if callback.status in FINAL_CALLBACK or not in_force:
         attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
         return "cancelled", None
-    if opted_out(session, callback.phone):
+    if blocked:
         record_opt_out(session, plugins, callback.phone, "earlier", now)
         return attempt.status, None
     # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
@@ -192,17 +198,20 @@ def record_start(
 ) -> str:
     """Record what the channel said when it placed an attempt, unless the attempt has moved on meanwhile (a
     webhook already reported the call busy, the simulator already finished it): conditional updates only."""
+    values: dict[str, Any] = {}
     if result.provider_id:
-        session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.provider_id.is_(None))
-                        .values(provider_id=result.provider_id))
+        values["provider_id"] = func.coalesce(Attempt.provider_id, result.provider_id)
     if result.ok:
-        session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "placing")
-                        .values(status="in_progress"))
-    else:
-        conversation = open_conversation(session, settings, plugins, attempt_id, now)
-        if conversation.attempt.status == "placing":
-            end_attempt(conversation, result.failure or "failed", result.detail)
-    return session.scalar(select(Attempt.status).where(Attempt.id == attempt_id)) or "failed"
+        values["status"] = case((Attempt.status == "placing", "in_progress"), else_=Attempt.status)
+    if values:
+        state = session.scalar(update(Attempt).where(Attempt.id == attempt_id).values(**values)
+                               .returning(Attempt.status).execution_options(synchronize_session=False))
+        if result.ok:
+            return state or "failed"
+    conversation = open_conversation(session, settings, plugins, attempt_id, now)
+    if conversation.attempt.status == "placing":
+        end_attempt(conversation, result.failure or "failed", result.detail)
+    return conversation.attempt.status
 
 
 def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
@@ -287,10 +296,12 @@ def close_callback(
     callback.reason = reason
     callback.closed_at = now
     session.flush()
-    case_no, case_type = session.execute(
-        select(Case.case_no, Case.case_type).where(Case.id == callback.case_id)
+    if not plugins.listens("callback_closed"):
+        return
+    window_name = select(Window.name).where(Window.id == callback.window_id).scalar_subquery()
+    case_no, case_type, window = session.execute(
+        select(Case.case_no, Case.case_type, window_name).where(Case.id == callback.case_id)
     ).one()
-    window = session.scalar(select(Window.name).where(Window.id == callback.window_id)) or ""
     events.defer(session, plugins, "callback_closed", callback=CallbackEvent(
         callback_id=callback.id, round_id=callback.round_id, window=window, case_no=case_no, case_type=case_type,
         status=status, reason=reason, closed_at=now,
@@ -352,22 +363,37 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -
         .limit(limit - queued)
         .with_for_update(of=Attempt, skip_locked=True)
     ).all()
-    claimed: list[int] = []
-    held = 0
+    numbers = policy.holds(session, {phone for _, phone in rows}, now)
+    chosen: list[int] = []
+    later: dict[datetime, list[int]] = {}
     for attempt_id, phone in rows:
-        later = policy.hold(session, phone, now)
-        values = {"due_at": later} if later is not None else {"status": "queued", "started_at": now}
-        moved = session.execute(
-            update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "due").values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        if later is not None:
-            held += 1
+        when = numbers.next_for(phone)
+        if when is None:
+            numbers.take(phone)
+            chosen.append(attempt_id)
         else:
-            claimed.append(attempt_id)
-    return claimed, held
+            later.setdefault(when, []).append(attempt_id)
+    held = 0
+    for when, ids in later.items():
+        for chunk in chunks(ids):
+            moved = session.execute(
+                update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "due").values(due_at=when)
+                .execution_options(synchronize_session=False)
+            )
+            held += moved.rowcount  # type: ignore[attr-defined]
+    taken: set[int] = set()
+    for chunk in chunks(chosen):
+        taken.update(session.scalars(
+            update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "due")
+            .values(status="queued", started_at=now).returning(Attempt.id)
+            .execution_options(synchronize_session=False)
+        ))
+    return [attempt_id for attempt_id in chosen if attempt_id in taken], held  # in due order
+
+
+def chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None) -> TickReport:
@@ -403,16 +429,15 @@ def place_queued(
     after taking it. An attempt whose placing raises ends as `failed` (its retry or fallback follows).
     """
     with database.session() as session:
-        taken = session.execute(
+        channel_name = session.scalar(
             update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "queued")
-            .values(status="placing", started_at=now or clock.now())
+            .values(status="placing", started_at=now or clock.now()).returning(Attempt.channel)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        channel_name = session.scalar(select(Attempt.channel).where(Attempt.id == attempt_id))
+    if channel_name is None:
+        return None
     try:
-        rate = getattr(plugins.channel(channel_name or ""), "rate_limit", None)
+        rate = getattr(plugins.channel(channel_name), "rate_limit", None)
         limit = rate(settings) if rate is not None else None
         if limit is not None:
             limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
