@@ -149,6 +149,8 @@ class WorkerSettings(Section):
     close_rounds: str = "15 * * * *"
     scores: str = "0 8 * * mon"
     tick_seconds: float = Field(default=60, gt=0)
+    # claimed attempts per message to the workers
+    chunk: int = Field(default=20, ge=1, le=1000)
     concurrency: int = Field(default=2, ge=1)
     # where `beat` keeps the schedule's last runs
     beat_schedule_file: str = "var/celerybeat-schedule"

@@ -2,9 +2,10 @@
 on PostgreSQL with Celery workers and beat on Redis.
 
 - `tick` (beat, every `[workers] tick_seconds`): one scheduler pass (`dispatch.tick`) in one transaction, then
-  one `place` message per claimed attempt, sent only once that transaction has committed.
+  the claimed attempts handed to the workers, sent only once that transaction has committed: one `place_each`
+  message per `[workers] chunk` attempts (or one `place` message each with chunk = 1).
 - `place`: places one claimed attempt (`dispatch.place_queued`); a repeated delivery finds it taken and does
-  nothing.
+  nothing. `place_each` places several, one after the other.
 - `open_rounds` (beat, Monday 09:00 by default), `close_rounds`, `scores`.
 
 Scheduling lives in the database (due times on attempts), never in ETA or countdown messages, which Redis
@@ -122,8 +123,13 @@ def tick() -> dict[str, int]:
     """Claim what is due and hand each claimed attempt to the workers, after the claim committed."""
     run = runtime()
     report = dispatch.tick(run.database, run.settings, run.plugins)
-    for attempt_id in report.claimed:
-        place.delay(attempt_id)
+    size = run.settings.workers.chunk
+    if size == 1:
+        for attempt_id in report.claimed:
+            place.delay(attempt_id)
+    else:
+        for start in range(0, len(report.claimed), size):
+            place_each.delay(report.claimed[start:start + size])
     summary = {"reclaimed": report.reclaimed, "ended": report.ended, "scheduled": report.scheduled,
                "held": report.held, "claimed": len(report.claimed)}
     if any(summary.values()):
@@ -141,6 +147,13 @@ def place(attempt_id: int) -> str | None:
     if placement.error is not None:
         log.error("placing failed: %s", placement.error)
     return placement.state
+
+
+@app.task(name="callbackd.place_each")
+def place_each(attempt_ids: list[int]) -> list[str | None]:
+    """Place claimed attempts one after the other, each as `place` would (one message for several saves the
+    broker's work per attempt); a repeated delivery places none of them twice."""
+    return [place(attempt_id) for attempt_id in attempt_ids]
 
 
 @app.task(name="callbackd.open_rounds")

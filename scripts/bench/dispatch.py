@@ -174,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--callbacks", type=int, default=4000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
-    parser.add_argument("--rate", type=float, default=50.0, help="provider rate for the limiter run (a second)")
+    parser.add_argument("--rate", type=float, default=20.0, help="provider rate for the limiter run (a second)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
     folder.chmod(0o755)  # the PostgreSQL server runs as its own user
