@@ -427,16 +427,22 @@ def worker(
         int | None, typer.Option("--concurrency", "-c", min=1, help="Processes (default: [workers] concurrency).")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Node name, unique per worker.")] = None,
+    pool: Annotated[
+        str, typer.Option("--pool", help="prefork (processes), or solo: the worker itself runs one task at a time.")
+    ] = "prefork",
     loglevel: LogLevel = "INFO",
 ) -> None:
     """A Celery worker: places attempts and runs the scheduled jobs (deployments on PostgreSQL and Redis)."""
     import os
 
+    if pool not in ("prefork", "solo"):
+        raise CallbackdError(f"--pool {pool!r} is not prefork or solo")
     settings = load_settings()
-    processes = concurrency or settings.workers.concurrency
+    processes = 1 if pool == "solo" else concurrency or settings.workers.concurrency
     node = name or f"callbackd-{os.getpid()}@%h"
-    celery_app(settings).worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={processes}",
-                                      f"--hostname={node}", "--without-mingle", "--without-gossip"])
+    celery_app(settings).worker_main(["worker", f"--loglevel={loglevel}", f"--pool={pool}",
+                                      f"--concurrency={processes}", f"--hostname={node}", "--without-mingle",
+                                      "--without-gossip"])
 
 
 @app.command()

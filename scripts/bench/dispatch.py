@@ -137,7 +137,7 @@ batch = 2000
     try:
         for n in range(workers):
             log = (folder / f"worker{n}.log").open("wb")
-            processes.append(subprocess.Popen([str(BIN), "worker", "-c", "1", "-n", f"bench{n}@%h", "--loglevel",
+            processes.append(subprocess.Popen([str(BIN), "worker", "--pool", "solo", "-n", f"bench{n}@%h", "--loglevel",
                                                "WARNING"], cwd=folder, env=env, stdout=log, stderr=log,
                                               start_new_session=True))
         time.sleep(4)  # workers connect before the clock starts

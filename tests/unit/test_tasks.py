@@ -130,3 +130,8 @@ def test_the_simulator_offers_a_provider_rate_only_when_set(workdir):
     (workdir / "config").mkdir()
     (workdir / "config" / "callbackd.toml").write_text("[channels.simulator]\nper_second = 12.5\n", encoding="utf-8")
     assert channel.rate_limit(load_settings()) == ("simulator", 12.5)
+
+
+def test_an_unknown_pool_is_one_clear_error(cli):
+    run = cli("worker", "--pool", "gevent")
+    assert run.code == 1 and "--pool 'gevent' is not prefork or solo" in run.err
