@@ -149,7 +149,8 @@ def test_a_worker_killed_mid_dispatch_leaves_its_attempts_to_the_other(cli, work
     assert re.search(r"'reclaimed': [1-9]", survivor.text()), "nothing was left to reclaim: the kill came too late"
 
 
-def test_redis_restarted_mid_round_loses_no_attempt(cli, workdir, cluster):
+def two_workers_under_way(cli: Any, workdir: Path, cluster: Cluster) -> None:
+    """A round of 300 callbacks, two workers and beat, and 30% of it done."""
     write_settings(workdir, cluster.redis.url, cluster.journal, simulator={"call_seconds": 0.01})
     ledger(cli, workdir, windows=15)
     open_round(cli)
@@ -157,6 +158,10 @@ def test_redis_restarted_mid_round_loses_no_attempt(cli, workdir, cluster):
     cluster.worker("w2")
     cluster.beat()
     cluster.wait_until_share_final(0.3)
+
+
+def test_redis_restarted_mid_round_loses_no_attempt(cli, workdir, cluster):
+    two_workers_under_way(cli, workdir, cluster)
     cluster.redis.restart()  # no persistence: every queued message is gone
     cluster.wait_until_finished()
     check_outcome(cluster)  # lost messages are claimed again after their lease, never placed twice
@@ -165,13 +170,7 @@ def test_redis_restarted_mid_round_loses_no_attempt(cli, workdir, cluster):
 
 @pytest.mark.skipif(not POSTGRES, reason="drops PostgreSQL connections: runs in the PostgreSQL pass of scripts/test")
 def test_postgresql_connections_dropped_mid_round_are_recovered(cli, workdir, cluster):
-    write_settings(workdir, cluster.redis.url, cluster.journal, simulator={"call_seconds": 0.01})
-    ledger(cli, workdir, windows=15)
-    open_round(cli)
-    cluster.worker("w1")
-    cluster.worker("w2")
-    cluster.beat()
-    cluster.wait_until_share_final(0.3)
+    two_workers_under_way(cli, workdir, cluster)
     name = make_url(load_settings().database_url).database
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
