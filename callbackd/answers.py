@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from callbackd import events
@@ -14,6 +15,40 @@ from callbackd.models import Answer, Contact, Window
 
 if TYPE_CHECKING:
     from callbackd.plugins import Plugins
+
+
+class ContactFacts(Protocol):
+    """What recording an answer needs to know of its contact: a `Contact` row or a `ContactRow`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def callback_id(self) -> int | None: ...
+
+    @property
+    def window_id(self) -> int: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def contacted_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """A contact's fixed facts as plain values, for callers that never change the contact itself."""
+
+    id: int
+    callback_id: int | None
+    window_id: int
+    source: str
+    channel: str
+    contacted_at: datetime
 
 
 def new_contact(
@@ -40,17 +75,44 @@ def new_contact(
     return contact
 
 
+_INSERT_CONTACT = insert(cast(Table, Contact.__table__))
+
+
+def insert_contact(
+    session: Session,
+    *,
+    source: str,
+    channel: str,
+    window_id: int,
+    contacted_at: datetime,
+    now: datetime,
+    callback_id: int | None = None,
+    simulated: bool = False,
+    survey_version: str = "",
+) -> ContactRow:
+    """Add a contact with one INSERT, without loading it into the session (a webhook's first answer)."""
+    result = session.connection().execute(_INSERT_CONTACT, {
+        "source": source, "channel": channel, "window_id": window_id, "callback_id": callback_id,
+        "contacted_at": contacted_at, "simulated": simulated, "survey_version": survey_version, "suggestion": "",
+        "external_key": None, "created_at": now,
+    })
+    contact_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    assert contact_id is not None
+    return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
+
+
 def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
     return {a.question: a for a in session.scalars(select(Answer).where(Answer.contact_id == contact_id))}
 
 
-_INSERT_ANSWER = insert(Answer)
+# on the table, not the entity: a plain INSERT, without the ORM's bulk machinery
+_INSERT_ANSWER = insert(cast(Table, Answer.__table__))
 
 
 def add_answer(
     session: Session,
     plugins: Plugins,
-    contact: Contact,
+    contact: ContactFacts,
     question: str,
     level: str | None,
     raw: str,
@@ -68,7 +130,7 @@ def add_answer(
     elif session.scalar(select(Answer.id).where(Answer.contact_id == contact.id, Answer.question == question)):
         return False
     # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
-    session.execute(_INSERT_ANSWER, {
+    session.connection().execute(_INSERT_ANSWER, {
         "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
         "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
         "recorded_at": now,
@@ -80,7 +142,7 @@ def add_answer(
 
 
 def announce(
-    session: Session, plugins: Plugins, contact: Contact, question: str, level: str | None, raw: str,
+    session: Session, plugins: Plugins, contact: ContactFacts, question: str, level: str | None, raw: str,
     recorded_at: datetime, window: str | None = None,
 ) -> None:
     """Tell the plugins about a recorded (or corrected) answer once the transaction commits."""

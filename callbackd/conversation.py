@@ -5,6 +5,11 @@ with `open_conversation`) and tells it what happened: the applicant picked up, p
 SMS, hung up, never answered, asked not to be contacted again. The conversation records answers on the
 callback's contact, keeps partial answers, and moves the attempt and the callback along (`dispatch.py` decides
 retries and fallbacks).
+
+Opening a conversation is one plain SQL query (every webhook opens one): it reads the attempt, its callback,
+case and window, and the contact's answers as values. The ORM rows of the attempt and the callback are loaded
+only when something changes them (picking up, finishing, an opt-out); from then on they are what the
+conversation reads.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import answers
+from callbackd.answers import ContactRow
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -30,6 +36,26 @@ OPEN_ATTEMPT = ("due", "queued", "placing", "in_progress", "answered")
 FINAL_CALLBACK = ("completed", "partial", "unreachable", "refused", "opted_out", "invalid")
 
 
+@dataclass(frozen=True)
+class Facts:
+    """An attempt and what it belongs to, as the database held them when the conversation opened."""
+
+    attempt_id: int
+    attempt_number: int
+    channel: str
+    attempt_status: str
+    callback_id: int
+    callback_status: str
+    round_id: int
+    window_id: int
+    phone: str
+    case_id: int
+    case_no: str
+    matter: str
+    phone_sms: bool
+    window: str
+
+
 @dataclass
 class Conversation:
     """What a channel may know and do for one attempt. Phone numbers appear here only for placing the contact."""
@@ -38,50 +64,83 @@ class Conversation:
     settings: Settings
     plugins: Plugins
     now: datetime
-    attempt: Attempt
-    callback: Callback
-    case: Case
-    window_name: str
+    facts: Facts
     survey: Survey
     simulated: bool
-    # the callback's contact and its answered questions, loaded once: this conversation is their only writer
-    # within its transaction
-    _contact_row: Contact | None = field(default=None, init=False, repr=False)
-    _answered: set[str] | None = field(default=None, init=False, repr=False)
+    # the callback's contact and its answers (question -> raw), read when the conversation opened: this
+    # conversation is their only writer within its transaction
+    _contact_row: ContactRow | None = field(default=None, repr=False)
+    _answers: dict[str, str] = field(default_factory=dict, repr=False)
+    _answered: set[str] = field(default_factory=set, init=False, repr=False)
+    # the ORM rows, once something needs them
+    _attempt: Attempt | None = field(default=None, init=False, repr=False)
+    _callback: Callback | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._answered = set(self._answers)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
     @property
+    def attempt(self) -> Attempt:
+        """The attempt's ORM row (loaded on first use, with the callback's)."""
+        if self._attempt is None:
+            self._load_rows()
+        assert self._attempt is not None
+        return self._attempt
+
+    @property
+    def callback(self) -> Callback:
+        """The callback's ORM row (loaded on first use, with the attempt's)."""
+        if self._callback is None:
+            self._load_rows()
+        assert self._callback is not None
+        return self._callback
+
+    @property
+    def case(self) -> Case:
+        case = self.session.get(Case, self.facts.case_id)
+        assert case is not None
+        return case
+
+    def _load_rows(self) -> None:
+        # one query for both; rows this session holds already are kept as they are (with changes not flushed)
+        row = self.session.execute(_ROWS, {"attempt_id": self.facts.attempt_id}).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no attempt {self.facts.attempt_id}")
+        self._attempt, self._callback = row
+
+    @property
     def attempt_id(self) -> int:
-        return self.attempt.id
+        return self.facts.attempt_id
 
     @property
     def attempt_number(self) -> int:
-        return self.attempt.number
+        return self.facts.attempt_number
 
     @property
     def callback_id(self) -> int:
-        return self.callback.id
+        return self.facts.callback_id
 
     @property
     def phone(self) -> str:
-        return self.callback.phone
+        return self.facts.phone
 
     @property
     def sms_capable(self) -> bool:
-        return self.case.phone_sms
+        return self.facts.phone_sms
 
     @property
     def case_no(self) -> str:
-        return self.case.case_no
+        return self.facts.case_no
 
     @property
     def matter(self) -> str:
-        return self.case.matter
+        return self.facts.matter
 
     @property
     def window(self) -> str:
-        return self.window_name
+        return self.facts.window
 
     @property
     def organisation(self) -> str:
@@ -90,30 +149,21 @@ class Conversation:
     @property
     def finished(self) -> bool:
         """The attempt has ended or its callback is closed: nothing more is recorded through it."""
-        return self.attempt.status not in OPEN_ATTEMPT or self.callback.status in FINAL_CALLBACK
+        if self._attempt is not None and self._callback is not None:
+            attempt_status, callback_status = self._attempt.status, self._callback.status
+        else:
+            attempt_status, callback_status = self.facts.attempt_status, self.facts.callback_status
+        return attempt_status not in OPEN_ATTEMPT or callback_status in FINAL_CALLBACK
 
     def answered_keys(self) -> set[str]:
-        return set(self._answered_set())
-
-    def _answered_set(self) -> set[str]:
-        if self._answered is None:
-            self._load_contact()
-        assert self._answered is not None
-        return self._answered
-
-    def _load_contact(self) -> None:
-        """The callback's contact and its answered questions, in one query."""
-        rows = self.session.execute(_CONTACT, {"callback_id": self.callback.id}).all()
-        self._contact_row = rows[0][0] if rows else None
-        self._answered = {question for _, question in rows if question is not None}
+        return set(self._answered)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
-        return self.survey.next_question(self.answered_keys())
+        return self.survey.next_question(self._answered)
 
     def pending_ratings(self) -> list[Question]:
-        answered = self.answered_keys()
-        return [q for q in self.survey.rating_questions() if q.key not in answered]
+        return [q for q in self.survey.rating_questions() if q.key not in self._answered]
 
     # ---- what the channel reports --------------------------------------------------------------------
 
@@ -131,9 +181,9 @@ class Conversation:
         if question is None or question.kind != "rating" or self.finished:
             return None
         choice = self.survey.read_digit(question, digit)
-        if question.key in self._answered_set():
-            existing = self._answer(question.key)
-            return choice if choice is not None and existing is not None and choice.label == existing.raw else None
+        if question.key in self._answered:
+            stored = self._answers.get(question.key)
+            return choice if choice is not None and choice.label == stored else None
         if choice is not None:
             self.record(question.key, choice.level, choice.label)
         return choice
@@ -154,17 +204,19 @@ class Conversation:
         if not text or self.finished:
             return
         contact = self._ensure_contact()
-        contact.suggestion = text[:2000]
+        row = self.session.get(Contact, contact.id)
+        assert row is not None
+        row.suggestion = text[:2000]
         for question in self.survey.questions:
             if question.kind == "text":
-                answers.add_answer(self.session, self.plugins, contact, question.key, None, question.dimension,
-                                   self.now, window=self.window_name, answered=self._answered_set())
+                self._add(contact, question.key, None, question.dimension)
 
     def opt_out(self, source: str, note: str = "") -> None:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
         from callbackd import dispatch
 
         dispatch.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note)
+        self._load_rows()  # the attempt and the callback as the opt-out left them
 
     def finish(self, outcome: str, detail: str = "") -> None:
         """The attempt ended: `completed`, `hung_up`, `no_answer`, `busy`, `failed`, `machine`,
@@ -175,51 +227,56 @@ class Conversation:
 
     # ---- recording -----------------------------------------------------------------------------------
 
-    def _contact(self) -> Contact | None:
-        if self._answered is None:
-            self._load_contact()
-        return self._contact_row
-
-    def _ensure_contact(self) -> Contact:
-        contact = self._contact()
-        if contact is None:
-            contact = answers.new_contact(
-                self.session, source="callback", channel=self.attempt.channel, window_id=self.callback.window_id,
-                contacted_at=self.now, now=self.now, callback_id=self.callback.id, simulated=self.simulated,
+    def _ensure_contact(self) -> ContactRow:
+        if self._contact_row is None:
+            self._contact_row = answers.insert_contact(
+                self.session, source="callback", channel=self.facts.channel, window_id=self.facts.window_id,
+                contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
                 survey_version=self.survey.version,
             )
-            self._contact_row = contact
-            self._answered = set()
-        return contact
+        return self._contact_row
 
-    def _answer(self, key: str) -> Answer | None:
-        contact = self._contact()
-        if contact is None:
-            return None
-        return self.session.scalar(select(Answer).where(Answer.contact_id == contact.id, Answer.question == key))
+    def _add(self, contact: ContactRow, question_key: str, level: str | None, raw: str) -> bool:
+        added = answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
+                                   window=self.facts.window, answered=self._answered)
+        if added:
+            self._answers[question_key] = raw[:20]
+        return added
 
     def record(self, question_key: str, level: str | None, raw: str) -> bool:
         """Record an answer given by the applicant (a channel that reads answers itself, such as an operator's
         result sheet, calls this); False when the question was answered already."""
         if self.finished:
             return False
-        contact = self._ensure_contact()
-        return answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
-                                  window=self.window_name, answered=self._answered_set())
+        return self._add(self._ensure_contact(), question_key, level, raw)
 
 
-# Built once: every webhook opens a conversation, and building the statement would cost more than running it.
+# Built once, on the tables rather than the ORM entities: every webhook opens a conversation, and building the
+# statement, or loading rows into the ORM, would cost more than running it.
+_attempts, _callbacks, _cases, _windows = Attempt.__table__, Callback.__table__, Case.__table__, Window.__table__
+_contacts, _answers_table = Contact.__table__, Answer.__table__
 _CONVERSATION = (
-    select(Attempt, Callback, Case, Window.name, Callback.round_id)
-    .join(Callback, Callback.id == Attempt.callback_id)
-    .join(Case, Case.id == Callback.case_id)
-    .join(Window, Window.id == Callback.window_id)
-    .where(Attempt.id == bindparam("attempt_id"))
+    select(
+        _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
+        _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
+        _cases.c.matter, _cases.c.phone_sms, _windows.c.name,
+        _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
+        _answers_table.c.question, _answers_table.c.raw,
+    )
+    .select_from(
+        _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
+        .join(_cases, _cases.c.id == _callbacks.c.case_id)
+        .join(_windows, _windows.c.id == _callbacks.c.window_id)
+        .outerjoin(_contacts, _contacts.c.callback_id == _callbacks.c.id)
+        .outerjoin(_answers_table, _answers_table.c.contact_id == _contacts.c.id)
+    )
+    .where(_attempts.c.id == bindparam("attempt_id"))
 )
-_CONTACT = (
-    select(Contact, Answer.question)
-    .outerjoin(Answer, Answer.contact_id == Contact.id)
-    .where(Contact.callback_id == bindparam("callback_id"))
+
+
+_ROWS = (
+    select(Attempt, Callback).join(Callback, Callback.id == Attempt.callback_id)
+    .where(Attempt.id == bindparam("attempt_id"))
 )
 
 
@@ -227,15 +284,22 @@ def open_conversation(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
 ) -> Conversation:
     """The conversation of an attempt, for a webhook or the dispatcher, in one query. Raises `NotFoundError`."""
-    row = session.execute(_CONVERSATION, {"attempt_id": attempt_id}).one_or_none()
-    if row is None:
+    session.flush()  # the query below reads the database: changes this session holds are written first
+    rows = session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all()
+    if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
-    attempt, callback, case, window_name, round_id = row
-    channel = plugins.channel(attempt.channel)
-    return Conversation(
-        session, settings, plugins, now, attempt, callback, case, window_name,
-        round_survey(session, round_id), simulated=channel.kind == "simulated",
+    (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
+     matter, phone_sms, window, contact_id, source, contact_channel, contacted_at, _, _) = rows[0]
+    facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
+                  phone, case_id, case_no, matter, phone_sms, window)
+    contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
+                                                         contact_channel, contacted_at)
+    given = {row[-2]: row[-1] for row in rows if row[-2] is not None}
+    conversation = Conversation(
+        session, settings, plugins, now, facts, round_survey(session, round_id),
+        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _answers=given,
     )
+    return conversation
 
 
 _ROUND_SURVEYS: dict[tuple[str, int], Survey] = {}
@@ -276,7 +340,8 @@ def end_open_attempts(session: Session, callback_id: int, now: datetime, status:
         update(Attempt)
         .where(Attempt.callback_id == callback_id, Attempt.status.in_(OPEN_ATTEMPT))
         .values(status=status, ended_at=now)
-        .execution_options(synchronize_session="fetch")
+        # attempts this session holds are updated in Python from the criteria: no second query to find them
+        .execution_options(synchronize_session="evaluate")
     )
 
 
