@@ -20,7 +20,7 @@ from callbackd import clock, dispatch, receipts
 from callbackd.conversation import Conversation, open_attempt_for, open_conversation
 from callbackd.errors import NotFoundError
 from callbackd.phones import PhoneError, normalise
-from callbackd.surveys import Question, is_opt_out
+from callbackd.surveys import Question, Survey, is_opt_out
 from callbackd.web import WebContext, context
 from callbackd_twilio import TwilioSettings, credentials, hook_url, twilio_settings
 
@@ -74,22 +74,44 @@ def case_context(conversation: Conversation) -> dict[str, str]:
 # ---- voice -----------------------------------------------------------------------------------------------
 
 
-def answer_path(attempt_id: int, question: str, tries: int) -> str:
+def answer_path(attempt_id: int | str, question: str, tries: int) -> str:
     return f"voice/{attempt_id}/answer?q={question}&try={tries}"
 
 
 def ask(conversation: Conversation, config: TwilioSettings, lang: str, question: Question, tries: int,
-        prefix: str = "") -> VoiceResponse:
-    """One question inside <Gather numDigits="1">; silence falls through to the answer URL without digits."""
+        prefix: str = "") -> str:
+    """One question inside <Gather numDigits="1">; silence falls through to the answer URL without digits.
+
+    The document is the same for every call of a round but for the attempt's id in its two URLs: it is built
+    once with a marker there, and each request only puts its id in.
+    """
+    parts = _asking(config, lang, conversation.survey, question.key, tries, prefix)
+    if len(parts) != 3:  # a text that holds the marker itself: built as it is
+        return _ask_document(config, lang, question, str(conversation.attempt_id), tries, prefix)
+    return str(conversation.attempt_id).join(parts)
+
+
+_ATTEMPT_MARK = "\u2063attempt\u2063"  # invisible separators around a word: no survey text holds it
+
+
+@lru_cache(maxsize=1024)
+def _asking(config: TwilioSettings, lang: str, survey: Survey, question_key: str, tries: int,
+            prefix: str) -> tuple[str, ...]:
+    document = _ask_document(config, lang, survey.question(question_key), _ATTEMPT_MARK, tries, prefix)
+    return tuple(document.split(_ATTEMPT_MARK))
+
+
+def _ask_document(config: TwilioSettings, lang: str, question: Question, attempt_id: str, tries: int,
+                  prefix: str) -> str:
     response = VoiceResponse()
     if prefix:
         say(response, prefix, config)
-    gather = Gather(num_digits=1, action=hook_url(config, answer_path(conversation.attempt_id, question.key, tries)),
-                    method="POST", timeout=config.gather_timeout)
+    url = hook_url(config, answer_path(attempt_id, question.key, tries))
+    gather = Gather(num_digits=1, action=url, method="POST", timeout=config.gather_timeout)
     say(gather, question.text("voice", lang), config)
     response.append(gather)
-    response.redirect(hook_url(config, answer_path(conversation.attempt_id, question.key, tries)), method="POST")
-    return response
+    response.redirect(url, method="POST")
+    return str(response)
 
 
 def after(conversation: Conversation, question_key: str) -> Question | None:
@@ -100,16 +122,22 @@ def after(conversation: Conversation, question_key: str) -> Question | None:
     return next((q for q in questions[index + 1:] if q.key not in answered), None)
 
 
-def goodbye(conversation: Conversation, config: TwilioSettings, lang: str) -> VoiceResponse:
-    response = VoiceResponse()
-    say(response, conversation.survey.render("thanks_voice", lang, **case_context(conversation)), config)
-    response.hangup()
+def goodbye(conversation: Conversation, config: TwilioSettings, lang: str) -> str:
+    document = _thanks(config, conversation.survey.render("thanks_voice", lang, **case_context(conversation)))
     conversation.finish("completed")  # a skipped question makes it partial, nothing answered a hang-up
-    return response
+    return document
+
+
+@lru_cache(maxsize=256)
+def _thanks(config: TwilioSettings, text: str) -> str:
+    response = VoiceResponse()
+    say(response, text, config)
+    response.hangup()
+    return str(response)
 
 
 def continue_with(conversation: Conversation, config: TwilioSettings, lang: str,
-                  question: Question | None) -> VoiceResponse:
+                  question: Question | None) -> str | VoiceResponse:
     if question is None or (question.kind == "text" and not config.record_suggestion):
         return goodbye(conversation, config, lang)
     if question.kind == "text":
@@ -123,9 +151,16 @@ def continue_with(conversation: Conversation, config: TwilioSettings, lang: str,
 
 
 def hang_up() -> Response:
+    return twiml(_HANG_UP)
+
+
+def _hang_up_document() -> str:
     response = VoiceResponse()
     response.hangup()
-    return twiml(response)
+    return str(response)
+
+
+_HANG_UP = _hang_up_document()
 
 
 @dataclass(frozen=True)
