@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from callbackd import answers
 from callbackd.answers import ContactRow
@@ -253,8 +254,9 @@ class Conversation:
 
 # Built once, on the tables rather than the ORM entities: every webhook opens a conversation, and building the
 # statement, or loading rows into the ORM, would cost more than running it.
-_attempts, _callbacks, _cases, _windows = Attempt.__table__, Callback.__table__, Case.__table__, Window.__table__
-_contacts, _answers_table = Contact.__table__, Answer.__table__
+_attempts, _callbacks, _cases, _windows, _contacts, _answers_table = (
+    cast(Table, model.__table__) for model in (Attempt, Callback, Case, Window, Contact, Answer)
+)
 _CONVERSATION = (
     select(
         _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
@@ -334,15 +336,25 @@ def opted_out(session: Session, phone: str) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
 
 
+_END_OPEN_ATTEMPTS = (
+    update(_attempts)
+    .where(_attempts.c.callback_id == bindparam("callback"), _attempts.c.status.in_(OPEN_ATTEMPT))
+    .values(status=bindparam("ended_as"), ended_at=bindparam("ended"))
+)
+
+
 def end_open_attempts(session: Session, callback_id: int, now: datetime, status: str = "cancelled") -> None:
     """End every attempt of a callback that is still due or under way (the callback has closed)."""
-    session.execute(
-        update(Attempt)
-        .where(Attempt.callback_id == callback_id, Attempt.status.in_(OPEN_ATTEMPT))
-        .values(status=status, ended_at=now)
-        # attempts this session holds are updated in Python from the criteria: no second query to find them
-        .execution_options(synchronize_session="evaluate")
-    )
+    session.flush()
+    session.connection().execute(_END_OPEN_ATTEMPTS, {"callback": callback_id, "ended_as": status, "ended": now})
+    # the attempts this session holds show the change as the database has it now, as an ORM update would
+    for state in list(session.identity_map.all_states()):
+        values = state.dict
+        if state.class_ is not Attempt or values.get("callback_id") != callback_id:
+            continue
+        if values.get("status") in OPEN_ATTEMPT:
+            set_committed_value(state.obj(), "status", status)
+            set_committed_value(state.obj(), "ended_at", now)
 
 
 def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:
