@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -304,17 +305,16 @@ def open_conversation(
     return conversation
 
 
-_ROUND_SURVEYS: dict[tuple[str, int], Survey] = {}
+_ROUND_SURVEYS: WeakKeyDictionary[Engine, dict[int, Survey]] = WeakKeyDictionary()
 
 
 def round_survey(session: Session, round_id: int) -> Survey:
-    """The survey a round froze. A round's survey never changes, so it is read once per database and round."""
-    bind = session.get_bind()
-    key = (str(bind.engine.url), round_id)
-    survey = _ROUND_SURVEYS.get(key)
+    """The survey a round froze. A round's survey never changes, so it is read once per engine and round."""
+    surveys = _ROUND_SURVEYS.setdefault(session.get_bind().engine, {})
+    survey = surveys.get(round_id)
     if survey is None:
         snapshot = session.scalar(select(Round.survey).where(Round.id == round_id)) or {}
-        survey = _ROUND_SURVEYS[key] = frozen_survey(snapshot)
+        survey = surveys[round_id] = frozen_survey(snapshot)
     return survey
 
 
