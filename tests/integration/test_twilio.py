@@ -416,6 +416,21 @@ def test_a_forged_webhook_is_refused_and_changes_nothing(deployment, webhook):
     assert deployment.state() != before
 
 
+def test_a_delivery_signed_for_the_url_with_its_default_port_is_believed(deployment):
+    # Twilio has signed some webhooks for https://host:443/...: RequestValidator accepts both forms
+    round_on(deployment, "twilio-voice")
+    deployment.dispatch()
+    sid = deployment.emulator.calls[0].sid
+    url = f"{HOOKS}/voice/1/answer?q=attitude&try=0"
+    params = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "CallStatus": "in-progress", "Digits": "2"}
+    with_port = url.replace(PUBLIC_BASE_URL, PUBLIC_BASE_URL + ":443")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(with_port, params)
+    assert signature != RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+
+    assert deployment.emulator.post(url, params, headers={"X-Twilio-Signature": signature}).status == 200
+    assert deployment.answers("K1") == {"attitude": ("基本满意", "基本满意")}
+
+
 def test_a_whole_call_delivered_twice_records_everything_once(deployment):
     round_on(deployment, "twilio-voice")
     deployment.emulator.script(A, Person(keys="123112"))
@@ -432,6 +447,22 @@ def test_a_whole_call_delivered_twice_records_everything_once(deployment):
     assert deployment.answers("K1") == levels("123112")
     assert deployment.attempts("K1") == [("twilio-voice", "completed")]
     assert deployment.status("K1") == "completed"
+
+
+def test_another_digit_for_an_answered_question_changes_nothing(deployment):
+    round_on(deployment, "twilio-voice")
+    deployment.dispatch()
+    params = {"AccountSid": ACCOUNT_SID, "CallSid": deployment.emulator.calls[0].sid, "CallStatus": "in-progress"}
+    assert deployment.emulator.post(f"{HOOKS}/voice/1", params).status == 200
+    url = f"{HOOKS}/voice/1/answer?q=attitude&try=0"
+    first = deployment.emulator.post(url, {**params, "Digits": "1"})
+    before = deployment.state()
+
+    again = deployment.emulator.post(url, {**params, "Digits": "3"})
+    assert again.status == 200 and "办事的效率" in again.body  # the next question, as after the first delivery
+    assert again.body == first.body
+    assert deployment.state() == before
+    assert deployment.answers("K1") == {"attitude": ("满意", "满意")}
 
 
 def test_a_call_status_delivered_twice_schedules_one_retry(deployment):
