@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
@@ -21,8 +21,7 @@ class PhoneError(ValueError):
     """A number that cannot be called: its message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(NamedTuple):
     e164: str
     sms: bool  # a mobile number; landlines cannot receive SMS
 
@@ -58,6 +57,13 @@ def normalise(raw: str | int | None, region: str = "CN") -> Phone:
         pattern = _mobile_pattern(region)
         if len(national) == 11 and national.isdigit() and pattern is not None and pattern.fullmatch(national):
             return Phone("+86" + national, True)
+    return _parse(digits, region, text)
+
+
+# Ledgers repeat numbers, and the library's parse is some 40 times the cost of the mobile check above: each
+# distinct number that needs it is parsed once (per process, and at most this many remembered).
+@lru_cache(maxsize=1 << 16)
+def _parse(digits: str, region: str, text: str) -> Phone:
     try:
         number = phonenumbers.parse(digits, region)
     except phonenumbers.NumberParseException:
