@@ -8,13 +8,17 @@ a bad row, leaves the database as it was. Re-importing a file changes nothing; a
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
+import os
+import pickle
 import re
-from collections.abc import Callable, Iterator, Mapping
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +52,7 @@ LABELS = {name: aliases[0] for name, aliases in HEADERS.items()}
 _DATE_TEXT = re.compile(r"^[\d\s\-/.:T年月日时分秒点]+$")
 _NUMBERS = re.compile(r"\d+")
 _CHUNK = 20_000  # rows per executemany
+_blake2b = hashlib.blake2b
 # Ledgers repeat times (recorded to the minute, many cases in each minute): each distinct time text is parsed,
 # and each distinct time converted for the database, once per import; this bounds what is remembered.
 _TIME_CACHE = 1 << 16
@@ -103,6 +108,18 @@ def read_table(
 ) -> Iterator[list[Any]]:
     """Rows of a CSV or XLSX file (or a format a plugin reads, by suffix), the header first. Raises
     `LedgerFileError` when the file cannot be read."""
+    kind = _file_kind(path, readers)
+    if kind == "plugin":
+        return (readers or {})[path.suffix.lower()].read(path, encoding, sheet)
+    if kind == "xlsx":
+        return _read_xlsx(path, sheet)
+    if sheet is not None:
+        raise LedgerFileError(f"{path}: --sheet applies to XLSX files only")
+    return _read_csv(path, encoding)
+
+
+def _file_kind(path: Path, readers: Mapping[str, LedgerReader] | None) -> str:
+    # "plugin", "xlsx" or "csv"; raises LedgerFileError for a file that is missing or cannot be opened
     if not path.exists():
         raise LedgerFileError(f"{path}: no such file")
     if path.is_dir():
@@ -112,14 +129,11 @@ def read_table(
             magic = handle.read(4)
     except OSError as exc:
         raise LedgerFileError(f"{path}: cannot be read ({exc.strerror})") from None
-    reader = (readers or {}).get(path.suffix.lower())
-    if reader is not None:
-        return reader.read(path, encoding, sheet)
+    if path.suffix.lower() in (readers or {}):
+        return "plugin"
     if magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path, sheet)
-    if sheet is not None:
-        raise LedgerFileError(f"{path}: --sheet applies to XLSX files only")
-    return _read_csv(path, encoding)
+        return "xlsx"
+    return "csv"
 
 
 def decode(path: Path, encoding: str | None) -> str:
@@ -127,7 +141,9 @@ def decode(path: Path, encoding: str | None) -> str:
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise LedgerFileError(f"{path}: not a CSV or XLSX file (binary content)")
-    candidates = [encoding] if encoding else ["utf-8-sig", "gb18030"]
+    # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same characters
+    # as GB18030, whose four-byte sequences GBK refuses, and those files then decode as GB18030.
+    candidates = [encoding] if encoding else ["utf-8-sig", "gbk", "gb18030"]
     for name in candidates:
         try:
             return data.decode(name)
@@ -138,6 +154,9 @@ def decode(path: Path, encoding: str | None) -> str:
     if encoding:
         raise LedgerFileError(f"{path}: not valid {encoding} text; check --encoding")
     raise LedgerFileError(f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding")
+
+
+_CSV_ROWS = type(csv.reader(()))
 
 
 def _read_csv(path: Path, encoding: str | None) -> Iterator[list[Any]]:
@@ -265,28 +284,57 @@ def _excel_serial(serial: float, zone: ZoneInfo, column: str) -> datetime:
 
 # ---- rows ------------------------------------------------------------------------------------------------
 
+# A good row as the import passes it on: a plain tuple, in this order (see RowReader.read). The times are the
+# cells as read, which `Times` turns into values again at no cost (it remembers each distinct cell).
+CaseRow = tuple[str, str, str, str, str, str, bool, Any, Any, str, bool, str]
 
-@dataclass
+
+class Times:
+    """Time cells read as local times in `zone`; each distinct text is parsed once per import."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        # cell text -> (aware time, its isoformat for the digest); see _TIME_CACHE
+        self.seen: dict[str, tuple[datetime, str] | None] = {}
+
+    def get(self, value: Any, column: str) -> tuple[datetime, str] | None:
+        """The cell as (aware time, its isoformat), None when empty; raises `RowProblem`."""
+        if type(value) is not str:
+            return self._parse(value, column)
+        try:
+            return self.seen[value]
+        except KeyError:
+            pass
+        if len(self.seen) >= _TIME_CACHE:
+            self.seen.clear()
+        parsed = self.seen[value] = self._parse(value, column)
+        return parsed
+
+    def _parse(self, value: Any, column: str) -> tuple[datetime, str] | None:
+        moment = parse_time(value, self.zone, column)
+        return None if moment is None else (moment, moment.isoformat())
+
+
 class RowReader:
-    """Turns one raw row into the values of a case, or raises `RowProblem`."""
+    """Turns one raw row into a `CaseRow`, or raises `RowProblem`.
 
-    settings: Settings
-    columns: dict[str, int]
-    zone: ZoneInfo = field(init=False)
-    case_types: dict[str, str] = field(init=False)
-    unresolved: frozenset[str] = field(init=False)
+    `text_cells` promises every cell is a str (as from a CSV file), which lets a full-width row skip `text()`.
+    """
 
-    def __post_init__(self) -> None:
-        self.zone = self.settings.zone
-        self.case_types = {name: name for name in self.settings.ledger.case_types}
-        self.case_types.update(self.settings.ledger.case_type_aliases)
-        self.unresolved = frozenset(self.settings.ledger.unresolved_statuses)
-        # One call picks the cells of all FIELDS, in order, from a row padded by `cells`; a field the file
-        # lacks reads the padding's last cell (index -1), which is always empty.
-        self._width = max(self.columns.values()) + 1
-        self._pick = itemgetter(*(self.columns.get(name, -1) for name in FIELDS))
-        # time text -> (aware time, its isoformat for the digest); see _TIME_CACHE
-        self._times: dict[str, tuple[datetime, str] | None] = {}
+    def __init__(self, settings: Settings, columns: dict[str, int], *, text_cells: bool = False) -> None:
+        self.times = Times(settings.zone)
+        self.case_types = {name: name for name in settings.ledger.case_types}
+        self.case_types.update(settings.ledger.case_type_aliases)
+        self.known_types = "、".join(settings.ledger.case_types)
+        self.unresolved = frozenset(settings.ledger.unresolved_statuses)
+        # One call picks the cells of all FIELDS, in order. A row at least as wide as the header's known columns
+        # is picked as it is when the file has every field; otherwise from the row padded by `cells`, where a
+        # field the file lacks reads the padding's last cell (index -1), which is always empty.
+        self._width = max(columns.values()) + 1
+        self._pick = itemgetter(*(columns.get(name, -1) for name in FIELDS))
+        self._direct = text_cells and all(name in columns for name in FIELDS)
+        self._time = self.times.get
+        self._times = self.times.seen
 
     def cells(self, row: list[Any]) -> tuple[Any, ...]:
         """The row's cell for each of FIELDS; None where the file has no such column or the line is short."""
@@ -295,77 +343,169 @@ class RowReader:
     def case_id(self, row: list[Any]) -> str:
         return text(self.cells(row)[0])
 
-    def read(self, row: list[Any]) -> dict[str, Any]:
-        (
-            raw_case_id, raw_window, raw_matter, raw_type, raw_applicant, raw_phone, raw_accepted, raw_resolved,
-            raw_status,
-        ) = self.cells(row)
-        case_no = text(raw_case_id)
+    def read(self, row: list[Any]) -> CaseRow:
+        if self._direct and len(row) >= self._width:
+            (
+                case_no, window, matter, raw_type, applicant, raw_phone, raw_accepted, raw_resolved, status,
+            ) = self._pick(row)
+            case_no, window, matter, raw_type = case_no.strip(), window.strip(), matter.strip(), raw_type.strip()
+            applicant, status = applicant.strip(), status.strip()
+        else:
+            (
+                case_no, window, matter, raw_type, applicant, raw_phone, raw_accepted, raw_resolved, status,
+            ) = self.cells(row)
+            case_no, window, matter, raw_type = text(case_no), text(window), text(matter), text(raw_type)
+            applicant, status = text(applicant), text(status)
         if not case_no:
             raise RowProblem("办件编号 missing")
-        window = text(raw_window)
         if not window:
             raise RowProblem("窗口 missing")
-        raw_type = text(raw_type)
         case_type = self.case_types.get(raw_type)
         if case_type is None:
             if not raw_type:
                 raise RowProblem("办件类型 missing")
-            known = "、".join(self.settings.ledger.case_types)
-            raise RowProblem(f"办件类型 {raw_type!r} is not a known case type ({known})")
+            raise RowProblem(f"办件类型 {raw_type!r} is not a known case type ({self.known_types})")
         try:
-            phone = normalise(raw_phone)
+            phone, sms = normalise(raw_phone)
         except PhoneError as exc:
             raise RowProblem(f"联系电话: {exc}") from None
-        accepted = self.time(raw_accepted, "受理时间")
+        # a time cell's text is looked up here, as nearly every one was seen before (see Times)
+        times = self._times
+        accepted = times.get(raw_accepted) if raw_accepted.__class__ is str else None
         if accepted is None:
-            raise RowProblem("受理时间 missing")
-        accepted_at, accepted_text = accepted
-        resolved = self.time(raw_resolved, "办结时间")
-        resolved_at, resolved_text = resolved if resolved is not None else (None, "")
-        if resolved_at is not None and resolved_at < accepted_at:
-            raise RowProblem(f"办结时间 {resolved_at:%Y-%m-%d %H:%M} is before 受理时间 {accepted_at:%Y-%m-%d %H:%M}")
-        status = text(raw_status)
-        values = {
-            "case_no": case_no,
-            "window": window,
-            "matter": text(raw_matter),
-            "case_type": case_type,
-            "applicant": text(raw_applicant),
-            "phone": phone.e164,
-            "phone_sms": phone.sms,
-            "accepted_at": accepted_at,
-            "resolved_at": resolved_at,
-            "status": status,
-            "resolved": resolved_at is not None and status not in self.unresolved,
-        }
-        values["digest"] = _digest(values, accepted_text, resolved_text)
-        return values
-
-    def time(self, value: Any, column: str) -> tuple[datetime, str] | None:
-        """A time cell as (aware time, its isoformat), None when empty; text is parsed once per distinct value."""
-        if type(value) is not str:
-            return self._parse_time(value, column)
-        if value in self._times:
-            return self._times[value]
-        if len(self._times) >= _TIME_CACHE:
-            self._times.clear()
-        parsed = self._times[value] = self._parse_time(value, column)
-        return parsed
-
-    def _parse_time(self, value: Any, column: str) -> tuple[datetime, str] | None:
-        moment = parse_time(value, self.zone, column)
-        return None if moment is None else (moment, moment.isoformat())
+            accepted = self._time(raw_accepted, "受理时间")
+            if accepted is None:
+                raise RowProblem("受理时间 missing")
+        resolved = times.get(raw_resolved) if raw_resolved.__class__ is str else None
+        if resolved is None:
+            resolved = self._time(raw_resolved, "办结时间")
+        if resolved is None:
+            resolved_text = ""
+            done = False
+        else:
+            if resolved[0] < accepted[0]:
+                raise RowProblem(
+                    f"办结时间 {resolved[0]:%Y-%m-%d %H:%M} is before 受理时间 {accepted[0]:%Y-%m-%d %H:%M}"
+                )
+            resolved_text = resolved[1]
+            done = status not in self.unresolved
+        # a fingerprint of the case's normalised values (times as their isoformat): equal digests mean a
+        # re-import changes nothing
+        digest = _blake2b(
+            "\x1f".join(
+                (window, matter, case_type, applicant, phone, accepted[1], resolved_text, status, "1" if done else "0")
+            ).encode(),
+            digest_size=16,
+        ).hexdigest()
+        return (case_no, window, matter, case_type, applicant, phone, sms, raw_accepted, raw_resolved, status, done,
+                digest)
 
 
-def _digest(values: dict[str, Any], accepted_text: str, resolved_text: str) -> str:
-    # a fingerprint of a case's normalised values (times as their isoformat): equal digests mean a re-import
-    # changes nothing
-    parts = (
-        values["window"], values["matter"], values["case_type"], values["applicant"], values["phone"],
-        accepted_text, resolved_text, values["status"], "1" if values["resolved"] else "0",
+def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowError]) -> Iterator[list[CaseRow]]:
+    """The good rows in batches, each case id's first row only; every bad or repeated row goes to `errors` by
+    line (the header is line 1)."""
+    read = reader.read
+    seen: dict[str, int] = {}
+    batch: list[CaseRow] = []
+    for line, row in enumerate(rows, start=2):
+        # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
+        if not any(row) and all(cell in (None, "") for cell in row):
+            continue
+        try:
+            values = read(row)
+        except RowProblem as exc:
+            errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
+            continue
+        first = seen.setdefault(values[0], line)
+        if first != line:
+            errors.append(RowError(line, values[0], f"办件编号 {values[0]} repeats line {first}; the first row wins"))
+            continue
+        batch.append(values)
+        if len(batch) >= _CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open_rows(
+    path: Path, settings: Settings, encoding: str | None, sheet: str | None, readers: Mapping[str, LedgerReader] | None
+) -> tuple[Iterator[list[Any]], RowReader]:
+    rows = read_table(path, encoding, sheet, readers)
+    header = next(iter(rows), None)
+    if header is None:
+        raise LedgerFileError(f"{path}: empty file, no header line")
+    return rows, RowReader(settings, header_map(header, settings, path), text_cells=type(rows) is _CSV_ROWS)
+
+
+# ---- reading in a second process -------------------------------------------------------------------------
+
+# A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
+# spare the import then takes about as long as writing alone. Smaller files are not worth starting a process.
+_PARALLEL_BYTES = 8_000_000
+
+
+def _parallel_by_default(path: Path) -> bool:
+    # A second process only helps with a core to spare: on a busy machine its start and the rows it pickles are
+    # extra work competing for the same cores.
+    try:
+        spare = os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this system
+        spare = False
+    return spare and path.stat().st_size >= _PARALLEL_BYTES and bool(sys.executable)
+
+
+def _read_for_parent() -> None:
+    """The reading process's main: `read_rows` of the file its parent names on stdin, sent to stdout as pickles:
+    ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
+    gc.disable()  # what it keeps has no cycles, and collector passes over the growing `seen` only cost time
+    path, settings, encoding = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    try:
+        rows, reader = _open_rows(path, settings, encoding, None, None)
+        errors: list[RowError] = []
+        for batch in read_rows(rows, reader, errors):
+            pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
+        pickle.dump(("done", errors), out, pickle.HIGHEST_PROTOCOL)
+    except LedgerFileError as exc:
+        pickle.dump(("file", str(exc)), out, pickle.HIGHEST_PROTOCOL)
+    out.flush()
+
+
+def _rows_from_process(
+    path: Path, settings: Settings, encoding: str | None, errors: list[RowError]
+) -> Iterator[list[CaseRow]]:
+    """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
+    # A plain interpreter, not multiprocessing: that would run the caller's main script again in the child
+    # (spawn) or copy a process holding database connections (fork).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from callbackd.ledger import _read_for_parent; _read_for_parent()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
     )
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        with process.stdin:
+            pickle.dump((path, settings, encoding), process.stdin, pickle.HIGHEST_PROTOCOL)
+        while True:
+            try:
+                kind, payload = pickle.load(process.stdout)
+            except EOFError:
+                raise RuntimeError(
+                    f"the ledger reading process stopped early (exit code {process.wait()}); its error is above"
+                ) from None
+            if kind == "rows":
+                yield payload
+            elif kind == "done":
+                errors.extend(payload)
+                return
+            else:
+                raise LedgerFileError(payload)
+    finally:
+        process.stdout.close()
+        if process.poll() is None:
+            process.kill()  # only when this side stopped early: nothing will read what it still writes
+        process.wait()
 
 
 # ---- import ----------------------------------------------------------------------------------------------
@@ -380,39 +520,37 @@ def import_ledger(
     encoding: str | None = None,
     sheet: str | None = None,
     readers: Mapping[str, LedgerReader] | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
     """Import one ledger file into the session's transaction and return what happened. `readers` maps file
-    suffixes to plugins' readers for other formats.
+    suffixes to plugins' readers for other formats. `parallel` reads a CSV file in a second process while this
+    one writes (other files are always read in this one); by default, CSV files of 8 MB or more are read so
+    when the machine has a core to spare (load average at most its cores less one).
 
     Raises `LedgerFileError` when the file cannot be read at all, and `StrictImportError` (carrying the report)
     when `strict` and any row is bad; the caller's transaction then rolls back and nothing is written.
     """
-    rows = read_table(path, encoding, sheet, readers)
-    header = next(iter(rows), None)
-    if header is None:
-        raise LedgerFileError(f"{path}: empty file, no header line")
-    reader = RowReader(settings, header_map(header, settings, path))
     report = ImportReport()
-    writer = _CaseWriter(session, clock.now())
-    seen: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
-        # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
-        if not any(row) and all(cell in (None, "") for cell in row):
-            continue
-        try:
-            values = reader.read(row)
-        except RowProblem as exc:
-            report.errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
-            continue
-        case_no = values["case_no"]
-        first = seen.get(case_no)
-        if first is not None:
-            reason = f"办件编号 {case_no} repeats line {first}; the first row wins"
-            report.errors.append(RowError(line, case_no, reason))
-            continue
-        seen[case_no] = line
-        writer.add(values)
-    writer.finish()
+    batches: Iterator[list[CaseRow]]
+    csv_file = sheet is None and _file_kind(path, readers) == "csv"
+    if csv_file and (parallel or (parallel is None and _parallel_by_default(path))):
+        batches = _rows_from_process(path, settings, encoding, report.errors)
+    else:
+        rows, reader = _open_rows(path, settings, encoding, sheet, readers)
+        batches = read_rows(rows, reader, report.errors)
+    writer = _CaseWriter(session, clock.now(), Times(settings.zone))
+    # Hundreds of thousands of row tuples pass through and make no cycles, yet each batch would start collector
+    # passes over everything alive; collect once afterwards instead.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for batch in batches:
+            writer.add(batch)
+        writer.finish()
+    finally:
+        writer.close()
+        if collecting:
+            gc.enable()
     report.imported, report.updated, report.unchanged = writer.inserted, writer.updated, writer.unchanged
     if strict and report.errors:
         raise StrictImportError(
@@ -433,20 +571,25 @@ def import_ledger(
 # value of each row, which is most of a big import's cost.
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
 _NEW_CASES = table("cases", *(column(name) for name in _NEW_CASE_COLUMNS))
+# While a bulk load writes on SQLite: a page cache (256 MB) that holds the case id index and the pages being
+# filled, which the default 2 MB spills to the log again and again, and that the index rebuild sorts in. A
+# setting of the connection, set back afterwards; it changes neither what is written nor how safely.
+_BULK_PRAGMAS = {"cache_size": -262_144}
 
 
 class _CaseWriter:
-    """Buffers rows and writes them in batches: inserts for new case ids, updates for changed ones.
+    """Writes batches of rows: inserts for new case ids, updates for changed ones.
 
     Once an import on SQLite has inserted more cases than the table held before it (a first load, a backlog),
     the writer drops the table's secondary indexes and `finish` creates them again: SQLite builds an index from
-    sorted keys several times faster than it updates it row by row at random places (phone numbers). The
-    import's transaction hides the gap from every other connection; a rollback restores the indexes.
+    sorted keys several times faster than it updates it row by row at random places. The import's transaction
+    hides the gap from every other connection; a rollback restores the indexes.
     """
 
-    def __init__(self, session: Session, now: datetime) -> None:
+    def __init__(self, session: Session, now: datetime, times: Times) -> None:
         self.session = session
         self.now = now
+        self.times = times
         self.connection = connection = session.connection()
         self.windows = {name: id_ for name, id_ in connection.execute(select(Window.name, Window.id))}
         self.existing = {
@@ -454,18 +597,18 @@ class _CaseWriter:
         }
         dialect = connection.dialect
         time_type = Case.__table__.c.accepted_at.type.dialect_impl(dialect)
-        self.stored_time = lru_cache(maxsize=_TIME_CACHE)(time_type.bind_processor(dialect) or (lambda at: at))
-        self.stored_now = self.stored_time(now)
+        self.bind_time = time_type.bind_processor(dialect) or (lambda at: at)
+        self.stored_now = self.bind_time(now)
+        self.stored: dict[Any, Any] = {}  # time cell -> its value as the database takes it
         statement = insert(_NEW_CASES).compile(dialect=dialect, column_keys=list(_NEW_CASE_COLUMNS))
         self.insert_sql = str(statement)
-        # a row as the driver takes it: a tuple in the statement's order (SQLite's "?"), else a dict by name
-        self.insert_row: Callable[[dict[str, Any]], Any] = (
-            itemgetter(*statement.positiontup) if statement.positional and statement.positiontup else dict
-        )
+        # rows are built in _NEW_CASE_COLUMNS order: the driver takes them as they are when its placeholders are
+        # positional in that order (SQLite's "?"), else as dicts by name
+        self.positional = bool(statement.positional) and tuple(statement.positiontup or ()) == _NEW_CASE_COLUMNS
         self.cases_before = len(self.existing)
-        self.can_drop_indexes = dialect.name == "sqlite"
+        self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
-        self.pending: list[Any] = []
+        self.saved_pragmas: dict[str, Any] = {}
         self.changed: list[dict[str, Any]] = []
         self.inserted = self.updated = self.unchanged = 0
 
@@ -478,50 +621,81 @@ class _CaseWriter:
             window_id = self.windows[name] = window.id
         return window_id
 
-    def add(self, values: dict[str, Any]) -> None:
-        window = values.pop("window")
-        values["window_id"] = self.windows.get(window) or self.window_id(window)
-        known = self.existing.get(values["case_no"])
-        if known is None:
-            stored_time = self.stored_time
-            values["accepted_at"] = stored_time(values["accepted_at"])
-            if values["resolved_at"] is not None:
-                values["resolved_at"] = stored_time(values["resolved_at"])
-            values["created_at"] = values["updated_at"] = self.stored_now
-            self.pending.append(self.insert_row(values))
-            if len(self.pending) >= _CHUNK:
-                self.flush()
-        elif known[1] == values["digest"]:
-            self.unchanged += 1
-        else:
-            values.update(id=known[0], updated_at=self.now)
-            self.changed.append(values)
-            if len(self.changed) >= _CHUNK:
-                self.flush()
+    def stored_time(self, cell: Any) -> Any:
+        try:
+            return self.stored[cell]
+        except KeyError:
+            pass
+        moment = self.times.get(cell, "")
+        value = None if moment is None else self.bind_time(moment[0])
+        if len(self.stored) >= _TIME_CACHE:
+            self.stored.clear()
+        self.stored[cell] = value
+        return value
 
-    def flush(self) -> None:
-        if self.pending:
-            inserted = self.inserted + len(self.pending)
-            if self.can_drop_indexes and len(self.pending) >= _CHUNK and inserted > self.cases_before:
-                self.drop_indexes()
-            self.connection.exec_driver_sql(self.insert_sql, self.pending)
-            self.inserted = inserted
-            self.pending = []
+    def add(self, batch: list[CaseRow]) -> None:
+        """Write one batch: insert its new cases, update its changed ones."""
+        windows, existing, stored, stored_time, now = (
+            self.windows, self.existing, self.stored, self.stored_time, self.stored_now,
+        )
+        new: list[Any] = []
+        for row in batch:
+            case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, digest = row
+            window_id = windows.get(window) or self.window_id(window)
+            known = existing.get(case_no)
+            if known is None:
+                new.append((
+                    case_no, window_id, matter, case_type, applicant, phone, sms,
+                    stored[accepted] if accepted in stored else stored_time(accepted),
+                    stored[resolved] if resolved in stored else stored_time(resolved),
+                    status, done, digest, now, now,
+                ))
+            elif known[1] == digest:
+                self.unchanged += 1
+            else:
+                accepted_at = self.times.get(accepted, "")
+                resolved_at = self.times.get(resolved, "")
+                self.changed.append({
+                    "id": known[0], "case_no": case_no, "window_id": window_id, "matter": matter,
+                    "case_type": case_type, "applicant": applicant, "phone": phone, "phone_sms": sms,
+                    "accepted_at": accepted_at and accepted_at[0], "resolved_at": resolved_at and resolved_at[0],
+                    "status": status, "resolved": done, "digest": digest, "updated_at": self.now,
+                })
+        if new:
+            if not self.bulk_ready and len(new) >= _CHUNK and self.inserted + len(new) > self.cases_before:
+                self.prepare_bulk_load()
+            rows = new if self.positional else [dict(zip(_NEW_CASE_COLUMNS, row, strict=True)) for row in new]
+            self.connection.exec_driver_sql(self.insert_sql, rows)
+            self.inserted += len(new)
         if self.changed:
             self.session.execute(update(Case), self.changed)
             self.updated += len(self.changed)
             self.changed = []
 
     def finish(self) -> None:
-        """Write what is buffered and create any index dropped for a bulk load."""
-        self.flush()
+        """Create any index dropped for a bulk load."""
         for _, sql in self.dropped_indexes:
             self.connection.exec_driver_sql(sql)
         self.dropped_indexes = []
 
-    def drop_indexes(self) -> None:
-        """Drop the cases table's secondary indexes, keeping the SQL that `finish` creates them again with."""
-        self.can_drop_indexes = False  # once per import
+    def close(self) -> None:
+        """Set the connection's settings back, whether the import succeeded or not."""
+        for name, value in self.saved_pragmas.items():
+            self.connection.exec_driver_sql(f"PRAGMA {name} = {int(value)}")
+        self.saved_pragmas = {}
+
+    def prepare_bulk_load(self) -> None:
+        """On SQLite: the bulk-load settings, and drop the cases table's secondary indexes, keeping the SQL that
+        `finish` creates them again with."""
+        self.bulk_ready = True  # once per import
+        # The sqlite3 driver begins its transaction only at the first INSERT, UPDATE or DELETE: a DROP INDEX
+        # before any (every window already known, nothing written yet) would be committed at once, and a failed
+        # import would leave the table without its index.
+        if not self.connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            self.connection.exec_driver_sql("BEGIN")
+        for name, value in _BULK_PRAGMAS.items():
+            self.saved_pragmas[name] = self.connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            self.connection.exec_driver_sql(f"PRAGMA {name} = {value}")
         self.dropped_indexes = [
             (name, sql)
             for name, sql in self.connection.exec_driver_sql(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
+from callbackd import ledger
+from callbackd.errors import LedgerFileError, StrictImportError
 from callbackd.models import Case, Window
-from callbackd.synthetic import HEADER
+from callbackd.synthetic import HEADER, ledger_rows, write_ledger_csv
 from tests.conftest import case_row, phone_for, write_csv
 
 
@@ -207,3 +209,99 @@ def test_a_bad_file_is_one_clear_line_and_writes_nothing(cli, workdir, database,
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# ---- large files: read by a second process, written as a bulk load ----------------------------------------
+
+
+def dirty_rows() -> list[list[str]]:
+    """Good rows in every form the reader folds, and one of each kind of bad row."""
+    return [
+        case_row("C1", "　社保窗口　", phone="138 0013 8000"),
+        case_row("C2", phone="12345"),
+        case_row("C3", phone="010-65521234", accepted="2026/11/3 9:05", resolved="2026年11月3日 10时5分"),
+        case_row("C4", accepted="昨天上午"),
+        case_row("C5", phone="１３８００１３８００５", resolved="", status="办理中"),
+        case_row("C1", phone=phone_for(6)),
+        case_row("C7", "公积金窗口", phone="+86-139-0000-0010", case_type="承诺件"),
+        case_row("C8", accepted="2026-11-05 10:00", resolved="2026-11-04 10:00"),
+        case_row("", phone=phone_for(9)),
+    ]
+
+
+def import_file(database, settings, path, **options) -> ledger.ImportReport:
+    with database.session() as s:
+        return ledger.import_ledger(s, settings, path, **options)
+
+
+def stored_cases(database) -> dict[str, tuple]:
+    with database.session() as s:
+        return {
+            c.case_no: (c.window_id, c.matter, c.case_type, c.applicant, c.phone, c.phone_sms, c.accepted_at,
+                        c.resolved_at, c.status, c.resolved, c.digest)
+            for c in s.scalars(select(Case))
+        }
+
+
+def test_a_file_read_by_a_second_process_imports_exactly_as_one_read_here(workdir, database, settings):
+    path = write_csv(workdir / "台帐.csv", dirty_rows(), encoding="gbk")
+
+    apart = import_file(database, settings, path, parallel=True)
+    stored = stored_cases(database)
+    here = import_file(database, settings, path, parallel=False)
+
+    assert (apart.imported, apart.updated, apart.unchanged) == (4, 0, 0)
+    assert (here.imported, here.updated, here.unchanged) == (0, 0, 4)  # same digests: nothing changed
+    assert apart.errors == here.errors
+    assert [e.line for e in apart.errors] == [3, 5, 7, 9, 10]
+    assert apart.errors[2].reason == "办件编号 C1 repeats line 2; the first row wins"
+    assert stored == stored_cases(database)
+    assert stored["C3"][4:8] == ("+861065521234", False, datetime(2026, 11, 3, 1, 5, tzinfo=UTC),
+                                 datetime(2026, 11, 3, 2, 5, tzinfo=UTC))
+    assert stored["C5"][4:6] == ("+8613800138005", True)
+
+
+def test_a_bad_file_read_by_a_second_process_is_the_same_clear_error(cli, workdir, database, settings):
+    undecodable = _write(workdir / "x.csv", b"\xff\xfe\xfa\xfb\x81\x30")
+    no_case_id = _write(workdir / "y.csv", "窗口,联系电话\n社保,13800138000\n".encode("gbk"))
+    for path, expected in ((undecodable, "encoding"), (no_case_id, "办件编号")):
+        with pytest.raises(LedgerFileError, match=expected):
+            import_file(database, settings, path, parallel=True)
+    assert cases_in(database) == {}
+
+
+def test_a_bulk_load_rebuilds_the_indexes_and_restores_the_connection(workdir, database, settings):
+    rows = list(ledger_rows(date(2026, 11, 1), 20_001, windows=20, seed=3))
+    path = write_ledger_csv(workdir / "big.csv", rows, encoding="gbk")
+    indexes = table_indexes(database)
+
+    with database.session() as s:
+        settings_before = connection_settings(s)
+        report = ledger.import_ledger(s, settings, path, parallel=True)
+        assert connection_settings(s) == settings_before
+    assert (report.imported, report.errors) == (20_001, [])
+    assert table_indexes(database) == indexes
+    again = import_file(database, settings, path, parallel=False)
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 20_001)
+    with database.session() as s:
+        first = s.scalars(select(Case).where(Case.case_no == rows[0][0])).one()
+        assert (first.applicant, first.phone) == (rows[0][4], "+86" + rows[0][5])
+
+    # a next month's load into the same windows, refused by --strict after its rows were written
+    more = [*ledger_rows(date(2026, 12, 1), 40_000, windows=20, seed=4), case_row("X1", phone="000")]
+    with pytest.raises(StrictImportError), database.session() as s:
+        ledger.import_ledger(s, settings, write_ledger_csv(workdir / "bad.csv", more), strict=True, parallel=True)
+    assert len(cases_in(database)) == 20_001
+    assert table_indexes(database) == indexes
+
+
+def table_indexes(database) -> set[str]:
+    with database.session() as s:
+        return {index["name"] for index in inspect(s.connection()).get_indexes("cases")}
+
+
+def connection_settings(session) -> tuple:
+    if session.get_bind().dialect.name != "sqlite":
+        return ()
+    connection = session.connection()
+    return (connection.exec_driver_sql("PRAGMA cache_size").scalar(),)
