@@ -131,7 +131,8 @@ class Callback(Base):
 
     __tablename__ = "callbacks"
     __table_args__ = (
-        UniqueConstraint("round_id", "case_id"),
+        # a case once per round, and once per follow-up of its rectification
+        UniqueConstraint("round_id", "case_id", "follow_up", name="uq_callbacks_round_case_follow_up"),
         Index("ix_callbacks_phone_round", "phone", "round_id"),
     )
 
@@ -149,6 +150,11 @@ class Callback(Base):
     reason: Mapped[str | None] = mapped_column(String(40))  # why it could not be completed (无法联系原因)
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # 0 for a callback a round drew; n for the n-th follow-up callback (整改回访) verifying the rectification that
+    # the round's callback of the same case opened
+    follow_up: Mapped[int] = mapped_column(default=0, server_default="0")
+    # who called back (经理, 主管, 维修组长, ...), when the operator's result says so: per-role shares are tracked
+    caller_role: Mapped[str | None] = mapped_column(String(20))
 
     case: Mapped[Case] = relationship(lazy="raise")
     window: Mapped[Window] = relationship(lazy="raise")
@@ -222,8 +228,61 @@ class Answer(Base):
     recorded_at: Mapped[datetime]
 
 
+class Rectification(Base):
+    """A rectification (整改) a window owes: opened by a 不满意 answer or an unreachable complaint callback, due in
+    working days, answered by the window, verified by a follow-up callback, closed or escalated.
+
+    States: open (awaiting the window's response), responded (awaiting verification), closed, escalated.
+    """
+
+    __tablename__ = "rectifications"
+    __table_args__ = (Index("ix_rectifications_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"), index=True)
+    # what opened it: the callback (for an unreachable complaint, or a 不满意 given on a callback) and the contact
+    # whose answers were 不满意 (also on-site forms and evaluator ratings, which have no callback)
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id"), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    case_type: Mapped[str] = mapped_column(String(20), default="")
+    trigger: Mapped[str] = mapped_column(String(16))  # dissatisfied, unreachable
+    reason: Mapped[str] = mapped_column(Text)
+    answers: Mapped[dict[str, Any]]  # question dimension -> answer as given
+    status: Mapped[str] = mapped_column(String(12))
+    opened_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    response: Mapped[str] = mapped_column(Text, default="")
+    responded_at: Mapped[datetime | None]
+    responded_by: Mapped[str | None] = mapped_column(String(100))
+    # whether the latest response came in time: kept, since reopening sets a new due date
+    on_time: Mapped[bool | None]
+    loops: Mapped[int] = mapped_column(default=0)  # follow-ups that found the applicant still 不满意
+    closed_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    history: Mapped[list[Any]] = mapped_column(default=list)  # every step: opened, responded, verified, ...
+
+
+class Publication(Base):
+    """A published (frozen) period: the ranking and indicators as announced. A republish supersedes it, with
+    a reason; scores and exports of a published period read the publication in force."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), index=True)
+    # equals `period` while in force, NULL once superseded: one publication in force per period
+    active_period: Mapped[str | None] = mapped_column(String(16), unique=True)
+    published_at: Mapped[datetime]
+    published_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("publications.id"))
+    snapshot: Mapped[dict[str, Any]]
+
+
 class AuditEvent(Base):
-    """Who did what: rounds opened and verified, imports, reveals of a phone number."""
+    """Who did what: rounds opened and verified, imports, exports, publications, reveals of a phone number,
+    answer edits, rectification steps."""
 
     __tablename__ = "audit_events"
 
