@@ -25,6 +25,7 @@ from callbackd.db import Database, schema_state, upgrade
 from callbackd.errors import CallbackdError, StrictImportError
 from callbackd.exports import ExportContext, default_filename
 from callbackd.plugins import load_plugins
+from callbackd.workdays import Calendar
 
 app = typer.Typer(
     name="callbackd",
@@ -213,8 +214,8 @@ def round_list(as_json: JsonFlag = False) -> None:
 @round_app.command("verify")
 def round_verify(round_id: Annotated[int, typer.Argument(metavar="ROUND")], as_json: JsonFlag = False) -> None:
     """Re-draw a round from its recorded seed and candidate set; exit 1 on any difference."""
-    with session_scope() as (_, session):
-        result = sampling.verify_round(session, round_id)
+    with session_scope() as (settings, session):
+        result = sampling.verify_round(session, round_id, Calendar.from_settings(settings))
     if as_json:
         emit_json({"round": result.round_id, "ok": result.ok, "problems": result.problems})
     elif result.ok:

@@ -31,8 +31,8 @@ CASE_TYPES = ("即办件", "承诺件", "联办件", "上报件", "补办件", "
 
 # The defaults `config/callbackd.toml` documents, so that a settings file without these keys keeps them.
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
-    {"name": "投诉", "case_types": ["投诉"], "share": 1.0, "within_days": 3},
-    {"name": "举报", "case_types": ["举报"], "share": 1.0, "within_days": 5},
+    {"name": "投诉", "case_types": ["投诉"], "share": 1.0, "within_days": 3, "working_days": True},
+    {"name": "举报", "case_types": ["举报"], "share": 1.0, "within_days": 5, "working_days": True},
     {
         "name": "报修-安全",
         "case_types": ["报修"],
@@ -74,6 +74,8 @@ class SamplingRule(Section):
     matter_keywords: list[str] = Field(default_factory=list)
     share: float = Field(gt=0, le=1)
     within_days: int | None = Field(default=None, ge=0)
+    # count within_days as working days (holidays skipped, make-up days counted) rather than calendar days
+    working_days: bool = False
     phone_cooldown: bool = False
 
 
@@ -218,6 +220,43 @@ class ScoringSettings(Section):
         return sorted(value, key=lambda grade: -grade[0])
 
 
+class RectificationSettings(Section):
+    """Rectifications (整改): when they fall due, what opens them, how many follow-ups before escalation."""
+
+    due_workdays: int = Field(default=3, ge=1)
+    # per case type (投诉 = 2, ...); other types use due_workdays
+    due_workdays_by_case_type: dict[str, int] = Field(default_factory=dict)
+    max_loops: int = Field(default=2, ge=1)
+    # case types whose callback, when it could not be made (unreachable), opens a rectification
+    open_on_unreachable: list[str] = Field(default_factory=lambda: ["投诉"])
+
+
+class PolicySettings(Section):
+    """Category policies: whose identity a window never sees, and who must call back which share of repairs."""
+
+    confidential_case_types: list[str] = Field(default_factory=lambda: ["举报"])
+    role_case_types: list[str] = Field(default_factory=lambda: ["报修"])
+    # the caller's role -> the least share of the category's completed callbacks that role must make
+    role_minimum_shares: dict[str, float] = Field(
+        default_factory=lambda: {"经理": 0.10, "主管": 0.30, "维修组长": 0.60}
+    )
+
+    @field_validator("role_minimum_shares")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        for role, share in value.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"the share of {role!r} must lie between 0 and 1, not {share}")
+        return value
+
+
+class IndicatorSettings(Section):
+    """Indicators beside the score, and the alerts on them."""
+
+    # a window last, or failing, this many periods in a row is flagged
+    alert_periods: int = Field(default=2, ge=1)
+
+
 class _EnvironmentSource(EnvSettingsSource):
     """The `CALLBACKD_*` variables, except `config_dir`: where the file was found is not a setting."""
 
@@ -240,6 +279,9 @@ class Settings(BaseSettings):
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    rectification: RectificationSettings = Field(default_factory=RectificationSettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
+    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
     # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -285,6 +327,22 @@ class Settings(BaseSettings):
                     f"ledger.case_type_aliases maps {alias!r} to unknown case type {case_type!r} "
                     f"(known: {', '.join(self.ledger.case_types)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _policies_name_known_types(self) -> Settings:
+        known = set(self.ledger.case_types)
+        named = [
+            ("rectification.due_workdays_by_case_type", list(self.rectification.due_workdays_by_case_type)),
+            ("rectification.open_on_unreachable", self.rectification.open_on_unreachable),
+            ("policies.confidential_case_types", self.policies.confidential_case_types),
+            ("policies.role_case_types", self.policies.role_case_types),
+        ]
+        for setting, case_types in named:
+            for case_type in case_types:
+                if case_type not in known:
+                    raise ValueError(f"{setting} names unknown case type {case_type!r} "
+                                     f"(known: {', '.join(self.ledger.case_types)})")
         return self
 
     @cached_property

@@ -35,6 +35,7 @@ from callbackd.errors import ConfigError, NotFoundError, RoundError
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, RoundWindow, Window
 from callbackd.periods import add_months, parse_week
 from callbackd.surveys import Survey, load_surveys
+from callbackd.workdays import Calendar
 
 QUOTA = ""  # the pool name of the fixed quota; rate rules use their own names
 
@@ -179,8 +180,23 @@ def allocate(quota: int, sizes: dict[str, int]) -> dict[str, int]:
     return shares
 
 
-def draw(windows: list[WindowDraw], policy: Policy, seed: str) -> None:
-    """Fill each window's picks from its candidates: rate rules first, then the quota."""
+def due_for(rule: SamplingRule, resolved_at: datetime, calendar: Calendar | None) -> datetime | None:
+    """When a rule's callback falls due: `within_days` after resolution, in working days (the calendar's
+    holidays skipped, make-up days counted) when the rule says so, at the same time of day."""
+    if rule.within_days is None:
+        return None
+    if not rule.working_days:
+        return resolved_at + timedelta(days=rule.within_days)
+    if calendar is None:
+        raise RoundError(f"rate rule {rule.name!r} counts working days and needs the working-day calendar")
+    local = resolved_at.astimezone(calendar.zone)
+    day = calendar.add_workdays(local.date(), rule.within_days)
+    return datetime.combine(day, local.time(), calendar.zone).astimezone(resolved_at.tzinfo)
+
+
+def draw(windows: list[WindowDraw], policy: Policy, seed: str, calendar: Calendar | None = None) -> None:
+    """Fill each window's picks from its candidates: rate rules first, then the quota. `calendar` dates the
+    callbacks of rules that count working days."""
     rules = {rule.name: rule for rule in policy.rules}
     taken_phones: set[str] = set()
     for window in sorted(windows, key=lambda w: w.name):
@@ -193,8 +209,7 @@ def draw(windows: list[WindowDraw], policy: Policy, seed: str) -> None:
             members = pools[name]
             # round first: 0.07 * 100 is 7.000000000000001 in floating point, and must take 7, not 8
             for key, candidate in members[: math.ceil(round(rule.share * len(members), 9))]:
-                due = candidate.resolved_at + timedelta(days=rule.within_days) if rule.within_days is not None else None
-                window.picks.append(Pick(candidate, key, name, due))
+                window.picks.append(Pick(candidate, key, name, due_for(rule, candidate.resolved_at, calendar)))
                 taken_phones.add(candidate.phone)
         _draw_quota(window, pools.get(QUOTA, []), policy, taken_phones)
 
@@ -342,7 +357,7 @@ def open_round(
     policy = Policy.from_settings(settings)
     seen = watermarks(session)
     windows = gather(session, policy, period, now, seen, None)
-    draw(windows, policy, seed)
+    draw(windows, policy, seed, Calendar.from_settings(settings))
 
     round_ = Round(
         week=period.week, active_week=period.week, status="open", seed=seed, policy=policy.as_record(),
@@ -456,13 +471,14 @@ class Verification:
         return not self.problems
 
 
-def verify_round(session: Session, round_id: int) -> Verification:
-    """Re-draw a round from its recorded seed, policy and period and compare everything it recorded."""
+def verify_round(session: Session, round_id: int, calendar: Calendar | None = None) -> Verification:
+    """Re-draw a round from its recorded seed, policy and period and compare everything it recorded (`calendar`
+    dates the callbacks of rules counting working days)."""
     round_ = get_round(session, round_id)
     policy = Policy.from_record(round_.policy)
     period = Period(round_.week, round_.month_start, round_.cutoff_at)
     windows = gather(session, policy, period, round_.opened_at, round_.watermarks, round_.id)
-    draw(windows, policy, round_.seed)
+    draw(windows, policy, round_.seed, calendar)
     problems: list[str] = []
 
     if overall_hash(windows) != round_.candidate_hash:

@@ -16,6 +16,7 @@ from callbackd.db import Database
 from callbackd.errors import CallbackdError, RoundError
 from callbackd.models import Callback, Case, OptOut, RoundWindow
 from callbackd.sampling import allocate
+from callbackd.workdays import Calendar
 from tests.conftest import case_row, phone_for, write_csv
 
 MONDAY_W48 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai, Monday of 2026-W48
@@ -243,8 +244,28 @@ def test_rate_rules_take_every_complaint_with_a_due_date(database, settings, wor
         rules = sorted(s.scalars(select(Callback.rule).where(Callback.rule.is_not(None))))
         resolved = s.scalar(select(Case.resolved_at).where(Case.id == picks["投诉"].case_id))
     assert Counter(rules) == {"投诉": 4, "报修-安全": 2}
-    assert picks["投诉"].due_at == resolved + timedelta(days=3)
-    assert picks["报修-安全"].due_at is not None
+    # complaints count working days: resolved on a weekday in November 2026, due three working days later
+    local = resolved.astimezone(settings.zone)
+    assert picks["投诉"].due_at == datetime.combine(
+        Calendar.from_settings(settings).add_workdays(local.date(), 3), local.time(), settings.zone
+    )
+    assert picks["报修-安全"].due_at == s.scalar(
+        select(Case.resolved_at).where(Case.id == picks["报修-安全"].case_id)
+    ) + timedelta(days=2)  # repairs count calendar days
+
+
+def test_working_day_deadlines_skip_holidays_and_count_make_up_days(settings):
+    from callbackd.config import SamplingRule
+
+    complaint = SamplingRule(name="投诉", case_types=["投诉"], share=1.0, within_days=3, working_days=True)
+    calendar = Calendar.from_settings(settings)
+    before_national_day = datetime(2026, 9, 30, 16, 0, tzinfo=settings.zone)
+    # 1-7 October are off; 8 and 9 October are working days, and Saturday 10 October is a make-up working day
+    assert sampling.due_for(complaint, before_national_day, calendar) == datetime(
+        2026, 10, 10, 16, 0, tzinfo=settings.zone
+    )
+    repair = SamplingRule(name="报修-漏水", case_types=["报修"], share=1.0, within_days=3)
+    assert sampling.due_for(repair, before_national_day, calendar) == datetime(2026, 10, 3, 16, 0, tzinfo=settings.zone)
 
 
 def test_a_rate_rule_takes_its_share_of_cases_resolved_since_the_last_round(database, workdir, settings):
