@@ -3,6 +3,7 @@ and every reveal is written to the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -37,9 +38,11 @@ def window_id(session: Session, name: str) -> int:
 
 
 def list_cases(
-    session: Session, *, window: str | None = None, reveal: bool = False, limit: int | None = None
+    session: Session, *, window: str | None = None, reveal: bool = False, limit: int | None = None,
+    confidential: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """Cases, newest resolution first; phones masked unless `reveal` (which is audited)."""
+    """Cases, newest resolution first; phones masked, and the applicants of `confidential` case types (举报)
+    hidden, unless `reveal` (which is audited)."""
     query = select(Case, Window.name).join(Window, Window.id == Case.window_id)
     if window is not None:
         query = query.where(Case.window_id == window_id(session, window))
@@ -52,7 +55,7 @@ def list_cases(
             "window": name,
             "matter": c.matter,
             "case_type": c.case_type,
-            "applicant": c.applicant,
+            "applicant": c.applicant if reveal or c.case_type not in confidential else "（保密）",
             "phone": c.phone if reveal else mask(c.phone),
             "sms": c.phone_sms,
             "accepted_at": c.accepted_at.isoformat(),

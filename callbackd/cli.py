@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from callbackd import audit, cases, clock, dispatch, ledger, results, sampling, scoring
+from callbackd import audit, cases, clock, dispatch, ledger, rectify, results, sampling, scoring
 from callbackd.config import Settings, load_settings
 from callbackd.db import Database, schema_state, upgrade
 from callbackd.errors import CallbackdError, StrictImportError
@@ -41,6 +41,8 @@ cases_app = typer.Typer(help="Cases (办件) from the ledgers.", no_args_is_help
 callbacks_app = typer.Typer(help="Callbacks (回访) selected by rounds.", no_args_is_help=True)
 results_app = typer.Typer(help="Result files: operator calls, on-site forms, counter evaluators.", no_args_is_help=True)
 plugins_app = typer.Typer(help="Plugins and the channels they offer.", no_args_is_help=True)
+rectifications_app = typer.Typer(help="Rectifications (整改) after 不满意 answers and unreachable complaints.",
+                                 no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(round_app, name="round")
 app.add_typer(windows_app, name="windows")
@@ -48,6 +50,7 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(callbacks_app, name="callbacks")
 app.add_typer(results_app, name="results")
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(rectifications_app, name="rectifications")
 
 # piped or captured output is not a terminal: give tables room for Chinese window names rather than 80 columns
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -249,8 +252,9 @@ def cases_list(
     as_json: JsonFlag = False,
 ) -> None:
     """Cases, newest resolution first; phones masked unless --reveal (audited)."""
-    with session_scope() as (_, session):
-        rows = cases.list_cases(session, window=window, reveal=reveal, limit=limit)
+    with session_scope() as (settings, session):
+        rows = cases.list_cases(session, window=window, reveal=reveal, limit=limit,
+                                confidential=settings.policies.confidential_case_types)
     if as_json:
         emit_json(rows)
         return
@@ -471,6 +475,67 @@ def plugins_list(as_json: JsonFlag = False) -> None:
     table(None, ["plugin", "source", "hooks", "channels", "exports"],
           [[p["name"], p["source"], ", ".join(p["hooks"]), ", ".join(p["channels"]), ", ".join(p["exporters"])]
            for p in described])
+
+
+# ---- rectifications --------------------------------------------------------------------------------------
+
+
+@rectifications_app.command("list")
+def rectifications_list(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only open ones past their due time.")] = False,
+    window: Annotated[str | None, typer.Option("--window", help="Only this window's.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open, responded, closed or escalated.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rectifications, oldest first, overdue ones flagged; never an applicant's name or number."""
+    with session_scope() as (settings, session):
+        rows = rectify.list_rectifications(session, settings, clock.now(), rectify.Filter(overdue, window, status))
+    if as_json:
+        emit_json(rows)
+        return
+    table(None, ["整改", "窗口", "办件编号", "类型", "原因", "状态", "期限", "逾期", "回访验证", "轮次"],
+          [[r["id"], r["window"], r["case_id"] or "", r["case_type"], r["reason"], r["state"], r["due_at"][:16],
+            "逾期" if r["overdue"] else "", r["follow_up"] or "", r["loops"]] for r in rows])
+
+
+@rectifications_app.command("respond")
+def rectifications_respond(
+    rectification_id: Annotated[int, typer.Argument(metavar="ID")],
+    text: Annotated[str, typer.Option("--text", help="The window's explanation and measures (整改情况).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the window's response; a follow-up callback to the applicant then verifies it."""
+    with session_scope() as (settings, session):
+        now = clock.now()
+        rectification, follow_up = rectify.respond(session, settings, rectification_id, text, now)
+        document: dict[str, Any] = {"id": rectification.id, "status": rectification.status,
+                                    "on_time": rectification.on_time,
+                    "follow_up_callback": follow_up.id if follow_up else None}
+    if as_json:
+        emit_json(document)
+        return
+    late = "" if document["on_time"] else "（逾期反馈）"
+    then = (f"follow-up callback {document['follow_up_callback']} will verify it" if document["follow_up_callback"]
+            else "no applicant to call back: verify it with `callbackd rectifications verify`")
+    out.print(f"rectification {document['id']}: response recorded{late}; {then}")
+
+
+@rectifications_app.command("verify")
+def rectifications_verify(
+    rectification_id: Annotated[int, typer.Argument(metavar="ID")],
+    level: Annotated[str, typer.Option("--level", help="满意, 基本满意 or 不满意: the applicant's verdict.")],
+    note: Annotated[str, typer.Option("--note", help="How it was verified.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a responded rectification by hand (no applicant to call back, or the follow-up could not be made)."""
+    with session_scope() as (settings, session):
+        rectification = rectify.verify(session, settings, rectification_id, level, clock.now(), note)
+        document: dict[str, Any] = {"id": rectification.id, "status": rectification.status,
+                                    "loops": rectification.loops}
+    if as_json:
+        emit_json(document)
+        return
+    out.print(f"rectification {document['id']}: {rectify.STATE_LABELS[document['status']]} ({document['status']})")
 
 
 # ---- demo ----------------------------------------------------------------------------------------------

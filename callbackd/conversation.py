@@ -56,6 +56,7 @@ class Facts:
     matter: str
     phone_sms: bool
     window: str
+    follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
 
 
 @dataclass
@@ -232,7 +233,8 @@ class Conversation:
     def _ensure_contact(self) -> ContactRow:
         if self._contact_row is None:
             self._contact_row = answers.insert_contact(
-                self.session, source="callback", channel=self.facts.channel, window_id=self.facts.window_id,
+                self.session, source="follow_up" if self.facts.follow_up else "callback",
+                channel=self.facts.channel, window_id=self.facts.window_id,
                 contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
                 survey_version=self.survey.version,
             )
@@ -262,7 +264,7 @@ _CONVERSATION = (
     select(
         _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
         _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
-        _cases.c.matter, _cases.c.phone_sms, _windows.c.name,
+        _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
         _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
         _answers_table.c.question, _answers_table.c.raw,
     )
@@ -292,9 +294,9 @@ def open_conversation(
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, contact_id, source, contact_channel, contacted_at, _, _) = rows[0]
+     matter, phone_sms, window, follow_up, contact_id, source, contact_channel, contacted_at, _, _) = rows[0]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
-                  phone, case_id, case_no, matter, phone_sms, window)
+                  phone, case_id, case_no, matter, phone_sms, window, follow_up)
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
     given = {row[-2]: row[-1] for row in rows if row[-2] is not None}

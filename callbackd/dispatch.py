@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from callbackd import audit, clock, events
+from callbackd import audit, clock, events, rectify
 from callbackd.calling import CallingPolicy
 from callbackd.channels import StartResult
 from callbackd.config import Settings
@@ -242,12 +242,13 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
     session, plugins = conversation.session, conversation.plugins
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
+    settings = conversation.settings
     if outcome in ("completed", "partial"):
-        close_callback(session, plugins, callback, outcome, None, now)
+        close_callback(session, plugins, callback, outcome, None, now, settings=settings)
     elif outcome == "invalid_number":
-        close_callback(session, plugins, callback, "invalid", "invalid_number", now)
+        close_callback(session, plugins, callback, "invalid", "invalid_number", now, settings=settings)
     elif outcome == "refused":
-        close_callback(session, plugins, callback, "refused", "refused", now)
+        close_callback(session, plugins, callback, "refused", "refused", now, settings=settings)
     else:
         follow_up(conversation, outcome)
 
@@ -279,15 +280,16 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
         session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due",
                             due_at=policy.first_slot(now), detail=""))
         return
-    close_callback(session, plugins, callback, "unreachable", outcome, now)
+    close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings)
 
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
-    *, open_attempts: str = "cancelled",
+    *, open_attempts: str = "cancelled", settings: Settings | None = None,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
-    the plugins once the transaction commits."""
+    the plugins once the transaction commits. In the same transaction a 不满意 answer or an unreachable complaint
+    opens a rectification (which needs `settings`), and a follow-up callback moves its rectification."""
     if callback.status in FINAL_CALLBACK:
         return
     session.flush()
@@ -296,6 +298,7 @@ def close_callback(
     callback.reason = reason
     callback.closed_at = now
     session.flush()
+    rectify.callback_closed(session, settings, callback, now)
     if not plugins.listens("callback_closed"):
         return
     window_name = select(Window.name).where(Window.id == callback.window_id).scalar_subquery()

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbackd import answers, audit, clock
+from callbackd import answers, audit, clock, rectify
 from callbackd.config import Settings
 from callbackd.conversation import FINAL_CALLBACK, OPEN_ATTEMPT, open_conversation
 from callbackd.errors import LedgerFileError, StrictImportError
@@ -41,6 +41,7 @@ class Layout:
 
 
 FORM_NUMBER = "编号"  # an optional column: the form's or the evaluator record's own number
+CALLER_ROLE = "回访人角色"  # an optional operator column: who called back (经理, 主管, 维修组长, ...)
 
 
 def layout(source: str, survey: Survey) -> Layout:
@@ -54,7 +55,7 @@ def layout(source: str, survey: Survey) -> Layout:
 
 def _columns(header: list[Any], wanted: Layout, path: Path, source: str) -> dict[str, int]:
     index = {str(cell or "").strip().lstrip("\ufeff"): i for i, cell in enumerate(header)}
-    named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER}
+    named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER, "caller_role": CALLER_ROLE}
     if wanted.suggestion:
         named["suggestion"] = "意见建议"
     required = list(wanted.fixed.values())
@@ -91,6 +92,8 @@ def import_results(
         raise LedgerFileError(f"{path}: empty file, no header line")
     wanted = layout(source, survey)
     columns = _columns(header, wanted, path, source)
+    labels = {q.key: q.dimension for q in survey.rating_questions()}
+    roles = settings.policies.role_minimum_shares
     windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
     now = clock.now()
     report = ImportReport()
@@ -121,13 +124,17 @@ def import_results(
                 given["overall"] = reading
             suggestion = text(cell(row, "suggestion"))
             if source == "operator":
+                role = text(cell(row, "caller_role")) or None
+                if role is not None and role not in roles:
+                    raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of {'、'.join(roles)} "
+                                     f"([policies] role_minimum_shares)")
                 outcome = _operator_row(session, settings, plugins, text(cell(row, "case_id")), contacted_at,
-                                        given, suggestion, now)
+                                        given, suggestion, now, role)
             else:
                 number = text(cell(row, "number"))
                 key = f"{source}:{number}" if number else f"{source}:{file_digest}:{line}"
-                outcome = _form_row(session, plugins, source, windows, text(cell(row, "window")), contacted_at,
-                                    given, suggestion, now, key)
+                outcome = _form_row(session, settings, plugins, source, windows, text(cell(row, "window")),
+                                    contacted_at, given, suggestion, now, key, labels)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
             report.errors.append(RowError(line, case_id, str(exc)))
@@ -143,8 +150,9 @@ def import_results(
 
 
 def _form_row(
-    session: Session, plugins: Plugins, source: str, windows: dict[str, int], window: str, contacted_at: datetime,
-    given: dict[str, tuple[str, str]], suggestion: str, now: datetime, key: str,
+    session: Session, settings: Settings, plugins: Plugins, source: str, windows: dict[str, int], window: str,
+    contacted_at: datetime, given: dict[str, tuple[str, str]], suggestion: str, now: datetime, key: str,
+    labels: dict[str, str],
 ) -> str:
     if not window:
         raise RowProblem("窗口 missing")
@@ -161,12 +169,14 @@ def _form_row(
     contact.suggestion = suggestion[:2000]
     for question, (level, raw) in given.items():
         answers.add_answer(session, plugins, contact, question, level, raw, now)
+    rectify.review_contact(session, settings, contact, now, {**labels, "overall": "评价"} if source == "evaluator"
+                           else labels)
     return "imported"
 
 
 def _operator_row(
     session: Session, settings: Settings, plugins: Plugins, case_no: str, contacted_at: datetime,
-    given: dict[str, tuple[str, str]], suggestion: str, now: datetime,
+    given: dict[str, tuple[str, str]], suggestion: str, now: datetime, role: str | None = None,
 ) -> str:
     if not case_no:
         raise RowProblem("办件编号 missing")
@@ -176,19 +186,25 @@ def _operator_row(
     ).all()
     if not callbacks:
         raise RowProblem(f"办件编号 {case_no} was not selected for a callback by any round")
-    callback = next((c for c in callbacks if c.status not in FINAL_CALLBACK), callbacks[0])
-    # the row's own key, kept on the attempt it closes: re-importing the row finds it and changes nothing
+    # the row's own key, kept on the attempt it closes: re-importing the row finds it and changes nothing (also
+    # once a follow-up callback of the case is under way: the row belongs to the callback it closed)
     row_key = "OPR-" + hashlib.sha256(f"{case_no}\x1f{contacted_at.isoformat()}".encode()).hexdigest()[:32]
-    if session.scalar(select(Attempt.id).where(Attempt.callback_id == callback.id, Attempt.provider_id == row_key)):
-        contact = session.scalar(select(Contact).where(Contact.callback_id == callback.id))
+    done = session.scalar(select(Attempt.callback_id).where(
+        Attempt.callback_id.in_([c.id for c in callbacks]), Attempt.provider_id == row_key))
+    if done is not None:
+        contact = session.scalar(select(Contact).where(Contact.callback_id == done))
         if contact is None:
             return "unchanged"
-        return _edit(session, plugins, contact, given, suggestion, now)
+        return _edit(session, settings, plugins, contact, given, suggestion, now)
+    # the callback still open (a follow-up waiting for the operator), else the newest
+    callback = next((c for c in callbacks if c.status not in FINAL_CALLBACK), callbacks[0])
+    if role is not None:
+        callback.caller_role = role
     contact = session.scalar(select(Contact).where(Contact.callback_id == callback.id))
     if callback.status in FINAL_CALLBACK:
         if contact is None:
             raise RowProblem(f"callback {callback.id} for 办件编号 {case_no} is already closed ({callback.status})")
-        return _edit(session, plugins, contact, given, suggestion, now)
+        return _edit(session, settings, plugins, contact, given, suggestion, now)
     attempt = session.scalar(
         select(Attempt).where(Attempt.callback_id == callback.id, Attempt.status.in_(OPEN_ATTEMPT))
         .order_by(Attempt.id.desc())
@@ -217,8 +233,8 @@ def _operator_row(
 
 
 def _edit(
-    session: Session, plugins: Plugins, contact: Contact, given: dict[str, tuple[str, str]], suggestion: str,
-    now: datetime,
+    session: Session, settings: Settings, plugins: Plugins, contact: Contact, given: dict[str, tuple[str, str]],
+    suggestion: str, now: datetime,
 ) -> str:
     """A re-imported operator row: unchanged when it says what is recorded, else the answers are corrected
     (an answer edit, kept in the audit trail)."""
@@ -242,4 +258,6 @@ def _edit(
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)
+    session.flush()
+    rectify.review_contact(session, settings, contact, now)  # a correction to 不满意 opens a rectification
     return "updated"

@@ -125,7 +125,9 @@ def contact_scores_query(rules: ScoringSettings, start: datetime, end: datetime)
             contact_score.label("score"),
             *counts,
         )
-        .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.is_not(None))
+        # follow-up callbacks (整改回访) verify rectifications; they are not a score source
+        .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.is_not(None),
+               Answer.source.in_(SOURCES))
         .group_by(Answer.contact_id, Answer.window_id, Answer.source)
         .subquery()
     )
@@ -151,7 +153,8 @@ def score_period(session: Session, settings: Settings, period_text: str, *, with
         tallies[window_id][source] = (contacts, float(mean), [int(n or 0) for n in levels])
     simulated_windows = set(session.scalars(
         select(Contact.window_id).distinct()
-        .where(Contact.simulated.is_(True), Contact.contacted_at >= period.start, Contact.contacted_at < period.end)
+        .where(Contact.simulated.is_(True), Contact.contacted_at >= period.start, Contact.contacted_at < period.end,
+               Contact.source.in_(SOURCES))
     ))
 
     windows = []
@@ -199,7 +202,8 @@ def by_question(session: Session, period: Period, names: dict[int, str]) -> dict
     out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(LEVEL_NAMES, 0)))
     for window_id, question, level, count in session.execute(
         select(Answer.window_id, Answer.question, Answer.level, func.count())
-        .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.is_not(None))
+        .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.is_not(None),
+               Answer.source.in_(SOURCES))
         .group_by(Answer.window_id, Answer.question, Answer.level)
     ):
         if level is not None:
