@@ -1,14 +1,24 @@
-"""The audit trail: who did what, kept in the database."""
+"""The audit trail: who did what, kept in the database. Recorded: rounds opened, replaced and verified; ledger
+and result imports; answer edits; exports and call sheets; publications and republications; every reveal of a
+phone number; every step of a rectification; exports of the trail itself."""
 
 from __future__ import annotations
 
+import csv
 import getpass
+import io
+import json
 import os
+from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbackd import clock
+from callbackd.errors import CallbackdError
 from callbackd.models import AuditEvent
 
 
@@ -28,3 +38,46 @@ def record(session: Session, action: str, subject: str, **detail: Any) -> AuditE
     event = AuditEvent(at=clock.now(), actor=actor(), action=action, subject=subject, detail=detail)
     session.add(event)
     return event
+
+
+def list_events(
+    session: Session, zone: ZoneInfo, *, action: str | None = None, since: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Audit events, oldest first: all, one action's, from a day on (in `zone`), or the newest `limit`."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if since is not None:
+        try:
+            day = date.fromisoformat(since.strip())
+        except ValueError:
+            raise CallbackdError(f"--since {since!r} is not a day such as 2026-11-01") from None
+        query = query.where(AuditEvent.at >= datetime.combine(day, time(0, 0), zone))
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {"id": e.id, "at": e.at.astimezone(zone).isoformat(), "actor": e.actor, "action": e.action,
+         "subject": e.subject, "detail": e.detail}
+        for e in reversed(session.scalars(query).all())
+    ]
+
+
+def write(rows: list[dict[str, Any]], path: Path) -> None:
+    """The events as CSV (UTF-8 with a byte-order mark, which Excel needs for Chinese) or JSON, by suffix."""
+    from callbackd.exports import ExportError, write_atomically
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = (json.dumps(rows, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    elif suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["序号", "时间", "操作人", "操作", "对象", "详情"])
+        for row in rows:
+            writer.writerow([row["id"], row["at"], row["actor"], row["action"], row["subject"],
+                             json.dumps(row["detail"], ensure_ascii=False)])
+        data = buffer.getvalue().encode("utf-8-sig")
+    else:
+        raise ExportError(f"--out {path}: name a .csv or .json file")
+    write_atomically(path, lambda temporary: temporary.write_bytes(data))

@@ -11,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,21 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from callbackd import audit, cases, clock, dispatch, ledger, rectify, results, sampling, scoring
+from callbackd import (
+    audit,
+    cases,
+    clock,
+    dispatch,
+    evaluation,
+    indicators,
+    ledger,
+    policies,
+    publication,
+    rectify,
+    results,
+    sampling,
+    scoring,
+)
 from callbackd.config import Settings, load_settings
 from callbackd.db import Database, schema_state, upgrade
 from callbackd.errors import CallbackdError, StrictImportError
@@ -41,6 +56,8 @@ cases_app = typer.Typer(help="Cases (办件) from the ledgers.", no_args_is_help
 callbacks_app = typer.Typer(help="Callbacks (回访) selected by rounds.", no_args_is_help=True)
 results_app = typer.Typer(help="Result files: operator calls, on-site forms, counter evaluators.", no_args_is_help=True)
 plugins_app = typer.Typer(help="Plugins and the channels they offer.", no_args_is_help=True)
+policies_app = typer.Typer(help="Category policies: deadlines, reasons, who called back.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: who did what.", no_args_is_help=True)
 rectifications_app = typer.Typer(help="Rectifications (整改) after 不满意 answers and unreachable complaints.",
                                  no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -51,6 +68,8 @@ app.add_typer(callbacks_app, name="callbacks")
 app.add_typer(results_app, name="results")
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(rectifications_app, name="rectifications")
+app.add_typer(policies_app, name="policies")
+app.add_typer(audit_app, name="audit")
 
 # piped or captured output is not a terminal: give tables room for Chinese window names rather than 80 columns
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -335,11 +354,16 @@ def results_import(
 @app.command()
 def score(
     period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    live: Annotated[bool, typer.Option("--live", help="Score the data as it stands, even for a published period.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Score, grade and rank every window for a period."""
+    """Score, grade and rank every window for a period (a published period as it was published)."""
     with session_scope() as (settings, session):
-        ranking = scoring.score_period(session, settings, period)
+        if live:
+            ranking = scoring.score_period(session, settings, period)
+        else:
+            ranking = publication.ranking_for(session, settings, period)
     if as_json:
         emit_json(ranking.as_dict())
         return
@@ -348,6 +372,8 @@ def score(
 
 def show_ranking(ranking: scoring.Ranking) -> None:
     title = f"{ranking.period.label} 窗口回访满意度排名" + ("（含模拟数据）" if ranking.simulated else "")
+    if ranking.published is not None:
+        title += f"（已发布 {ranking.published['published_at'][:16]}）"
     table(title, ["名次", "窗口", "得分", "等级", "样本", "满意率", "回访", "现场", "评价器", "状态"], [
         [w.rank or "", w.window, "" if w.score is None else f"{w.score:.2f}", w.grade or "", w.contacts,
          "" if w.satisfaction_rate is None else f"{w.satisfaction_rate:.1%}",
@@ -370,13 +396,15 @@ def export(
         raise CallbackdError(f"--format {fmt} is not a ranking format (ranking formats: "
                              f"{', '.join(n for n, e in loaded.exporters.items.items() if e.target == 'ranking')})")
     with session_scope() as (settings, session):
-        ranking = scoring.score_period(session, settings, period, with_questions=True)
+        now = clock.now()
+        ranking = publication.ranking_for(session, settings, period, with_questions=True)
         survey = sampling.survey_in_force(settings)
         path = out_path or Path(default_filename(ranking, exporter))
         context = ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()},
-                                clock.now())
+                                now, evaluation.build(session, settings, ranking, now))
         exporter.write(ranking, path, context)
-        audit.record(session, "export", str(path), period=ranking.period.text, format=fmt)
+        audit.record(session, "export", str(path), period=ranking.period.text, format=fmt,
+                     published=ranking.published["publication"] if ranking.published else None)
     out.print(f"{ranking.period.label}: {len(ranking.windows)} window(s) written to {path}")
 
 
@@ -494,7 +522,8 @@ def rectifications_list(
         emit_json(rows)
         return
     table(None, ["整改", "窗口", "办件编号", "类型", "原因", "状态", "期限", "逾期", "回访验证", "轮次"],
-          [[r["id"], r["window"], r["case_id"] or "", r["case_type"], r["reason"], r["state"], r["due_at"][:16],
+          [[r["id"], r["window"], r["case_id"] or "", r["case_type"], r["reason"], r["state"],
+            f"{datetime.fromisoformat(r['due_at']).astimezone(settings.zone):%Y-%m-%d %H:%M}",
             "逾期" if r["overdue"] else "", r["follow_up"] or "", r["loops"]] for r in rows])
 
 
@@ -536,6 +565,108 @@ def rectifications_verify(
         emit_json(document)
         return
     out.print(f"rectification {document['id']}: {rectify.STATE_LABELS[document['status']]} ({document['status']})")
+
+
+# ---- indicators, category policies, publication, audit --------------------------------------------------
+
+
+def rate_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+@app.command("indicators")
+def indicators_command(
+    period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Indicators per window beside the score: 回访率, 未评率, 满意率, 不满意率, 整改按时率, 回访整改满意率, alerts."""
+    with session_scope() as (settings, session):
+        ranking = publication.ranking_for(session, settings, period)
+        figures = publication.indicators_for(session, settings, ranking, clock.now())
+    if as_json:
+        emit_json({"period": ranking.period.text, "label": ranking.period.label, "published": ranking.published,
+                   "formulas": indicators.FORMULAS, "windows": [i.as_dict() for i in figures]})
+        return
+    table(f"{ranking.period.label} 回访考核指标", ["窗口", *(label for _, label in indicators.RATES), "预警"],
+          [[i.window, *(rate_text(getattr(i, key)) for key, _ in indicators.RATES), "；".join(i.alerts)]
+           for i in figures])
+
+
+@policies_app.command("report")
+def policies_report(
+    period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Per category (投诉, 举报, 报修...): selected, made, made in time, overdue, not made and why; role shares."""
+    with session_scope() as (settings, session):
+        document = policies.report(session, settings, period, clock.now())
+    if as_json:
+        emit_json(document)
+        return
+    table(f"{document['label']} 分类回访", ["类别", "时限", "抽取", "已回访", "按时", "按时率", "逾期", "进行中",
+                                         "未能回访原因"],
+          [[c["category"], "" if c["within_days"] is None else
+            f"{c['within_days']}{'个工作日' if c['working_days'] else '天'}", c["selected"], c["made"],
+            c["made_on_time"], rate_text(c["on_time_rate"]), c["overdue"], c["open"],
+            "，".join(f"{k} {v}" for k, v in c["not_made"].items())] for c in document["categories"]])
+    roles = document["roles"]
+    table(f"{'、'.join(roles['case_types'])}回访人角色占比（共{roles['overall']['callbacks']}次）",
+          ["角色", "次数", "占比", "最低要求", "达标"],
+          [[r["role"], r["callbacks"], rate_text(r["share"]), rate_text(r["minimum"]),
+            {True: "是", False: "否", None: ""}[r["met"]]] for r in roles["overall"]["roles"]])
+
+
+@app.command()
+def publish(
+    period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
+    republish: Annotated[bool, typer.Option("--republish", help="Publish a published period again.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is published again (required then).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Freeze a period's ranking and indicators: later imports no longer move it unless it is republished."""
+    with session_scope() as (settings, session):
+        published, changed = publication.publish(session, settings, period, clock.now(), republish=republish,
+                                                  reason=reason)
+        document = {"period": published.period, **publication.describe(published), "changed": changed}
+    if as_json:
+        emit_json(document)
+        return
+    again = f"republished (was publication {document['republish_of']}); " if document["republish_of"] else ""
+    moved = f"changed: {'、'.join(changed)}" if changed else "no window's score or rank changed" if again else ""
+    out.print(f"period {document['period']}: {again}publication {document['publication']} in force. {moved}".strip())
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[str | None, typer.Option("--action", help="Only this action (phone.reveal, publish...).")]
+    = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD), in the zone.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the newest this many.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The audit trail, oldest first."""
+    with session_scope() as (settings, session):
+        rows = audit.list_events(session, settings.zone, action=action, since=since, limit=limit)
+    if as_json:
+        emit_json(rows)
+        return
+    table(None, ["#", "时间", "操作人", "操作", "对象", "详情"],
+          [[r["id"], r["at"][:19], r["actor"], r["action"], r["subject"],
+            json.dumps(r["detail"], ensure_ascii=False)[:80]] for r in rows])
+
+
+@audit_app.command("export")
+def audit_export(
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (.csv or .json).")],
+    action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD), in the zone.")] = None,
+) -> None:
+    """Write the audit trail to CSV (UTF-8 with BOM, for Excel) or JSON; the export itself is recorded."""
+    with session_scope() as (settings, session):
+        rows = audit.list_events(session, settings.zone, action=action, since=since)
+        audit.write(rows, out_path)
+        audit.record(session, "audit.export", str(out_path), events=len(rows), only=action, since=since)
+    out.print(f"{len(rows)} audit event(s) written to {out_path}")
 
 
 # ---- demo ----------------------------------------------------------------------------------------------

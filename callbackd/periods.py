@@ -85,3 +85,31 @@ def parse_period(text: str, zone: ZoneInfo) -> Period:
         raise PeriodError(f"period {text!r} is not a week, month, quarter or year {_HINT}") from None
     return Period(value, kind, datetime.combine(first, datetime.min.time(), zone),
                   datetime.combine(last, datetime.min.time(), zone))
+
+
+def shift(period: Period, steps: int, zone: ZoneInfo) -> Period:
+    """The period of the same kind `steps` periods after `period` (before it when negative)."""
+    first = period.start.date()
+    if period.kind == "week":
+        iso = (first + timedelta(weeks=steps)).isocalendar()
+        text = f"{iso.year}-W{iso.week:02d}"
+    elif period.kind == "month":
+        text = f"{add_months(first, steps):%Y-%m}"
+    elif period.kind == "quarter":
+        moved = add_months(first, 3 * steps)
+        text = f"{moved.year}-Q{(moved.month - 1) // 3 + 1}"
+    else:
+        text = f"{first.year + steps}"
+    return parse_period(text, zone)
+
+
+def months_of(period: Period, zone: ZoneInfo) -> list[Period]:
+    """The months a period spans (one for a month; none for a week, which may straddle two)."""
+    if period.kind == "week":
+        return []
+    months = []
+    month = parse_period(f"{period.start:%Y-%m}", zone)
+    while month.start < period.end:
+        months.append(month)
+        month = shift(month, 1, zone)
+    return months

@@ -407,3 +407,21 @@ def describe(
         "closed_at": rectification.closed_at.isoformat() if rectification.closed_at else None,
         "escalated_at": rectification.escalated_at.isoformat() if rectification.escalated_at else None,
     }
+
+
+def summary(session: Session, start: datetime, end: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Per window, the rectifications opened in [start, end): by cause, and where they stand now. Counts only."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, trigger, status, due_at in session.execute(
+        select(Window.name, Rectification.trigger, Rectification.status, Rectification.due_at)
+        .join(Window, Window.id == Rectification.window_id)
+        .where(Rectification.opened_at >= start, Rectification.opened_at < end)
+        .order_by(Window.name)
+    ):
+        row = rows.setdefault(name, {"window": name, "opened": 0, "dissatisfied": 0, "unreachable": 0, "open": 0,
+                                     "responded": 0, "closed": 0, "escalated": 0, "overdue": 0})
+        row["opened"] += 1
+        row[trigger if trigger in ("dissatisfied", "unreachable") else "dissatisfied"] += 1
+        row[status] += 1
+        row["overdue"] += status == "open" and due_at < now
+    return list(rows.values())

@@ -64,15 +64,20 @@ class Ranking:
     simulated: bool = False
     # window -> question key -> level -> count, filled by `by_question`
     questions: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # when read from a publication (a frozen period): which one, when, by whom, and why it was republished
+    published: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "period": self.period.text,
             "label": self.period.label,
             "minimum_contacts": self.minimum_contacts,
             "simulated": self.simulated,
             "windows": [w.as_dict() for w in self.windows],
         }
+        if self.published is not None:
+            document["published"] = self.published
+        return document
 
 
 def wilson(successes: int, total: int, confidence: float) -> tuple[float | None, float | None]:
