@@ -56,9 +56,11 @@ def build(session: Session, settings: Settings, ranking: Ranking, now: datetime)
 
 def rounds_in(session: Session, ranking: Ranking) -> list[dict[str, Any]]:
     """The rounds whose week lies in the period, replaced ones included, with their seeds and sizes."""
-    sizes = dict(session.execute(
-        select(Callback.round_id, func.count()).where(Callback.follow_up == 0).group_by(Callback.round_id)
-    ).tuples().all())
+    sizes: dict[int, int] = {
+        round_id: count for round_id, count in session.execute(
+            select(Callback.round_id, func.count()).where(Callback.follow_up == 0).group_by(Callback.round_id)
+        )
+    }
     return [
         {"round": r.id, "week": r.week, "status": r.status, "seed": r.seed, "candidate_hash": r.candidate_hash,
          "selected": sizes.get(r.id, 0), "opened_at": r.opened_at.isoformat(), "replaces": r.replaces_id}

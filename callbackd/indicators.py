@@ -96,7 +96,7 @@ def in_period(week: str, period: Period) -> bool:
 def compute(session: Session, settings: Settings, ranking: Ranking, now: datetime) -> list[WindowIndicators]:
     """Every window's indicators for the ranking's period, in the ranking's window order, with alerts."""
     period = ranking.period
-    names = dict(session.execute(select(Window.id, Window.name)).tuples().all())
+    names: dict[int, str] = {window_id: name for window_id, name in session.execute(select(Window.id, Window.name))}
     by_window = {w.window: WindowIndicators(w.window) for w in ranking.windows}
     for name in names.values():
         by_window.setdefault(name, WindowIndicators(name))

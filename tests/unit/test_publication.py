@@ -1,0 +1,191 @@
+"""Publishing a period freezes it; the annual workbook states everything needed to recompute the ranking; no
+window-facing output identifies an informant; category policies and role shares; the audit trail and its export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from openpyxl import load_workbook
+from openpyxl.chart import LineChart
+
+from callbackd.synthetic import FORM_HEADER
+from tests.conftest import case_row, phone_for, write_csv
+
+NOW = "2026-11-27T10:00:00+08:00"
+SIX_GOOD = ["满意"] * 6
+
+
+def forms(workdir: Path, name: str, rows: list[tuple[str, str, list[str]]]) -> Path:
+    return write_csv(workdir / name, [[w, day, *levels, ""] for w, day, levels in rows], header=FORM_HEADER)
+
+
+def setup_windows(cli, workdir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CALLBACKD_NOW", NOW)
+    rows = [case_row("P1", "社保窗口"), case_row("P2", "税务窗口", phone=phone_for(2))]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    week = [("社保窗口", "2026-11-24", SIX_GOOD)] * 5 + [("税务窗口", "2026-11-24", ["基本满意"] * 6)] * 5
+    assert cli("results", "import", forms(workdir, "f1.csv", week), "--source", "onsite").code == 0
+
+
+def test_a_published_period_does_not_move_until_republished_with_a_reason(cli, workdir, monkeypatch):
+    setup_windows(cli, workdir, monkeypatch)
+    published = cli("publish", "--period", "2026-W48", "--json")
+    assert published.code == 0, published.err
+    assert published.json()["publication"] == 1 and published.json()["republish_of"] is None
+    before = cli("score", "--period", "2026-W48", "--json").json()
+    assert before["published"]["publication"] == 1
+    assert [(w["window"], w["rank"], w["score"]) for w in before["windows"]] == [("社保窗口", 1, 100.0),
+                                                                                 ("税务窗口", 2, 80.0)]
+
+    # a late import: five poor forms for 社保窗口 in the published week
+    late = [("社保窗口", "2026-11-25", ["不满意"] * 6)] * 15
+    assert cli("results", "import", forms(workdir, "f2.csv", late), "--source", "onsite").code == 0
+    after = cli("score", "--period", "2026-W48", "--json").json()
+    assert after["windows"] == before["windows"]
+    live = cli("score", "--period", "2026-W48", "--live", "--json").json()
+    assert "published" not in live and live["windows"][0]["window"] == "税务窗口"
+    cli("export", "--period", "2026-W48", "--format", "json", "--out", "w48.json")
+    exported = json.loads((workdir / "w48.json").read_text(encoding="utf-8"))
+    assert exported["windows"] == before["windows"] and exported["published"]["publication"] == 1
+
+    again = cli("publish", "--period", "2026-W48")
+    assert again.code == 1 and "--republish --reason" in again.err and again.err.count("\n") == 1
+    no_reason = cli("publish", "--period", "2026-W48", "--republish")
+    assert no_reason.code == 1 and "--reason" in no_reason.err
+    fresh = cli("publish", "--period", "2026-W49", "--republish", "--reason", "x")
+    assert fresh.code == 1 and "has not been published" in fresh.err
+
+    republished = cli("publish", "--period", "2026-W48", "--republish", "--reason", "补录15份现场意见表", "--json")
+    assert republished.code == 0, republished.err
+    assert republished.json()["republish_of"] == 1 and republished.json()["changed"] == ["税务窗口", "社保窗口"]
+    moved = cli("score", "--period", "2026-W48", "--json").json()
+    assert moved["published"]["publication"] == 2 and moved["published"]["reason"] == "补录15份现场意见表"
+    assert moved["windows"] == live["windows"]
+    trail = cli("audit", "list", "--json").json()
+    steps = [(e["action"], e["subject"]) for e in trail if e["action"] in ("publish", "republish")]
+    assert steps == [("publish", "period 2026-W48"), ("republish", "period 2026-W48")]
+    assert trail[-1]["detail"]["reason"] == "补录15份现场意见表"
+
+
+def test_the_annual_workbook_lets_anyone_recompute_the_ranking(cli, workdir, monkeypatch):
+    setup_windows(cli, workdir, monkeypatch)
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-27T12:00:00+08:00")
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "年度种子").code == 0
+    october = [("社保窗口", "2026-10-20", SIX_GOOD)] * 10 + [("税务窗口", "2026-10-20", ["不满意"] * 6)] * 10
+    assert cli("results", "import", forms(workdir, "f0.csv", october), "--source", "onsite").code == 0
+    run = cli("export", "--period", "2026", "--format", "xlsx", "--out", "年度.xlsx")
+    assert run.code == 0, run.err
+    book = load_workbook(workdir / "年度.xlsx")
+    assert book.sheetnames == ["排名", "分项", "月度得分", "指标", "整改汇总", "计分方法"]
+
+    monthly = book["月度得分"]
+    header = [c.value for c in monthly[2]]
+    assert header == ["窗口", *(f"{m}月" for m in range(1, 13))]
+    rows = {r[0]: r[1:] for r in monthly.iter_rows(min_row=3, values_only=True) if r[0]}
+    # October 100 and 0 (the not-yet-published months are scored as the data stands), November 100 and 80
+    assert rows["社保窗口"][9:11] == (100.0, 100.0) and rows["税务窗口"][9:11] == (0.0, 80.0)
+    assert rows["社保窗口"][0] is None
+    (chart,) = monthly._charts
+    assert isinstance(chart, LineChart) and len(chart.series) == 2
+
+    indicators = [[c.value for c in row] for row in book["指标"].iter_rows(min_row=2)]
+    assert indicators[0][:4] == ["窗口", "抽取回访", "已完成回访", "回访率"] and "回访整改满意率" in indicators[0]
+    rectifications = list(book["整改汇总"].iter_rows(min_row=2, values_only=True))
+    assert rectifications[0][:2] == ("窗口", "新开整改")
+    assert ("税务窗口", 10) in {(r[0], r[1]) for r in rectifications[1:]}  # ten 不满意 forms in October
+
+    methods = "\n".join(str(c) for row in book["计分方法"].iter_rows(values_only=True) for c in row if c)
+    assert "来源权重" in methods and "回访 0.6" in methods and "满意 100" in methods
+    assert "年度种子" in methods and "2026-W48" in methods  # every round's seed, to redraw it
+    assert "整改按时率" in methods and "回访率" in methods
+    samples = [r for r in book["计分方法"].iter_rows(values_only=True) if r[0] in ("社保窗口", "税务窗口")]
+    assert {(r[0], r[1]) for r in samples} >= {("社保窗口", 15), ("税务窗口", 15)}
+
+
+def test_no_window_facing_output_identifies_an_informant(cli, workdir, monkeypatch):
+    (workdir / "config").mkdir()
+    (workdir / "config" / "callbackd.toml").write_text(
+        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
+        'profiles = { "社保窗口" = [0.0, 0.0, 1.0] }\n', encoding="utf-8")
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-23T10:00:00+08:00")
+    rows = [case_row("JB-0001", "社保窗口", case_type="举报", matter="举报工作人员索要好处", applicant="赵密告",
+                     phone=phone_for(7))]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "s").code == 0
+    assert cli("dispatch", "--once").code == 0
+    secrets = ("赵密告", phone_for(7), phone_for(7)[-4:], "JB-0001", "索要好处")
+    outputs = [cli("rectifications", "list", "--json").out, cli("rectifications", "list").out,
+               cli("indicators", "--period", "2026-W48", "--json").out, cli("score", "--period", "2026-11").out]
+    for fmt in ("xlsx", "csv", "html", "json"):
+        assert cli("export", "--period", "2026-11", "--format", fmt, "--out", f"out.{fmt}").code == 0
+    book = load_workbook(workdir / "out.xlsx")
+    outputs.append("\n".join(str(c) for sheet in book for row in sheet.iter_rows(values_only=True) for c in row))
+    outputs += [(workdir / f"out.{fmt}").read_text(encoding="utf-8-sig") for fmt in ("csv", "html", "json")]
+    assert json.loads(outputs[0])[0]["case_type"] == "举报"  # the rectification is there, its informant is not
+    for output in outputs:
+        for secret in secrets:
+            assert secret not in output
+
+
+def test_category_policies_report_deadlines_reasons_and_role_shares(cli, workdir, monkeypatch):
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-23T10:00:00+08:00")
+    rows = [case_row(f"R{i}", "物业服务中心", case_type="报修", matter="楼道灯不亮报修", phone=phone_for(10 + i),
+                     resolved="2026-11-20 10:00:00") for i in range(5)]
+    rows.append(case_row("T1", "物业服务中心", case_type="投诉", matter="服务态度投诉", phone=phone_for(20),
+                         resolved="2026-11-20 10:00:00"))
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "s", "--channel", "operator").code == 0
+    assert cli("dispatch", "--once").code == 0
+    header = ["办件编号", "回访时间", "回访人角色",
+              "服务态度", "办事效率", "按章办事", "体外循环", "廉洁自律", "总体评价"]
+    results = [[f"R{i}", "2026-11-23 11:00", role, *SIX_GOOD]
+               for i, role in enumerate(["经理", "主管", "维修组长", "维修组长"])]
+    results.append(["T1", "2026-11-23 11:30", "", *SIX_GOOD])
+    results.append(["R4", "2026-11-23 11:40", "保安", *SIX_GOOD])
+    report = cli("results", "import", write_csv(workdir / "r.csv", results, header=header), "--source", "operator",
+                 "--json").json()
+    assert report["imported"] == 5 and len(report["errors"]) == 1 and "保安" in report["errors"][0]["reason"]
+
+    document = cli("policies", "report", "--period", "2026-11", "--json").json()
+    categories = {c["category"]: c for c in document["categories"]}
+    # the complaint: due three working days after Friday 20 November (Wednesday 25), made on Monday 23
+    assert (categories["投诉"]["selected"], categories["投诉"]["made_on_time"]) == (1, 1)
+    assert categories["投诉"]["working_days"] is True
+    # repairs of other kinds are due within 7 days (27 November): four made in time, R4 still open
+    other = categories["报修-其他"]
+    assert (other["selected"], other["made"], other["made_on_time"], other["open"]) == (5, 4, 4, 1)
+    roles = {r["role"]: r for r in document["roles"]["overall"]["roles"]}
+    assert {k: (v["callbacks"], v["share"], v["met"]) for k, v in roles.items()} == {
+        "经理": (1, 0.25, True), "主管": (1, 0.25, False), "维修组长": (2, 0.5, False)}
+    text = cli("policies", "report", "--period", "2026-11")
+    assert text.code == 0 and "维修组长" in text.out and "3个工作日" in text.out
+
+
+def test_the_audit_trail_records_and_exports_every_listed_action(cli, workdir, monkeypatch):
+    setup_windows(cli, workdir, monkeypatch)
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "s").code == 0
+    assert cli("round", "verify", "1").code == 0
+    assert cli("cases", "list", "--reveal", "--json").code == 0
+    assert cli("export", "--period", "2026-W48", "--format", "csv", "--out", "r.csv").code == 0
+    assert cli("publish", "--period", "2026-W48").code == 0
+    actions = {e["action"] for e in cli("audit", "list", "--json").json()}
+    assert {"ledger.import", "results.import", "round.open", "round.verify", "phone.reveal", "export",
+            "publish"} <= actions
+    reveals = cli("audit", "list", "--action", "phone.reveal", "--json").json()
+    assert len(reveals) == 1 and reveals[0]["subject"] == "cases list"
+
+    run = cli("audit", "export", "--out", "audit.csv")
+    assert run.code == 0, run.err
+    raw = (workdir / "audit.csv").read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    assert rows[0] == ["序号", "时间", "操作人", "操作", "对象", "详情"]
+    assert "phone.reveal" in {r[3] for r in rows[1:]}
+    assert cli("audit", "export", "--out", "audit.json").code == 0
+    assert cli("audit", "list", "--action", "audit.export", "--json").json()[0]["detail"]["events"] == len(rows) - 1
+    bad = cli("audit", "export", "--out", "audit.txt")
+    assert bad.code == 1 and ".csv or .json" in bad.err
+    since = cli("audit", "list", "--since", "yesterday")
+    assert since.code == 1 and "2026-11-01" in since.err
