@@ -13,6 +13,7 @@ from callbackd import audit
 from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Callback, Case, Window
 from callbackd.phones import mask
+from callbackd.rectify import reason_label
 
 
 def list_windows(session: Session) -> list[dict[str, Any]]:
@@ -101,6 +102,10 @@ def list_callbacks(
             "stratum": cb.stratum,
             "due_at": cb.due_at.isoformat() if cb.due_at else None,
             "status": cb.status,
+            "reason": cb.reason,
+            "reason_label": reason_label(cb.reason) or None,
+            "follow_up": cb.follow_up,
+            "caller_role": cb.caller_role,
         }
         for cb, case_no, matter, name in session.execute(query)
     ]

@@ -62,6 +62,19 @@ def reason_label(reason: str | None) -> str:
     return REASON_LABELS.get(reason or "", reason or "")
 
 
+_CALENDARS: list[tuple[Settings, Calendar]] = []
+
+
+def calendar_for(settings: Settings) -> Calendar:
+    """The working-day calendar of these settings, read once per settings object (an import may open many)."""
+    for known, calendar in _CALENDARS:
+        if known is settings:
+            return calendar
+    calendar = Calendar.from_settings(settings)
+    _CALENDARS[:] = [*_CALENDARS[-7:], (settings, calendar)]
+    return calendar
+
+
 def due_after(settings: Settings, calendar: Calendar, case_type: str, start: datetime) -> datetime:
     """The end of the working day that lies the case type's number of working days after `start`'s day."""
     days = settings.rectification.due_workdays_by_case_type.get(case_type, settings.rectification.due_workdays)
@@ -92,7 +105,7 @@ def open_rectification(
     calendar: Calendar | None = None,
 ) -> Rectification:
     """Open a rectification for a window, due in the configured working days, and audit it."""
-    calendar = calendar or Calendar.from_settings(settings)
+    calendar = calendar or calendar_for(settings)
     rectification = Rectification(
         window_id=window_id, callback_id=callback.id if callback else None, contact_id=contact.id if contact else None,
         case_id=callback.case_id if callback else None, case_type=case_type, trigger=trigger, reason=reason,
@@ -233,7 +246,7 @@ def _schedule_follow_up(
     follow_up = Callback(
         round_id=original.round_id, case_id=original.case_id, window_id=original.window_id, phone=original.phone,
         rule=original.rule, stratum=original.stratum, draw_key=original.draw_key,
-        due_at=due_after(settings, Calendar.from_settings(settings), rectification.case_type, now),
+        due_at=due_after(settings, calendar_for(settings), rectification.case_type, now),
         status="pending", created_at=now, follow_up=number,
     )
     session.add(follow_up)
@@ -314,7 +327,7 @@ def _verified(
         audit.record(session, "rectification.escalate", subject, loops=rectification.loops, **detail)
         return
     rectification.status = "open"
-    rectification.due_at = due_after(settings, Calendar.from_settings(settings), rectification.case_type, now)
+    rectification.due_at = due_after(settings, calendar_for(settings), rectification.case_type, now)
     rectification.response, rectification.responded_at, rectification.responded_by = "", None, None
     _step(rectification, "reopened", now, loops=rectification.loops, due=rectification.due_at.isoformat(), **detail)
     audit.record(session, "rectification.reopen", subject, loops=rectification.loops, **detail)

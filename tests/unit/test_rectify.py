@@ -160,6 +160,12 @@ def test_an_unreachable_complaint_opens_a_rectification_with_the_reason(cli, wor
     (opened,) = listed(cli)  # only the complaint: an unreachable ordinary case opens nothing
     assert (opened["case_id"], opened["trigger"]) == ("D1", "投诉回访无法联系")
     assert opened["reason"] == "投诉回访无法联系：无人接听"
+    # the callback itself carries its deadline (3 working days after resolution) and why it could not be made
+    complaint = next(c for c in cli("callbacks", "list", "--json").json() if c["case_id"] == "D1")
+    assert (complaint["rule"], complaint["reason"], complaint["reason_label"]) == ("投诉", "no_answer", "无人接听")
+    assert complaint["due_at"] == "2026-11-06T02:00:00+00:00"  # resolved Tuesday 3 November 10:00
+    shown = cli("callbacks", "list")
+    assert "无人接听" in shown.out and "2026-11-06 10:00" in shown.out
 
 
 def test_a_form_without_an_applicant_to_call_is_verified_by_hand(cli, workdir, monkeypatch):
