@@ -79,7 +79,7 @@ def list_callbacks(
         select(Callback, Case.case_no, Case.matter, Window.name)
         .join(Case, Case.id == Callback.case_id)
         .join(Window, Window.id == Callback.window_id)
-        .order_by(Callback.round_id, Window.name, Callback.draw_key)
+        .order_by(Callback.round_id, Window.name, Callback.draw_key, Callback.follow_up)
     )
     if round_id is not None:
         query = query.where(Callback.round_id == round_id)

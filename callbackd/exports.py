@@ -404,7 +404,7 @@ def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportConte
     sheet = workbook.create_sheet("整改汇总")
     columns = [(header, kind) for header, kind, _ in RECTIFICATION_COLUMNS]
     rows = [[row[name] for _, _, name in RECTIFICATION_COLUMNS] for row in evaluation.rectifications]
-    title_rows(sheet, [f"整改情况汇总（{ranking.period.label}，按开启时间）"], len(columns))
+    title_rows(sheet, [f"整改情况汇总（{ranking.period.label}开启的整改，状态截至导出时）"], len(columns))
     fill_table(sheet, 2, columns, rows)
     if not rows:
         sheet.cell(3, 1, "本期无整改")

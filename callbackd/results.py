@@ -182,7 +182,7 @@ def _operator_row(
         raise RowProblem("办件编号 missing")
     callbacks = session.scalars(
         select(Callback).join(Case, Case.id == Callback.case_id).where(Case.case_no == case_no)
-        .order_by(Callback.round_id.desc())
+        .order_by(Callback.round_id.desc(), Callback.follow_up.desc())
     ).all()
     if not callbacks:
         raise RowProblem(f"办件编号 {case_no} was not selected for a callback by any round")

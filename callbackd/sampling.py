@@ -430,7 +430,7 @@ def round_summary(session: Session, round_: Round) -> dict[str, Any]:
     for window_id, case_no in session.execute(
         select(Callback.window_id, Case.case_no)
         .join(Case, Case.id == Callback.case_id)
-        .where(Callback.round_id == round_.id)
+        .where(Callback.round_id == round_.id, Callback.follow_up == 0)  # what the draw selected
         .order_by(Callback.window_id, Callback.draw_key)
     ):
         selected[window_id].append(case_no)
@@ -508,7 +508,7 @@ def verify_round(session: Session, round_id: int, calendar: Calendar | None = No
         select(Window.name, Case.case_no, Callback.rule, Callback.stratum, Callback.draw_key, Callback.due_at)
         .join(Case, Case.id == Callback.case_id)
         .join(Window, Window.id == Callback.window_id)
-        .where(Callback.round_id == round_.id)
+        .where(Callback.round_id == round_.id, Callback.follow_up == 0)  # follow-ups (整改回访) were not drawn
     ):
         stored[name].add((case_no, rule, stratum, key, due))
     tallies = {

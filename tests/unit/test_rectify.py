@@ -108,6 +108,12 @@ def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     database.dispose()
     assert [a for a in audit_actions() if a.startswith("rectification.")] == [
         "rectification.open", "rectification.respond", "rectification.close"]
+    # the follow-up belongs to the round but was not drawn: the round still verifies and shows its one case
+    verified = cli("round", "verify", "1", "--json")
+    assert verified.code == 0 and verified.json()["ok"] is True
+    assert cli("round", "show", "1", "--json").json()["windows"][0]["selected"] == ["A1"]
+    listed_callbacks = cli("callbacks", "list", "--json").json()
+    assert [(c["case_id"], c["follow_up"]) for c in listed_callbacks] == [("A1", 0), ("A1", 1)]
 
 
 def test_a_follow_up_loop_ending_in_escalation(cli, workdir, monkeypatch):
