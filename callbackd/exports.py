@@ -373,11 +373,11 @@ def monthly_chart(sheet: Worksheet, windows: int, months: int, anchor: str) -> N
     chart.x_axis.delete = chart.y_axis.delete = False
     chart.add_data(Reference(sheet, min_col=1, max_col=months + 1, min_row=3, max_row=2 + windows),
                    from_rows=True, titles_from_data=True)
-    chart.series_categories = None
     months_ref = Reference(sheet, min_col=2, max_col=months + 1, min_row=2, max_row=2)
     for series in chart.series:
         series.cat = AxDataSource(strRef=StrRef(f=str(months_ref)))
         series.smooth = False
+        series.marker.symbol = "circle"  # a month between gaps (样本不足, no data) still shows as a point
     chart.width, chart.height = 24, 12
     sheet.add_chart(chart, anchor)
 

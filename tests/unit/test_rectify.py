@@ -191,6 +191,12 @@ def test_a_form_without_an_applicant_to_call_is_verified_by_hand(cli, workdir, m
     assert bad.code == 1 and "满意, 基本满意 or 不满意" in bad.err
     verified = cli("rectifications", "verify", str(opened["id"]), "--level", "基本满意", "--json")
     assert verified.code == 0 and verified.json()["status"] == "closed"
+    assert [r["id"] for r in listed(cli, "--status", "closed", "--window", "社保窗口")] == [opened["id"]]
+    assert listed(cli, "--status", "open") == []
+    wrong = cli("rectifications", "list", "--status", "done")
+    assert wrong.code == 1 and "open, responded, closed, escalated" in wrong.err
+    nowhere = cli("rectifications", "list", "--window", "无此窗口")
+    assert nowhere.code == 1 and "无此窗口" in nowhere.err
     missing = cli("rectifications", "respond", "99", "--text", "x")
     assert missing.code == 1 and "no rectification 99" in missing.err
 
