@@ -189,6 +189,20 @@ def callback_closed(session: Session, settings: Settings | None, callback: Callb
             )
 
 
+def date_from_entry(session: Session, settings: Settings, callback_id: int, now: datetime) -> None:
+    """A rectification opened by a result entered after the contact (an operator's sheet typed in days later)
+    counts its working days from the entry, when the window can first learn of it."""
+    rectification = session.scalar(select(Rectification).where(Rectification.callback_id == callback_id))
+    if rectification is None or rectification.status != "open" or len(rectification.history) != 1:
+        return
+    if rectification.opened_at >= now:
+        return
+    rectification.opened_at = now
+    rectification.due_at = due_after(settings, calendar_for(settings), rectification.case_type, now)
+    rectification.history = [{**rectification.history[0], "at": now.isoformat(),
+                              "due": rectification.due_at.isoformat()}]
+
+
 # ---- the window's response and verification ------------------------------------------------------------
 
 

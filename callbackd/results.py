@@ -229,6 +229,7 @@ def _operator_row(
     if suggestion:
         conversation.suggest(suggestion)
     conversation.finish("completed")
+    rectify.date_from_entry(session, settings, callback.id, now)
     return "imported"
 
 

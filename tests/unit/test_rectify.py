@@ -20,6 +20,7 @@ from callbackd.workdays import Calendar, ProvisionalCalendarWarning
 from tests.conftest import case_row, phone_for, write_csv
 
 MONDAY = "2026-11-23T10:00:00+08:00"
+DIMENSIONS = ["服务态度", "办事效率", "按章办事", "体外循环", "廉洁自律", "总体评价"]
 
 
 def configure(workdir: Path, profile: tuple[float, float, float], extra: str = "", **simulator: float) -> None:
@@ -172,6 +173,26 @@ def test_an_unreachable_complaint_opens_a_rectification_with_the_reason(cli, wor
     assert complaint["due_at"] == "2026-11-06T02:00:00+00:00"  # resolved Tuesday 3 November 10:00
     shown = cli("callbacks", "list")
     assert "无人接听" in shown.out and "2026-11-06 10:00" in shown.out
+
+
+def test_an_operator_result_entered_later_counts_its_deadline_from_the_entry(cli, workdir, monkeypatch):
+    at(monkeypatch, MONDAY)
+    rows = [case_row("G1", "社保窗口", phone=phone_for(8))]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "s", "--channel", "operator").code == 0
+    dispatch(cli, monkeypatch, MONDAY)
+    header = ["办件编号", "回访时间", *DIMENSIONS, "意见建议"]
+    sheet = write_csv(workdir / "r.csv", [["G1", "2026-11-23 11:00", *(["满意"] * 5), "不满意", "办事拖拉"]],
+                      header=header)
+    at(monkeypatch, "2026-11-25T16:00:00+08:00")  # typed in on Wednesday
+    assert cli("results", "import", sheet, "--source", "operator").code == 0
+    (opened,) = listed(cli)
+    assert opened["reason"] == "总体评价不满意" and opened["suggestion"] == "办事拖拉"
+    # three working days from Wednesday's entry: Monday 30 November, not Thursday 26 from Monday's call
+    assert opened["opened_at"].startswith("2026-11-25") and opened["due_at"] == "2026-11-30T15:59:59+00:00"
+    # the answers still count in the week of the call
+    scored = cli("score", "--period", "2026-W48", "--json").json()
+    assert scored["windows"][0]["levels"]["不满意"] == 1
 
 
 def test_a_form_without_an_applicant_to_call_is_verified_by_hand(cli, workdir, monkeypatch):
