@@ -57,7 +57,7 @@ def rectifications_respond(
         rectification, follow_up = rectify.respond(session, settings, rectification_id, text, now)
         document: dict[str, Any] = {"id": rectification.id, "status": rectification.status,
                                     "on_time": rectification.on_time,
-                    "follow_up_callback": follow_up.id if follow_up else None}
+                                    "follow_up_callback": follow_up.id if follow_up else None}
     if as_json:
         emit_json(document)
         return

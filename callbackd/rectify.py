@@ -433,6 +433,7 @@ def describe(
         "follow_up": follow_up,
         "closed_at": rectification.closed_at.isoformat() if rectification.closed_at else None,
         "escalated_at": rectification.escalated_at.isoformat() if rectification.escalated_at else None,
+        "history": rectification.history,  # every step: opened, responded, follow_up, reopened, closed, ...
     }
 
 

@@ -134,6 +134,8 @@ def test_a_follow_up_loop_ending_in_escalation(cli, workdir, monkeypatch):
     dispatch(cli, monkeypatch, "2026-11-25T10:00:00+08:00")
     (escalated,) = listed(cli)
     assert (escalated["status"], escalated["state"], escalated["loops"]) == ("escalated", "已上报督查", 2)
+    assert [step["step"] for step in escalated["history"]] == [
+        "opened", "responded", "follow_up", "reopened", "responded", "follow_up", "escalated"]
     assert escalated["escalated_at"].startswith("2026-11-25")
     assert "rectification.escalate" in audit_actions()
     # nothing more to respond to
