@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit
@@ -264,6 +264,9 @@ def _schedule_follow_up(
         status="pending", created_at=now, follow_up=number,
     )
     session.add(follow_up)
+    # the round has a callback under way again: no longer closed (it closes again once the follow-up ends)
+    session.execute(update(Round).where(Round.id == original.round_id, Round.status == "closed")
+                    .values(status="open").execution_options(synchronize_session=False))
     session.flush()
     _step(rectification, "follow_up", now, callback=follow_up.id, number=number)
     return follow_up

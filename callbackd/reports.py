@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from callbackd import audit, sampling, scoring
+from callbackd import audit, publication, sampling
 from callbackd.config import Settings
 from callbackd.exports import ExportContext, default_filename
 from callbackd.plugins import Plugins
@@ -32,7 +32,8 @@ def write_recent(session: Session, settings: Settings, plugins: Plugins, now: da
     context = ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()}, now)
     written: list[Path] = []
     for period in recent_periods(now, settings):
-        ranking = scoring.score_period(session, settings, period, with_questions=True)
+        # a published period as published: a scheduled report never contradicts an announced ranking
+        ranking = publication.ranking_for(session, settings, period, with_questions=True)
         for name in FORMATS:
             exporter = plugins.exporter(name)
             path = folder / default_filename(ranking, exporter)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from callbackd import dispatch as dispatch_module
 from callbackd import rectify
 from callbackd.config import load_settings
 from callbackd.db import Database
@@ -74,6 +75,14 @@ def audit_actions() -> list[str]:
     return actions
 
 
+def close_rounds() -> list[int]:
+    database = Database(load_settings().database_url)
+    with database.session() as s:
+        closed = dispatch_module.close_finished_rounds(s, datetime.now(UTC))
+    database.dispose()
+    return closed
+
+
 def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     configure(workdir, (0, 0, 1))
     one_round(cli, workdir, monkeypatch, [case_row("A1", "社保窗口", applicant="李四", phone=phone_for(1))])
@@ -88,15 +97,19 @@ def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     text = json.dumps(opened, ensure_ascii=False)
     assert "李四" not in text and phone_for(1)[-4:] not in text
 
+    assert close_rounds() == [1]  # every callback final: the round closes
+
     responded = respond(cli, monkeypatch, "2026-11-24T09:00:00+08:00", opened["id"])
     assert responded["status"] == "responded" and responded["on_time"] is True
     follow_up = responded["follow_up_callback"]
     assert follow_up is not None
+    assert [r["status"] for r in cli("round", "list", "--json").json()] == ["open"]  # a follow-up under way
 
     configure(workdir, (1, 0, 0))  # after the measures the applicant is satisfied
     assert dispatch(cli, monkeypatch, "2026-11-24T10:00:00+08:00")["outcomes"] == {"completed": 1}
     (closed,) = listed(cli)
     assert (closed["status"], closed["follow_up"], closed["loops"]) == ("closed", "completed", 0)
+    assert close_rounds() == [1]
 
     # the follow-up's answers verify the rectification; they are not a second contact in the score
     scored = cli("score", "--period", "2026-W48", "--json").json()
