@@ -189,3 +189,20 @@ def test_the_audit_trail_records_and_exports_every_listed_action(cli, workdir, m
     assert bad.code == 1 and ".csv or .json" in bad.err
     since = cli("audit", "list", "--since", "yesterday")
     assert since.code == 1 and "2026-11-01" in since.err
+
+
+def test_scheduled_reports_of_a_published_period_read_the_publication(cli, workdir, monkeypatch):
+    from callbackd import tasks
+
+    setup_windows(cli, workdir, monkeypatch)
+    assert cli("publish", "--period", "2026-W48").code == 0
+    late = [("社保窗口", "2026-11-25", ["不满意"] * 6)] * 15
+    assert cli("results", "import", forms(workdir, "f2.csv", late), "--source", "onsite").code == 0
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-30T08:00:00+08:00")
+    tasks.scores()
+    weekly = json.loads((workdir / "var" / "reports" / "回访排名-2026-W48.json").read_text(encoding="utf-8"))
+    assert weekly["published"]["publication"] == 1
+    assert [(w["window"], w["score"]) for w in weekly["windows"]] == [("社保窗口", 100.0), ("税务窗口", 80.0)]
+    monthly = json.loads((workdir / "var" / "reports" / "回访排名-2026-11.json").read_text(encoding="utf-8"))
+    social = next(w for w in monthly["windows"] if w["window"] == "社保窗口")
+    assert "published" not in monthly and social["score"] == 25.0  # the month is not published: as it stands
