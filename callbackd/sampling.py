@@ -278,12 +278,17 @@ def gather(
         earlier = earlier.where(Round.id < before_round)
     earlier_rounds = session.execute(earlier).all()
     same_month = [r for r in earlier_rounds if r.month_start == period.month_start]
-    month_rounds = [r.id for r in same_month]
+    # A rate rule's cases resolved after the previous month's last round drew (or imported after it) are carried
+    # into this month's first draws: a complaint resolved on the 30th is still called back.
+    before = [r.month_start for r in earlier_rounds if r.month_start < period.month_start]
+    carry_start = max(before) if before else period.month_start
+    last_month = [r for r in earlier_rounds if r.month_start == carry_start] if before else []
+    month_rounds = [r.id for r in same_month + last_month]
     cooldown_start = opened_at - timedelta(days=policy.phone_cooldown_days)
     cooldown_rounds = [r.id for r in earlier_rounds if cooldown_start <= r.opened_at <= opened_at]
     # A rate rule takes its share of the cases no earlier round of the month could see: resolved after that
     # round's cutoff, or imported after it drew (a complaint entered late is still called back).
-    earlier_views = [(r.cutoff_at, r.watermarks["case"]) for r in same_month]
+    earlier_views = [(r.cutoff_at, r.watermarks["case"]) for r in same_month + last_month]
 
     selected_this_month = _ids(session, select(Callback.case_id).where(Callback.round_id.in_(month_rounds)))
     cooled_phones = _ids(session, select(Callback.phone).where(Callback.round_id.in_(cooldown_rounds)))
@@ -297,7 +302,7 @@ def gather(
         select(Case.id, Case.case_no, Case.window_id, Case.case_type, Case.matter, Case.phone, Case.resolved_at)
         .where(
             Case.resolved.is_(True),
-            Case.resolved_at >= period.month_start,
+            Case.resolved_at >= carry_start,
             Case.resolved_at < period.cutoff,
             Case.id <= seen["case"],
         )
@@ -309,6 +314,8 @@ def gather(
             continue
         rule = policy.rule_for(case_type, matter)
         pool = rule.name if rule is not None else QUOTA
+        if rule is None and resolved_at < period.month_start:
+            continue  # the quota draws from its own month only
         if rule is not None and any(resolved_at < cutoff and case_id <= seen_id for cutoff, seen_id in earlier_views):
             continue
         if phone in cooled_phones and (rule is None or cooldown_by_rule[pool]):

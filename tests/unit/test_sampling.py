@@ -326,6 +326,30 @@ def test_a_complaint_entered_late_is_still_called_back(database, settings, workd
     assert "LATE-C" in picked
 
 
+def test_a_complaint_resolved_after_the_months_last_round_is_carried_into_the_next_month(
+    database, settings, workdir, cli
+):
+    october = [
+        case_row("OCT-EARLY", "社保窗口", phone=phone_for(1), accepted="2026-10-05 09:00", resolved="2026-10-05 10:00"),
+        case_row("OCT-C", "社保窗口", phone=phone_for(2), case_type="投诉", matter="服务态度投诉",
+                 accepted="2026-10-28 09:00", resolved="2026-10-28 10:00"),  # after October's last round drew
+        case_row("OCT-LATE", "社保窗口", phone=phone_for(3), accepted="2026-10-28 09:00", resolved="2026-10-28 11:00"),
+    ]
+    load(database, settings, workdir / "l.csv", october)
+    # 2026-W44's round opens on Monday 26 October at 09:00 (Shanghai): the last round drawn from October
+    first = by_window(open_week(database, settings, "2026-W44", now=datetime(2026, 10, 26, 1, tzinfo=UTC)))
+    assert first["社保窗口"]["selected"] == ["OCT-EARLY"]
+    load(database, settings, workdir / "m.csv", [
+        case_row("NOV-1", "社保窗口", phone=phone_for(4), accepted="2026-11-02 09:00", resolved="2026-11-02 10:00"),
+    ])
+    november = by_window(open_week(database, settings, "2026-W46", now=datetime(2026, 11, 9, 2, tzinfo=UTC)))
+    # the complaint is carried into November; an October case for the quota is not (the quota is per month)
+    assert sorted(november["社保窗口"]["selected"]) == ["NOV-1", "OCT-C"]
+    assert cli("round", "verify", "2").code == 0
+    later = by_window(open_week(database, settings, "2026-W47", now=datetime(2026, 11, 16, 2, tzinfo=UTC)))
+    assert later["社保窗口"]["selected"] == []  # carried once, not again
+
+
 def test_rate_shares_round_exactly(settings):
     rule = sampling.SamplingRule(name="抽查", case_types=["承诺件"], share=0.07)
     window = sampling.WindowDraw(1, "社保窗口", [
