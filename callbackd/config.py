@@ -227,7 +227,8 @@ class RectificationSettings(Section):
     # per case type (投诉 = 2, ...); other types use due_workdays
     due_workdays_by_case_type: dict[str, int] = Field(default_factory=dict)
     max_loops: int = Field(default=2, ge=1)
-    # case types whose callback, when it could not be made (unreachable), opens a rectification
+    # case types whose callback, when it could not be made (unreachable, or invalid: a wrong number or no channel
+    # that reaches it), opens a rectification
     open_on_unreachable: list[str] = Field(default_factory=lambda: ["投诉"])
 
 

@@ -218,7 +218,8 @@ class Conversation:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
         from callbackd import dispatch
 
-        dispatch.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note)
+        dispatch.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note,
+                                settings=self.settings)
         self._load_rows()  # the attempt and the callback as the opt-out left them
 
     def finish(self, outcome: str, detail: str = "") -> None:

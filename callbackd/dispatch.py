@@ -115,7 +115,8 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
             assert callback is not None
             session.refresh(callback)
             reason = "opted_out" if phone in blocked else "no_channel"
-            close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now)
+            close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now,
+                           settings=settings)
             continue
         first_attempts.append({"callback_id": callback_id, "channel": channels[0], "number": 1, "status": "due",
                                "due_at": first, "detail": ""})
@@ -175,7 +176,7 @@ def start_claimed(
         attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
         return "cancelled", None
     if blocked:
-        record_opt_out(session, plugins, callback.phone, "earlier", now)
+        record_opt_out(session, plugins, callback.phone, "earlier", now, settings=settings)
         return attempt.status, None
     # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
     # and those must find the attempt as the claim left it.
@@ -288,8 +289,9 @@ def close_callback(
     *, open_attempts: str = "cancelled", settings: Settings | None = None,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
-    the plugins once the transaction commits. In the same transaction a 不满意 answer or an unreachable complaint
-    opens a rectification (which needs `settings`), and a follow-up callback moves its rectification."""
+    the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
+    could not be made (unreachable or invalid), opens a rectification (which needs `settings`: pass them), and a
+    follow-up callback moves its rectification."""
     if callback.status in FINAL_CALLBACK:
         return
     session.flush()
@@ -311,15 +313,20 @@ def close_callback(
     ))
 
 
-def record_opt_out(session: Session, plugins: Plugins, phone: str, source: str, now: datetime, note: str = "") -> None:
-    """Record an opt-out (退订) and close every open callback of the number: no survey contacts it again."""
+def record_opt_out(
+    session: Session, plugins: Plugins, phone: str, source: str, now: datetime, note: str = "",
+    *, settings: Settings | None = None,
+) -> None:
+    """Record an opt-out (退订) and close every open callback of the number: no survey contacts it again. With
+    `settings` (every caller in callbackd passes them) a closed callback's 不满意 answer opens its rectification."""
     if not opted_out(session, phone):
         session.add(OptOut(phone=phone, source=source, note=note, created_at=now))
         session.flush()
     for callback in session.scalars(
         select(Callback).where(Callback.phone == phone, Callback.status.not_in(FINAL_CALLBACK))
     ).all():
-        close_callback(session, plugins, callback, "opted_out", "opted_out", now, open_attempts="opted_out")
+        close_callback(session, plugins, callback, "opted_out", "opted_out", now, open_attempts="opted_out",
+                       settings=settings)
 
 
 # ---- ticks and placing: the embedded runner and the Celery tasks share these --------------------------------

@@ -1,4 +1,4 @@
-"""Rectifications (整改): what a window owes after a 不满意 answer or an unreachable complaint callback.
+"""Rectifications (整改): what a window owes after a 不满意 answer or a complaint callback that could not be made.
 
 A rectification opens in the transaction that records its cause: a callback closing (`callback_closed`, called by
 `dispatch.close_callback`) or a result file recording a 不满意 on-site form, evaluator rating or operator answer
@@ -159,34 +159,43 @@ def _round_labels(session: Session, round_id: int) -> dict[str, str]:
     return {q.key: q.dimension for q in round_survey(session, round_id).rating_questions()}
 
 
+# a complaint callback closed so is one that could not be made: nobody reached (unreachable), or the number is
+# wrong or no channel of the plan can reach it (invalid: invalid_number, no_channel)
+NOT_MADE = ("unreachable", "invalid")
+
+
 def callback_closed(session: Session, settings: Settings | None, callback: Callback, now: datetime) -> None:
     """What a closed callback means for rectifications, in the transaction that closed it: a follow-up verifies
-    its rectification; a survey with a 不满意 answer, or an unreachable callback of a case type in
-    `open_on_unreachable`, opens one. Without `settings` (an opt-out) only follow-ups are looked at."""
+    its rectification; a contact with a 不满意 answer opens one whatever the callback's final status (an applicant
+    may answer 不满意 and then opt out: the answer counts in the score); a callback of a case type in
+    `open_on_unreachable` that could not be made (unreachable or invalid) opens one with the reason. A `refused`
+    or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined.
+    Without `settings` only follow-ups are looked at: every close in callbackd passes them."""
     if callback.follow_up:
         _follow_up_closed(session, settings, callback, now)
         return
     if settings is None:
         return
-    if callback.status in ("completed", "partial"):
-        unhappy = session.scalar(
-            select(Contact)
-            .join(Answer, Answer.contact_id == Contact.id)
-            .where(Contact.callback_id == callback.id, Answer.level == DISSATISFIED)
-            .limit(1)
+    unhappy = session.scalar(
+        select(Contact)
+        .join(Answer, Answer.contact_id == Contact.id)
+        .where(Contact.callback_id == callback.id, Answer.level == DISSATISFIED)
+        .limit(1)
+    )  # one contact per callback at most
+    if unhappy is not None:
+        review_contact(session, settings, unhappy, now)
+        return
+    if callback.status not in NOT_MADE:
+        return  # refused, opted_out: the applicant was reached and declined, which the window does not owe
+    case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
+    if case_type in settings.rectification.open_on_unreachable and session.scalar(
+        select(Rectification.id).where(Rectification.callback_id == callback.id)
+    ) is None:
+        open_rectification(
+            session, settings, window_id=callback.window_id, trigger="unreachable",
+            reason=f"{case_type}回访无法联系：{reason_label(callback.reason)}", answers={}, now=now,
+            callback=callback, case_type=case_type,
         )
-        if unhappy is not None:
-            review_contact(session, settings, unhappy, now)
-    elif callback.status == "unreachable":
-        case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
-        if case_type in settings.rectification.open_on_unreachable and session.scalar(
-            select(Rectification.id).where(Rectification.callback_id == callback.id)
-        ) is None:
-            open_rectification(
-                session, settings, window_id=callback.window_id, trigger="unreachable",
-                reason=f"{case_type}回访无法联系：{reason_label(callback.reason)}", answers={}, now=now,
-                callback=callback, case_type=case_type,
-            )
 
 
 def date_from_entry(session: Session, settings: Settings, callback_id: int, now: datetime) -> None:

@@ -327,7 +327,8 @@ def add_routes(router: APIRouter) -> None:
             attempt_id = open_attempt_for(session, phone, ["twilio-sms"])
             if attempt_id is None:
                 if is_opt_out(body):  # 退订 from anyone we wrote to holds for every later survey
-                    dispatch.record_opt_out(session, web.plugins, phone, "sms", now, note=body[:200])
+                    dispatch.record_opt_out(session, web.plugins, phone, "sms", now, note=body[:200],
+                                            settings=web.settings)
                     reply.message(_opted_out_text(web))
                 return twiml(reply)
             conversation = open_conversation(session, web.settings, web.plugins, attempt_id, now)

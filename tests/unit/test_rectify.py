@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from sqlalchemy import select
 from callbackd import dispatch as dispatch_module
 from callbackd import rectify
 from callbackd.config import load_settings
+from callbackd.conversation import Conversation, open_conversation
 from callbackd.db import Database
-from callbackd.models import AuditEvent, Callback, Contact
+from callbackd.models import Attempt, AuditEvent, Callback, Contact, Rectification
+from callbackd.plugins import load_plugins
 from callbackd.synthetic import FORM_HEADER
 from callbackd.workdays import Calendar, ProvisionalCalendarWarning
 from tests.conftest import case_row, phone_for, write_csv
@@ -143,7 +146,19 @@ def test_a_follow_up_loop_ending_in_escalation(cli, workdir, monkeypatch):
     assert reopened["due_at"] == "2026-11-27T15:59:59+00:00"
 
     again = respond(cli, monkeypatch, "2026-11-24T11:00:00+08:00", first["id"], "更换经办人员")
-    assert again["follow_up_callback"] != first["id"]
+    # the second follow-up calls the same applicant about the same case, and is the one the rectification awaits
+    database = Database(load_settings().database_url)
+    with database.session() as s:
+        rectification = s.get(Rectification, first["id"])
+        follow_up = s.get(Callback, again["follow_up_callback"])
+        assert rectification is not None and follow_up is not None
+        original = s.get(Callback, rectification.callback_id)
+        assert (follow_up.case_id, follow_up.window_id) == (rectification.case_id, rectification.window_id)
+        assert (follow_up.round_id, follow_up.phone, follow_up.follow_up) == (original.round_id, original.phone, 2)
+        assert rectify.open_follow_up(s, rectification) is follow_up
+        assert {k: v for k, v in rectification.history[-1].items() if k != "at"} == {
+            "step": "follow_up", "callback": follow_up.id, "number": 2}
+    database.dispose()
     dispatch(cli, monkeypatch, "2026-11-25T10:00:00+08:00")
     (escalated,) = listed(cli)
     assert (escalated["status"], escalated["state"], escalated["loops"]) == ("escalated", "已上报督查", 2)
@@ -188,6 +203,79 @@ def test_an_unreachable_complaint_opens_a_rectification_with_the_reason(cli, wor
     assert complaint["due_at"] == "2026-11-06T02:00:00+00:00"  # resolved Tuesday 3 November 10:00
     shown = cli("callbacks", "list")
     assert "无人接听" in shown.out and "2026-11-06 10:00" in shown.out
+
+
+def operator_round(cli, workdir: Path, monkeypatch, rows: list[list[str]], channel: str = "operator") -> None:
+    """A round of `rows` through `channel`, dispatched on Monday: each callback's first attempt under way."""
+    at(monkeypatch, MONDAY)
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    opened = cli("round", "open", "--week", "2026-W48", "--seed", "o", "--channel", channel)
+    assert opened.code == 0, opened.err
+    dispatch(cli, monkeypatch, MONDAY)
+
+
+def converse(step: Callable[[Conversation], None]) -> None:
+    """What the operator's call (or the applicant's SMS) came to, through the conversation of the one attempt."""
+    settings, plugins = load_settings(), load_plugins()
+    database = Database(settings.database_url)
+    with database.session() as s:
+        attempt_id = s.scalar(select(Attempt.id).order_by(Attempt.id.desc()).limit(1))
+        step(open_conversation(s, settings, plugins, attempt_id, datetime(2026, 11, 23, 3, tzinfo=UTC)))
+    database.dispose()
+
+
+def statuses(cli) -> dict[str, tuple[str, str | None]]:
+    return {c["case_id"]: (c["status"], c["reason"]) for c in cli("callbacks", "list", "--json").json()}
+
+
+def test_a_complaint_with_an_invalid_number_opens_a_rectification_with_the_reason(cli, workdir, monkeypatch):
+    operator_round(cli, workdir, monkeypatch, [case_row("H1", "社保窗口", case_type="投诉", phone=phone_for(9))])
+    converse(lambda conversation: conversation.finish("invalid_number", "空号"))
+    assert statuses(cli)["H1"] == ("invalid", "invalid_number")
+    (opened,) = listed(cli)
+    assert (opened["case_id"], opened["trigger"], opened["status"]) == ("H1", "投诉回访无法联系", "open")
+    assert opened["reason"] == "投诉回访无法联系：空号或号码错误" and opened["answers"] == {}
+    assert opened["due_at"] == "2026-11-26T15:59:59+00:00"
+    assert [a for a in audit_actions() if a.startswith("rectification.")] == ["rectification.open"]
+
+
+def test_a_complaint_no_channel_can_reach_opens_a_rectification(cli, workdir, monkeypatch):
+    # a landline under an SMS-only plan: the callback cannot be placed at all, and closes when scheduled
+    rows = [case_row("L1", "社保窗口", case_type="投诉", phone="010-65521234"),
+            case_row("L2", "社保窗口", phone="010-65521235")]
+    operator_round(cli, workdir, monkeypatch, rows, channel="twilio-sms")
+    assert statuses(cli) == {"L1": ("invalid", "no_channel"), "L2": ("invalid", "no_channel")}
+    (opened,) = listed(cli)  # only the complaint: an ordinary case that could not be made opens nothing
+    assert (opened["case_id"], opened["trigger"]) == ("L1", "投诉回访无法联系")
+    assert opened["reason"] == "投诉回访无法联系：无可用回访渠道"
+
+
+def test_a_dissatisfied_answer_then_an_opt_out_opens_a_rectification(cli, workdir, monkeypatch):
+    operator_round(cli, workdir, monkeypatch, [case_row("O1", "社保窗口", phone=phone_for(10))])
+
+    def unhappy_then_opt_out(conversation: Conversation) -> None:
+        conversation.pick_up()
+        first = conversation.pending_ratings()[0]
+        assert conversation.record(first.key, "不满意", "不满意")
+        conversation.reply("退订")
+
+    converse(unhappy_then_opt_out)
+    assert statuses(cli)["O1"] == ("opted_out", "opted_out")
+    (opened,) = listed(cli)
+    assert (opened["case_id"], opened["trigger"], opened["reason"]) == ("O1", "回访不满意", "服务态度不满意")
+    assert opened["answers"] == {"服务态度": "不满意"}
+    # the answer counts in the score as well
+    scored = cli("score", "--period", "2026-W48", "--json").json()
+    assert scored["windows"][0]["levels"]["不满意"] == 1
+
+
+def test_a_refused_complaint_without_a_dissatisfied_answer_opens_nothing(cli, workdir, monkeypatch):
+    configure(workdir, (1, 0, 0), refuse_rate=1.0)
+    one_round(cli, workdir, monkeypatch, [case_row("R1", "社保窗口", case_type="投诉", phone=phone_for(11))])
+    assert dispatch(cli, monkeypatch, MONDAY)["outcomes"] == {"refused": 1}
+    assert statuses(cli)["R1"] == ("refused", "refused")
+    assert listed(cli) == []  # reached, and declined: nothing the window owes
+    assert not [a for a in audit_actions() if a.startswith("rectification.")]
 
 
 def test_an_operator_result_entered_later_counts_its_deadline_from_the_entry(cli, workdir, monkeypatch):
