@@ -39,6 +39,7 @@ from callbackd.conversation import (
 from callbackd.db import Database
 from callbackd.events import CallbackEvent
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
+from callbackd.phones import mask_in
 from callbackd.plugins import PluginError, Plugins
 from callbackd.ratelimit import ProviderLimiter
 
@@ -187,9 +188,9 @@ def start_claimed(
         raise
     except Exception as exc:
         owner = plugins.channels.owners.get(channel.name, "?")
-        raise PluginError(
+        raise PluginError(  # kept with the attempt and logged: never with the applicant's number
             f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {mask_in(exc, callback.phone)}"
         ) from exc
     return attempt.status, result
 

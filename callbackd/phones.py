@@ -82,3 +82,10 @@ def mask(e164: str) -> str:
     if len(national) <= 7:
         return "*" * len(national)
     return national[:3] + "*" * (len(national) - 7) + national[-4:]
+
+
+def mask_in(text: object, e164: str) -> str:
+    """`text` with `e164` masked wherever it appears, in E.164 or national form: a provider's or a plugin's
+    message often names the number it failed on."""
+    national = e164.removeprefix("+86")
+    return str(text).replace(e164, mask(e164)).replace(national, mask(e164))

@@ -23,7 +23,7 @@ from callbackd.config import Settings
 from callbackd.conversation import Conversation
 from callbackd.errors import ConfigError
 from callbackd.hookspecs import hookimpl
-from callbackd.phones import mask
+from callbackd.phones import mask_in
 
 ENVIRONMENT = {
     "public_base_url": "CALLBACKD_TWILIO_PUBLIC_BASE_URL",
@@ -118,8 +118,7 @@ def _failure(exc: Exception, phone: str) -> StartResult:
     from twilio.base.exceptions import TwilioRestException
 
     def masked(text: object) -> str:
-        national = phone.removeprefix("+86")
-        return str(text).replace(phone, mask(phone)).replace(national, mask(phone))
+        return mask_in(text, phone)
 
     if isinstance(exc, TwilioRestException):
         if exc.code in INVALID_NUMBER:

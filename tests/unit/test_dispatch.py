@@ -407,3 +407,35 @@ def test_placing_that_raises_ends_the_attempt_failed_and_reports_it(cli, workdir
         statuses = list(s.scalars(select(Attempt.status).order_by(Attempt.number)))
     assert statuses == ["failed", "due"]  # its retry follows
     database.dispose()
+
+
+LEAKY = """
+from callbackd.hookspecs import hookimpl
+
+class Leaky:
+    name = "leaky"
+    kind = "voice"
+
+    def start(self, conversation):
+        raise RuntimeError(f"gateway refused {conversation.phone} (national {conversation.phone[3:]})")
+
+@hookimpl
+def register_channels(register):
+    register(Leaky())
+"""
+
+
+def test_a_plugins_error_naming_the_number_is_kept_and_reported_masked(cli, workdir, monkeypatch):
+    from tests.unit.test_plugins import install_plugin
+
+    install_plugin(workdir / "site", "leaky_channel", LEAKY, monkeypatch)
+    start_round(cli, workdir, monkeypatch, 1, "leaky")
+    run = cli("dispatch", "--once", "--json")
+    number = phone_for(0)
+    assert run.code == 1 and "gateway refused" in run.err and number not in run.err + run.out
+    assert "139****0000" in run.err
+    database = db()
+    with database.session() as s:
+        detail = s.scalar(select(Attempt.detail).where(Attempt.number == 1))
+    database.dispose()
+    assert detail is not None and "gateway refused" in detail and number not in detail
