@@ -227,6 +227,15 @@ class RectificationSettings(Section):
     # per case type (投诉 = 2, ...); other types use due_workdays
     due_workdays_by_case_type: dict[str, int] = Field(default_factory=dict)
     max_loops: int = Field(default=2, ge=1)
+
+    @field_validator("due_workdays_by_case_type")
+    @classmethod
+    def _at_least_a_day(cls, value: dict[str, int]) -> dict[str, int]:
+        for case_type, days in value.items():
+            if days < 1:
+                raise ValueError(f"{case_type} = {days}: a rectification is due in at least 1 working day")
+        return value
+
     # case types whose callback, when it could not be made (unreachable, or invalid: a wrong number or no channel
     # that reaches it), opens a rectification
     open_on_unreachable: list[str] = Field(default_factory=lambda: ["投诉"])

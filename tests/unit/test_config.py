@@ -217,3 +217,9 @@ def test_a_whole_section_can_come_from_the_environment_as_json(tmp_path: Path, m
     monkeypatch.setenv("CALLBACKD_CALENDAR__CALLING_HOURS", '[["08:30", "11:30"]]')
     settings = load_settings(settings_file(tmp_path))
     assert settings.calendar.calling_hours == [(time(8, 30), time(11, 30))]
+
+
+def test_a_rectification_deadline_of_no_working_day_is_refused(tmp_path: Path) -> None:
+    path = settings_file(tmp_path, "[rectification]\ndue_workdays_by_case_type = { \"投诉\" = 0 }\n")
+    message = config_error(path)
+    assert "rectification.due_workdays_by_case_type" in message and "at least 1 working day" in message
