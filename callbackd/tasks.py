@@ -118,6 +118,14 @@ def _fresh_process(**_: Any) -> None:
     _runtime = None
 
 
+def forget() -> None:
+    """Drop this process's settings and runtime: the next task reads the settings in force again."""
+    global _runtime, _settings
+    if _runtime is not None:
+        _runtime.database.dispose()
+    _runtime = _settings = None
+
+
 @app.task(name="callbackd.tick")
 def tick() -> dict[str, int]:
     """Claim what is due and hand each claimed attempt to the workers, after the claim committed."""

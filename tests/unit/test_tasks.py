@@ -4,6 +4,7 @@ integration tests run them on real workers)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from tests.conftest import case_row, phone_for, write_csv
 
 
 @pytest.fixture(autouse=True)
-def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_runtime() -> Iterator[None]:
     """Each test's settings and database, not an earlier test's."""
-    monkeypatch.setattr(tasks, "_runtime", None)
-    monkeypatch.setattr(tasks, "_settings", None)
+    tasks.forget()
+    yield
+    tasks.forget()
 
 
 def ledger(cli, workdir: Path, windows: int = 2) -> None:
