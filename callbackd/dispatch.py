@@ -161,13 +161,15 @@ def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: in
 
 
 def start_claimed(
-    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
+    taken_at: datetime | None = None,
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
-    `record_start` records (in a fresh transaction, by the embedded runner)."""
+    `record_start` records (in a fresh transaction, by the embedded runner). With `taken_at`, the take this
+    worker made: an attempt whose lease ran out and that another worker took since is left to that worker."""
     conversation = open_conversation(session, settings, plugins, attempt_id, now)  # a fresh session: fresh rows
     attempt, callback = conversation.attempt, conversation.callback
-    if attempt.status != "placing":
+    if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
     in_force, blocked = session.execute(
         select(Round.active_week.is_not(None), select(OptOut.id).where(OptOut.phone == callback.phone).exists())
@@ -439,10 +441,11 @@ def place_queued(
     attempt and no transaction stays open while a provider answers. The provider account's rate is waited for
     after taking it. An attempt whose placing raises ends as `failed` (its retry or fallback follows).
     """
+    taken_at = now or clock.now()
     with database.session() as session:
         channel_name = session.scalar(
             update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "queued")
-            .values(status="placing", started_at=now or clock.now()).returning(Attempt.channel)
+            .values(status="placing", started_at=taken_at).returning(Attempt.channel)
             .execution_options(synchronize_session=False)
         )
     if channel_name is None:
@@ -454,7 +457,7 @@ def place_queued(
             limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
         when = now or clock.now()
         with database.session() as session:
-            state, result = start_claimed(session, settings, plugins, attempt_id, when)
+            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at)
         if result is not None:
             with database.session() as session:
                 state = record_start(session, settings, plugins, attempt_id, result, when)

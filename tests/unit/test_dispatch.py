@@ -439,3 +439,21 @@ def test_a_plugins_error_naming_the_number_is_kept_and_reported_masked(cli, work
         detail = s.scalar(select(Attempt.detail).where(Attempt.number == 1))
     database.dispose()
     assert detail is not None and "gateway refused" in detail and number not in detail
+
+
+def test_a_worker_whose_lease_ran_out_leaves_the_attempt_to_the_worker_that_took_it_since(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 1)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    first_take, second_take = now + timedelta(seconds=1), now + timedelta(seconds=400)
+    with database.session() as s:  # taken at first_take, reclaimed after its lease, taken again at second_take
+        s.execute(update(Attempt).where(Attempt.id == attempt_id).values(status="placing", started_at=second_take))
+    with database.session() as s:
+        assert dispatch.start_claimed(s, settings, plugins, attempt_id, now, first_take) == ("placing", None)
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 0  # the first worker placed nothing
+        state, result = dispatch.start_claimed(s, settings, plugins, attempt_id, now, second_take)
+    assert state == "completed" and result is not None and result.ok
+    database.dispose()
