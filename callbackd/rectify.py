@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit
+from callbackd.calling import calendar_for
 from callbackd.config import Settings
 from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Answer, Callback, Case, Contact, Rectification, Round, Window
@@ -60,19 +61,6 @@ class RectificationError(CallbackdError):
 
 def reason_label(reason: str | None) -> str:
     return REASON_LABELS.get(reason or "", reason or "")
-
-
-_CALENDARS: list[tuple[Settings, Calendar]] = []
-
-
-def calendar_for(settings: Settings) -> Calendar:
-    """The working-day calendar of these settings, read once per settings object (an import may open many)."""
-    for known, calendar in _CALENDARS:
-        if known is settings:
-            return calendar
-    calendar = Calendar.from_settings(settings)
-    _CALENDARS[:] = [*_CALENDARS[-7:], (settings, calendar)]
-    return calendar
 
 
 def due_after(settings: Settings, calendar: Calendar, case_type: str, start: datetime) -> datetime:
