@@ -23,6 +23,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow
@@ -343,21 +344,22 @@ _END_OPEN_ATTEMPTS = (
     update(_attempts)
     .where(_attempts.c.callback_id == bindparam("callback"), _attempts.c.status.in_(OPEN_ATTEMPT))
     .values(status=bindparam("ended_as"), ended_at=bindparam("ended"))
+    .returning(_attempts.c.id)
 )
 
 
 def end_open_attempts(session: Session, callback_id: int, now: datetime, status: str = "cancelled") -> None:
     """End every attempt of a callback that is still due or under way (the callback has closed)."""
     session.flush()
-    session.connection().execute(_END_OPEN_ATTEMPTS, {"callback": callback_id, "ended_as": status, "ended": now})
+    ended = session.connection().execute(
+        _END_OPEN_ATTEMPTS, {"callback": callback_id, "ended_as": status, "ended": now}
+    ).scalars()
     # the attempts this session holds show the change as the database has it now, as an ORM update would
-    for state in list(session.identity_map.all_states()):
-        values = state.dict
-        if state.class_ is not Attempt or values.get("callback_id") != callback_id:
-            continue
-        if values.get("status") in OPEN_ATTEMPT:
-            set_committed_value(state.obj(), "status", status)
-            set_committed_value(state.obj(), "ended_at", now)
+    for attempt_id in ended:
+        held = session.identity_map.get(identity_key(Attempt, attempt_id))
+        if held is not None:
+            set_committed_value(held, "status", status)
+            set_committed_value(held, "ended_at", now)
 
 
 def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:
