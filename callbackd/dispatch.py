@@ -289,12 +289,12 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
-    *, open_attempts: str = "cancelled", settings: Settings | None = None,
+    *, settings: Settings, open_attempts: str = "cancelled",
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
     the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
-    could not be made (unreachable or invalid), opens a rectification (which needs `settings`: pass them), and a
-    follow-up callback moves its rectification."""
+    could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
+    rectification."""
     if callback.status in FINAL_CALLBACK:
         return
     session.flush()
@@ -318,10 +318,10 @@ def close_callback(
 
 def record_opt_out(
     session: Session, plugins: Plugins, phone: str, source: str, now: datetime, note: str = "",
-    *, settings: Settings | None = None,
+    *, settings: Settings,
 ) -> None:
-    """Record an opt-out (退订) and close every open callback of the number: no survey contacts it again. With
-    `settings` (every caller in callbackd passes them) a closed callback's 不满意 answer opens its rectification."""
+    """Record an opt-out (退订) and close every open callback of the number: no survey contacts it again. A closed
+    callback's 不满意 answer opens its rectification."""
     if not opted_out(session, phone):
         session.add(OptOut(phone=phone, source=source, note=note, created_at=now))
         session.flush()

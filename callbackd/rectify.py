@@ -152,17 +152,14 @@ def _round_labels(session: Session, round_id: int) -> dict[str, str]:
 NOT_MADE = ("unreachable", "invalid")
 
 
-def callback_closed(session: Session, settings: Settings | None, callback: Callback, now: datetime) -> None:
+def callback_closed(session: Session, settings: Settings, callback: Callback, now: datetime) -> None:
     """What a closed callback means for rectifications, in the transaction that closed it: a follow-up verifies
     its rectification; a contact with a 不满意 answer opens one whatever the callback's final status (an applicant
     may answer 不满意 and then opt out: the answer counts in the score); a callback of a case type in
     `open_on_unreachable` that could not be made (unreachable or invalid) opens one with the reason. A `refused`
-    or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined.
-    Without `settings` only follow-ups are looked at: every close in callbackd passes them."""
+    or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined."""
     if callback.follow_up:
         _follow_up_closed(session, settings, callback, now)
-        return
-    if settings is None:
         return
     unhappy = session.scalar(
         select(Contact)
@@ -302,7 +299,7 @@ def verify(
     return rectification
 
 
-def _follow_up_closed(session: Session, settings: Settings | None, callback: Callback, now: datetime) -> None:
+def _follow_up_closed(session: Session, settings: Settings, callback: Callback, now: datetime) -> None:
     rectification = session.scalar(
         select(Rectification)
         .join(Callback, Callback.id == Rectification.callback_id)
@@ -314,7 +311,7 @@ def _follow_up_closed(session: Session, settings: Settings | None, callback: Cal
         select(Answer.level).join(Contact, Contact.id == Answer.contact_id)
         .where(Contact.callback_id == callback.id, Answer.level.is_not(None))
     ))
-    if callback.status in ("completed", "partial") and levels and settings is not None:
+    if callback.status in ("completed", "partial") and levels:
         satisfied = DISSATISFIED not in levels
         _verified(session, settings, rectification, satisfied, now, via="follow_up", callback=callback.id,
                   level="满意" if satisfied else DISSATISFIED)

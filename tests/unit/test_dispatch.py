@@ -275,7 +275,7 @@ def test_nothing_is_recorded_through_a_closed_callback(cli, workdir, monkeypatch
     dispatch_at(cli, monkeypatch, NOW)
     with database.session() as s:
         attempt_id = s.scalar(select(Attempt.id))
-        dispatch.record_opt_out(s, plugins, "+86" + phone_for(0), "sms", now)
+        dispatch.record_opt_out(s, plugins, "+86" + phone_for(0), "sms", now, settings=settings)
     with database.session() as s:
         late = open_conversation(s, settings, plugins, attempt_id, now)
         assert late.press("1", "attitude") is None and late.record("efficiency", "满意", "满意") is False
