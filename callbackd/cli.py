@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from callbackd import audit, cases, clock, dispatch, evaluation, ledger, publication, results, sampling, scoring
+from callbackd import audit, cases, clock, dispatch, ledger, publication, reports, results, sampling, scoring
 from callbackd.config import Settings, load_settings
 from callbackd.db import Database, schema_state, upgrade
 from callbackd.errors import CallbackdError, StrictImportError
-from callbackd.exports import ExportContext, default_filename
+from callbackd.exports import default_filename
 from callbackd.plugins import load_plugins
 from callbackd.workdays import Calendar
 
@@ -381,11 +381,8 @@ def export(
     with session_scope() as (settings, session):
         now = clock.now()
         ranking = publication.ranking_for(session, settings, period, with_questions=True)
-        survey = sampling.survey_in_force(settings)
         path = out_path or Path(default_filename(ranking, exporter))
-        context = ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()},
-                                now, evaluation.build(session, settings, ranking, now))
-        exporter.write(ranking, path, context)
+        exporter.write(ranking, path, reports.export_context(session, settings, ranking, now))
         audit.record(session, "export", str(path), period=ranking.period.text, format=fmt,
                      published=ranking.published["publication"] if ranking.published else None)
     out.print(f"{ranking.period.label}: {len(ranking.windows)} window(s) written to {path}")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from callbackd import audit, publication, sampling
+from callbackd import audit, evaluation, publication, sampling
 from callbackd.config import Settings
 from callbackd.exports import ExportContext, default_filename
 from callbackd.plugins import Plugins
+from callbackd.scoring import Ranking
 
 FORMATS = ("json", "html")
 
@@ -24,16 +25,23 @@ def recent_periods(now: datetime, settings: Settings) -> list[str]:
     return [f"{last_week.year}-W{last_week.week:02d}", f"{yesterday.year}-{yesterday.month:02d}"]
 
 
+def export_context(session: Session, settings: Settings, ranking: Ranking, now: datetime) -> ExportContext:
+    """What every export of `ranking` shows beside it: the organisation, the question labels of the survey in
+    force, the time, and the period's evaluation sheets."""
+    survey = sampling.survey_in_force(settings)
+    return ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()}, now,
+                         evaluation.build(session, settings, ranking, now))
+
+
 def write_recent(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> list[Path]:
     """Write the recent periods' rankings in each of `FORMATS` to `[workers] reports_folder`; returns the files."""
     folder = Path(settings.workers.reports_folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    survey = sampling.survey_in_force(settings)
-    context = ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()}, now)
     written: list[Path] = []
     for period in recent_periods(now, settings):
         # a published period as published: a scheduled report never contradicts an announced ranking
         ranking = publication.ranking_for(session, settings, period, with_questions=True)
+        context = export_context(session, settings, ranking, now)
         for name in FORMATS:
             exporter = plugins.exporter(name)
             path = folder / default_filename(ranking, exporter)
