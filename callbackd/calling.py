@@ -71,10 +71,6 @@ class CallingPolicy:
             return self.next_day_slot(now)
         return self.first_slot(now + timedelta(minutes=self.rules.retry_minutes))
 
-    def hold(self, session: Session, phone: str, now: datetime) -> datetime | None:
-        """None when an attempt to `phone` may be placed now, else the earliest time it may."""
-        return self.holds(session, [phone], now).next_for(phone)
-
     def holds(self, session: Session, phones: Iterable[str], now: datetime) -> NumberHolds:
         """Today's attempts to each of `phones`, read at once, to decide attempt after attempt which may go now."""
         wanted = set(phones)

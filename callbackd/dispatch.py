@@ -149,17 +149,6 @@ def claim(session: Session, attempt_id: int, now: datetime) -> bool:
 # ---- placing ---------------------------------------------------------------------------------------------
 
 
-def place(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime) -> str | None:
-    """Claim and place one attempt in one session. Returns the attempt's state afterwards, or None when another
-    dispatcher had already claimed it. (The embedded runner commits the claim first: see `run_once`.)"""
-    if not claim(session, attempt_id, now):
-        return None
-    state, result = start_claimed(session, settings, plugins, attempt_id, now)
-    if result is None:
-        return state
-    return record_start(session, settings, plugins, attempt_id, result, now)
-
-
 def start_claimed(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
     taken_at: datetime | None = None,

@@ -172,13 +172,9 @@ def test_claims_are_atomic_and_repeated_digits_change_nothing(cli, workdir, monk
     start_round(cli, workdir, monkeypatch, 1, "operator")
     settings, plugins, database = load_settings(), load_plugins(), db()
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    with database.session() as s:
-        dispatch.schedule_new(s, settings, plugins, now)
-        (attempt_id,) = dispatch.due_attempts(s, now)
-    with database.session() as s:
-        assert dispatch.place(s, settings, plugins, attempt_id, now) == "in_progress"
-    with database.session() as s:
-        assert dispatch.place(s, settings, plugins, attempt_id, now) is None  # claimed already
+    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    assert dispatch.place_queued(database, settings, plugins, attempt_id, now) == dispatch.Placement("in_progress")
+    assert dispatch.place_queued(database, settings, plugins, attempt_id, now) is None  # taken already
     for _ in range(2):
         with database.session() as s:
             conversation = open_conversation(s, settings, plugins, attempt_id, now + timedelta(minutes=1))
