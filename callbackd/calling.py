@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbackd.config import Settings
+from callbackd.db import chunks
 from callbackd.models import Attempt, Callback
 from callbackd.workdays import Calendar, load_schedule
 
@@ -76,8 +77,7 @@ class CallingPolicy:
         wanted = set(phones)
         today: dict[str, tuple[int, datetime | None]] = {}
         if wanted and self.calendar.in_calling_hours(now):
-            for start in range(0, len(wanted), 500):
-                chunk = sorted(wanted)[start:start + 500]
+            for chunk in chunks(sorted(wanted)):
                 rows = session.execute(
                     select(Callback.phone, func.count(), func.max(Attempt.started_at))
                     .join(Callback, Callback.id == Attempt.callback_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callbackd.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
@@ -86,6 +87,12 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise DatabaseError(f"cannot upgrade the database: {exc.orig}") from None
+
+
+def chunks(ids: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """`ids` in slices of `size`: IN lists and batches of a bounded length."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 class Database:

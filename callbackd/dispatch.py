@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time as time_module
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -36,7 +36,7 @@ from callbackd.conversation import (
     open_conversation,
     opted_out,
 )
-from callbackd.db import Database
+from callbackd.db import Database, chunks
 from callbackd.events import CallbackEvent
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
 from callbackd.phones import mask_in
@@ -391,11 +391,6 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -
             .execution_options(synchronize_session=False)
         ))
     return [attempt_id for attempt_id in chosen if attempt_id in taken], held  # in due order
-
-
-def chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
 
 
 def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None) -> TickReport:

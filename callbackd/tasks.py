@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from callbackd import clock, dispatch, reports, sampling
 from callbackd.config import Settings, load_settings
-from callbackd.db import Database
+from callbackd.db import Database, chunks
 from callbackd.errors import RoundError
 from callbackd.plugins import Plugins, load_plugins
 
@@ -136,8 +136,8 @@ def tick() -> dict[str, int]:
         for attempt_id in report.claimed:
             place.delay(attempt_id)
     else:
-        for start in range(0, len(report.claimed), size):
-            place_each.delay(report.claimed[start:start + size])
+        for chunk in chunks(report.claimed, size):
+            place_each.delay(list(chunk))
     summary = {"reclaimed": report.reclaimed, "ended": report.ended, "scheduled": report.scheduled,
                "held": report.held, "claimed": len(report.claimed)}
     if any(summary.values()):
