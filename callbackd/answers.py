@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
@@ -117,28 +118,38 @@ def add_answer(
     level: str | None,
     raw: str,
     now: datetime,
-    *,
-    window: str | None = None,
-    answered: set[str] | None = None,
 ) -> bool:
     """Record one answer; an answer already recorded for the question is kept and False returned (a repeated
-    delivery changes nothing twice). `window` (the contact's window name) and `answered` (the questions the
-    contact has answered, kept up to date here) spare the queries when the caller knows them."""
-    if answered is not None:
-        if question in answered:
-            return False
-    elif session.scalar(select(Answer.id).where(Answer.contact_id == contact.id, Answer.question == question)):
+    delivery changes nothing twice)."""
+    if session.scalar(select(Answer.id).where(Answer.contact_id == contact.id, Answer.question == question)):
         return False
+    add_answers(session, plugins, contact, [(question, level, raw)], now)
+    return True
+
+
+def add_answers(
+    session: Session,
+    plugins: Plugins,
+    contact: ContactFacts,
+    given: Sequence[tuple[str, str | None, str]],
+    now: datetime,
+    *,
+    window: str | None = None,
+) -> None:
+    """Record answers (question, level, raw) of one contact that the caller knows are new, with one statement,
+    and tell the plugins once the transaction commits. `window` (the contact's window name) spares a query."""
     # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
-    session.connection().execute(_INSERT_ANSWER, {
+    session.connection().execute(_INSERT_ANSWER, [{
         "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
         "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
         "recorded_at": now,
-    })
-    if answered is not None:
-        answered.add(question)
-    announce(session, plugins, contact, question, level, raw[:20], now, window)
-    return True
+    } for question, level, raw in given])
+    if not plugins.listens("answer_recorded"):
+        return
+    if window is None:
+        window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
+    for question, level, raw in given:
+        announce(session, plugins, contact, question, level, raw[:20], now, window)
 
 
 def announce(

@@ -174,6 +174,7 @@ class SurveySettings(Section):
 
 
 LEVEL_NAMES = ("满意", "基本满意", "不满意")
+DISSATISFIED = LEVEL_NAMES[2]  # opens a rectification (整改)
 SOURCES = ("callback", "onsite", "evaluator")
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow
+from callbackd.config import DISSATISFIED
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -58,6 +59,8 @@ class Facts:
     phone_sms: bool
     window: str
     follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
+    in_force: bool = True  # the callback's round is the one in force for its week (not replaced)
+    number_opted_out: bool = False  # the applicant's number has opted out (退订)
 
 
 @dataclass
@@ -75,13 +78,10 @@ class Conversation:
     # conversation is their only writer within its transaction
     _contact_row: ContactRow | None = field(default=None, repr=False)
     _answers: dict[str, str] = field(default_factory=dict, repr=False)
-    _answered: set[str] = field(default_factory=set, init=False, repr=False)
+    _dissatisfied: bool = field(default=False, repr=False)  # one of them is 不满意
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._answered = set(self._answers)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -160,14 +160,19 @@ class Conversation:
         return attempt_status not in OPEN_ATTEMPT or callback_status in FINAL_CALLBACK
 
     def answered_keys(self) -> set[str]:
-        return set(self._answered)
+        return set(self._answers)
+
+    @property
+    def dissatisfied(self) -> bool:
+        """The callback's contact holds a 不满意 answer (a closed callback then opens a rectification)."""
+        return self._dissatisfied
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
-        return self.survey.next_question(self._answered)
+        return self.survey.next_question(self._answers.keys())
 
     def pending_ratings(self) -> list[Question]:
-        return [q for q in self.survey.rating_questions() if q.key not in self._answered]
+        return [q for q in self.survey.rating_questions() if q.key not in self._answers]
 
     # ---- what the channel reports --------------------------------------------------------------------
 
@@ -181,16 +186,29 @@ class Conversation:
 
         A repeated delivery for a question already answered changes nothing and returns the stored choice.
         """
-        question = self.survey.question(question_key) if question_key else self.current_question()
-        if question is None or question.kind != "rating" or self.finished:
-            return None
-        choice = self.survey.read_digit(question, digit)
-        if question.key in self._answered:
-            stored = self._answers.get(question.key)
-            return choice if choice is not None and choice.label == stored else None
-        if choice is not None:
-            self.record(question.key, choice.level, choice.label)
-        return choice
+        return self.press_all([(question_key or "", digit)])[0]
+
+    def press_all(self, presses: Sequence[tuple[str, str]]) -> list[Choice | None]:
+        """Several keypad digits, each (question key, or "" for the current question; digit), as `press` would
+        take them one after the other, recorded with one statement (a channel that learns a whole survey at
+        once: a simulated applicant, a call's log)."""
+        choices: list[Choice | None] = []
+        fresh: dict[str, tuple[str, str | None, str]] = {}
+        for key, digit in presses:
+            question = self.survey.question(key) if key else self.survey.next_question(self._answers.keys() | fresh)
+            if question is None or question.kind != "rating" or self.finished:
+                choices.append(None)
+                continue
+            choice = self.survey.read_digit(question, digit)
+            stored = self._answers.get(question.key) or (fresh[question.key][2] if question.key in fresh else None)
+            if stored is not None:
+                choices.append(choice if choice is not None and choice.label == stored else None)
+                continue
+            if choice is not None:
+                fresh[question.key] = (question.key, choice.level, choice.label)
+            choices.append(choice)
+        self._record_all(list(fresh.values()))
+        return choices
 
     def reply(self, text: str) -> SmsReading:
         """An SMS reply: answers for the pending questions, an opt-out, or unreadable (nothing recorded)."""
@@ -198,8 +216,7 @@ class Conversation:
         if reading.kind == "opt_out":
             self.opt_out("sms", note=text[:200])  # honoured even after the survey closed
         elif reading.kind == "answers" and not self.finished:
-            for key, choice in reading.answers:
-                self.record(key, choice.level, choice.label)
+            self._record_all([(key, choice.level, choice.label) for key, choice in reading.answers])
         return reading
 
     def suggest(self, text: str) -> None:
@@ -211,9 +228,7 @@ class Conversation:
         row = self.session.get(Contact, contact.id)
         assert row is not None
         row.suggestion = text[:2000]
-        for question in self.survey.questions:
-            if question.kind == "text":
-                self._add(contact, question.key, None, question.dimension)
+        self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
@@ -242,36 +257,47 @@ class Conversation:
             )
         return self._contact_row
 
-    def _add(self, contact: ContactRow, question_key: str, level: str | None, raw: str) -> bool:
-        added = answers.add_answer(self.session, self.plugins, contact, question_key, level, raw, self.now,
-                                   window=self.facts.window, answered=self._answered)
-        if added:
-            self._answers[question_key] = raw[:20]
-        return added
+    def _record_all(self, given: Sequence[tuple[str, str | None, str]]) -> int:
+        """Record the answers (question, level, raw) not recorded yet, with one statement; how many were new."""
+        new: dict[str, tuple[str, str | None, str]] = {}
+        for key, level, raw in given:
+            if key not in self._answers and key not in new:  # the first one of a question wins
+                new[key] = (key, level, raw)
+        if not new:
+            return 0
+        answers.add_answers(self.session, self.plugins, self._ensure_contact(), list(new.values()), self.now,
+                            window=self.facts.window)
+        for key, level, raw in new.values():
+            self._answers[key] = raw[:20]
+            self._dissatisfied = self._dissatisfied or level == DISSATISFIED
+        return len(new)
 
     def record(self, question_key: str, level: str | None, raw: str) -> bool:
         """Record an answer given by the applicant (a channel that reads answers itself, such as an operator's
         result sheet, calls this); False when the question was answered already."""
         if self.finished:
             return False
-        return self._add(self._ensure_contact(), question_key, level, raw)
+        return self._record_all([(question_key, level, raw)]) == 1
 
 
 # Built once, on the tables rather than the ORM entities: every webhook opens a conversation, and building the
 # statement, or loading rows into the ORM, would cost more than running it.
-_attempts, _callbacks, _cases, _windows, _contacts, _answers_table = (
-    cast(Table, model.__table__) for model in (Attempt, Callback, Case, Window, Contact, Answer)
+_attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _opt_outs = (
+    cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
 )
 _CONVERSATION = (
     select(
         _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
         _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
         _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
+        _rounds.c.active_week.is_not(None),
+        select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
         _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
-        _answers_table.c.question, _answers_table.c.raw,
+        _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
     )
     .select_from(
         _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
+        .join(_rounds, _rounds.c.id == _callbacks.c.round_id)
         .join(_cases, _cases.c.id == _callbacks.c.case_id)
         .join(_windows, _windows.c.id == _callbacks.c.window_id)
         .outerjoin(_contacts, _contacts.c.callback_id == _callbacks.c.id)
@@ -296,17 +322,19 @@ def open_conversation(
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, follow_up, contact_id, source, contact_channel, contacted_at, _, _) = rows[0]
+     matter, phone_sms, window, follow_up, in_force, number_opted_out, contact_id, source, contact_channel,
+     contacted_at, _, _, _) = rows[0]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
-                  phone, case_id, case_no, matter, phone_sms, window, follow_up)
+                  phone, case_id, case_no, matter, phone_sms, window, follow_up, bool(in_force),
+                  bool(number_opted_out))
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
-    given = {row[-2]: row[-1] for row in rows if row[-2] is not None}
-    conversation = Conversation(
+    given = {question: raw for *_, question, _, raw in rows if question is not None}
+    return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
         simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _answers=given,
+        _dissatisfied=any(level == DISSATISFIED for *_, level, _ in rows),
     )
-    return conversation
 
 
 _ROUND_SURVEYS: WeakKeyDictionary[Engine, dict[int, Survey]] = WeakKeyDictionary()

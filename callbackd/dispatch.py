@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time as time_module
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import cast
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock, events, rectify
@@ -42,6 +42,8 @@ from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
 from callbackd.phones import mask_in
 from callbackd.plugins import PluginError, Plugins
 from callbackd.ratelimit import ProviderLimiter
+
+_attempts = cast(Table, Attempt.__table__)
 
 RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configured", "rate_limited")
 # ended without ever reaching the applicant through no fault of theirs: they do not use up the applicant's tries
@@ -160,14 +162,10 @@ def start_claimed(
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
-    in_force, blocked = session.execute(
-        select(Round.active_week.is_not(None), select(OptOut.id).where(OptOut.phone == callback.phone).exists())
-        .where(Round.id == callback.round_id)
-    ).one_or_none() or (False, False)
-    if callback.status in FINAL_CALLBACK or not in_force:
+    if callback.status in FINAL_CALLBACK or not conversation.facts.in_force:
         attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
         return "cancelled", None
-    if blocked:
+    if conversation.facts.number_opted_out:
         record_opt_out(session, plugins, callback.phone, "earlier", now, settings=settings)
         return attempt.status, None
     # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
@@ -191,20 +189,29 @@ def record_start(
 ) -> str:
     """Record what the channel said when it placed an attempt, unless the attempt has moved on meanwhile (a
     webhook already reported the call busy, the simulator already finished it): conditional updates only."""
-    values: dict[str, Any] = {}
-    if result.provider_id:
-        values["provider_id"] = func.coalesce(Attempt.provider_id, result.provider_id)
-    if result.ok:
-        values["status"] = case((Attempt.status == "placing", "in_progress"), else_=Attempt.status)
-    if values:
-        state = session.scalar(update(Attempt).where(Attempt.id == attempt_id).values(**values)
-                               .returning(Attempt.status).execution_options(synchronize_session=False))
+    session.flush()
+    if result.provider_id or result.ok:
+        state = session.connection().execute(_RECORD_START, {
+            "attempt": attempt_id, "provider_id": result.provider_id or None, "ok": result.ok,
+        }).scalar()
         if result.ok:
             return state or "failed"
     conversation = open_conversation(session, settings, plugins, attempt_id, now)
     if conversation.attempt.status == "placing":
         end_attempt(conversation, result.failure or "failed", result.detail)
     return conversation.attempt.status
+
+
+# on the table, not the entity: every placing runs it, and the ORM's bulk update machinery costs more than the write
+_RECORD_START = (
+    update(_attempts).where(_attempts.c.id == bindparam("attempt"))
+    .values(
+        provider_id=func.coalesce(_attempts.c.provider_id, bindparam("provider_id")),
+        status=case((and_(bindparam("ok"), _attempts.c.status == "placing"), "in_progress"),
+                    else_=_attempts.c.status),
+    )
+    .returning(_attempts.c.status)
+)
 
 
 def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
@@ -235,13 +242,15 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
     session, plugins = conversation.session, conversation.plugins
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
-    settings = conversation.settings
+    settings, dissatisfied = conversation.settings, conversation.dissatisfied
     if outcome in ("completed", "partial"):
-        close_callback(session, plugins, callback, outcome, None, now, settings=settings)
+        close_callback(session, plugins, callback, outcome, None, now, settings=settings, dissatisfied=dissatisfied)
     elif outcome == "invalid_number":
-        close_callback(session, plugins, callback, "invalid", "invalid_number", now, settings=settings)
+        close_callback(session, plugins, callback, "invalid", "invalid_number", now, settings=settings,
+                       dissatisfied=dissatisfied)
     elif outcome == "refused":
-        close_callback(session, plugins, callback, "refused", "refused", now, settings=settings)
+        close_callback(session, plugins, callback, "refused", "refused", now, settings=settings,
+                       dissatisfied=dissatisfied)
     else:
         follow_up(conversation, outcome)
 
@@ -273,17 +282,18 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
         session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due",
                             due_at=policy.first_slot(now), detail=""))
         return
-    close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings)
+    close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings,
+                   dissatisfied=conversation.dissatisfied)
 
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
-    *, settings: Settings, open_attempts: str = "cancelled",
+    *, settings: Settings, open_attempts: str = "cancelled", dissatisfied: bool | None = None,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
     the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
     could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
-    rectification."""
+    rectification. `dissatisfied`: whether the callback's contact holds a 不满意 answer, when the caller knows."""
     if callback.status in FINAL_CALLBACK:
         return
     session.flush()
@@ -292,7 +302,7 @@ def close_callback(
     callback.reason = reason
     callback.closed_at = now
     session.flush()
-    rectify.callback_closed(session, settings, callback, now)
+    rectify.callback_closed(session, settings, callback, now, dissatisfied=dissatisfied)
     if not plugins.listens("callback_closed"):
         return
     window_name = select(Window.name).where(Window.id == callback.window_id).scalar_subquery()
@@ -419,21 +429,39 @@ def place_queued(
     database: Database, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime | None = None
 ) -> Placement | None:
     """Place one claimed attempt; None when it is no longer queued (another delivery of the same message took
-    it, or it closed meanwhile).
+    it, or it closed meanwhile)."""
+    return place_many(database, settings, plugins, [attempt_id], now)[0]
 
-    Taking it (queued to placing) commits before anything else, so a provider is never asked twice for one
-    attempt and no transaction stays open while a provider answers. The provider account's rate is waited for
-    after taking it. An attempt whose placing raises ends as `failed` (its retry or fallback follows).
+
+def place_many(
+    database: Database, settings: Settings, plugins: Plugins, attempt_ids: Sequence[int], now: datetime | None = None
+) -> list[Placement | None]:
+    """Place claimed attempts one after the other: for each, its placement, or None when it is no longer queued
+    (another delivery of the same message took it, or it closed meanwhile).
+
+    Taking them (queued to placing, in one statement) commits before anything else, so a provider is never asked
+    twice for one attempt and no transaction stays open while a provider answers. Each attempt is then placed
+    in its own transaction, after waiting for the provider account's rate. An attempt whose placing raises ends
+    as `failed` (its retry or fallback follows); the others go on.
     """
     taken_at = now or clock.now()
+    taken: dict[int, str] = {}
     with database.session() as session:
-        channel_name = session.scalar(
-            update(Attempt).where(Attempt.id == attempt_id, Attempt.status == "queued")
-            .values(status="placing", started_at=taken_at).returning(Attempt.channel)
-            .execution_options(synchronize_session=False)
-        )
-    if channel_name is None:
-        return None
+        for chunk in chunks(attempt_ids):
+            taken.update(session.execute(
+                update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
+                .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
+                .execution_options(synchronize_session=False)
+            ).tuples().all())
+    return [None if attempt_id not in taken
+            else _place_taken(database, settings, plugins, attempt_id, taken[attempt_id], taken_at, now)
+            for attempt_id in attempt_ids]
+
+
+def _place_taken(
+    database: Database, settings: Settings, plugins: Plugins, attempt_id: int, channel_name: str,
+    taken_at: datetime, now: datetime | None,
+) -> Placement:
     try:
         rate = getattr(plugins.channel(channel_name), "rate_limit", None)
         limit = rate(settings) if rate is not None else None
@@ -442,6 +470,11 @@ def place_queued(
         when = now or clock.now()
         with database.session() as session:
             state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at)
+            if result is not None and state != "placing":
+                # the conversation happened inside `start` (the simulator, an operator's sheet): this
+                # transaction holds its outcome already, and records the channel's word with it
+                state = record_start(session, settings, plugins, attempt_id, result, when)
+                result = None
         if result is not None:
             with database.session() as session:
                 state = record_start(session, settings, plugins, attempt_id, result, when)
@@ -468,16 +501,16 @@ def run_once(
         report.ended += ticked.ended
         report.scheduled += ticked.scheduled
         report.held += ticked.held
-        for attempt_id in ticked.claimed:
-            placement = place_queued(database, settings, plugins, attempt_id, now)
-            if placement is None:
-                continue
-            if placement.error is not None:
-                report.errors.append(placement.error)
-            report.placed += 1
-            report.outcomes[placement.state] += 1
-            if on_placed is not None:
-                on_placed(attempt_id)
+        for chunk in chunks(ticked.claimed, settings.workers.chunk):
+            for attempt_id, placement in zip(chunk, place_many(database, settings, plugins, chunk, now), strict=True):
+                if placement is None:
+                    continue
+                if placement.error is not None:
+                    report.errors.append(placement.error)
+                report.placed += 1
+                report.outcomes[placement.state] += 1
+                if on_placed is not None:
+                    on_placed(attempt_id)
         if len(ticked.claimed) < settings.dispatch.batch:
             return report
 

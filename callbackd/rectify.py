@@ -27,12 +27,11 @@ from sqlalchemy.orm import Session
 
 from callbackd import audit
 from callbackd.calling import calendar_for
-from callbackd.config import Settings
+from callbackd.config import DISSATISFIED, Settings
 from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Answer, Callback, Case, Contact, Rectification, Round, Window
 from callbackd.workdays import Calendar
 
-DISSATISFIED = "不满意"
 STATES = ("open", "responded", "closed", "escalated")
 STATE_LABELS = {"open": "待整改", "responded": "待验证", "closed": "已办结", "escalated": "已上报督查"}
 TRIGGER_LABELS = {"dissatisfied": "回访不满意", "unreachable": "投诉回访无法联系"}
@@ -152,16 +151,20 @@ def _round_labels(session: Session, round_id: int) -> dict[str, str]:
 NOT_MADE = ("unreachable", "invalid")
 
 
-def callback_closed(session: Session, settings: Settings, callback: Callback, now: datetime) -> None:
+def callback_closed(
+    session: Session, settings: Settings, callback: Callback, now: datetime, *, dissatisfied: bool | None = None
+) -> None:
     """What a closed callback means for rectifications, in the transaction that closed it: a follow-up verifies
     its rectification; a contact with a 不满意 answer opens one whatever the callback's final status (an applicant
     may answer 不满意 and then opt out: the answer counts in the score); a callback of a case type in
     `open_on_unreachable` that could not be made (unreachable or invalid) opens one with the reason. A `refused`
-    or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined."""
+    or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined.
+    `dissatisfied`, when the caller knows whether the callback's contact holds a 不满意 answer (a conversation
+    does), spares looking."""
     if callback.follow_up:
         _follow_up_closed(session, settings, callback, now)
         return
-    unhappy = session.scalar(
+    unhappy = None if dissatisfied is False else session.scalar(
         select(Contact)
         .join(Answer, Answer.contact_id == Contact.id)
         .where(Contact.callback_id == callback.id, Answer.level == DISSATISFIED)

@@ -90,14 +90,17 @@ class SimulatorChannel:
             conversation.finish("refused", "simulated applicant declined the survey")
             return StartResult.placed(provider_id)
         weights = self.profile(conversation.window, settings)
+        presses: list[tuple[str, str]] = []  # the applicant's keys, recorded together when the call ends
         for question in conversation.pending_ratings():
             if rng.random() < settings.hang_up_rate:
+                conversation.press_all(presses)
                 conversation.finish("hung_up", "simulated applicant hung up")
                 return StartResult.placed(provider_id)
             level = rng.choices(LEVEL_NAMES, weights)[0]
             assert question.scale is not None
             choice = next(c for c in question.scale.choices if c.level == level)
-            conversation.press(choice.key, question.key)
+            presses.append((question.key, choice.key))
+        conversation.press_all(presses)
         if rng.random() < settings.suggestion_rate:
             conversation.suggest(rng.choice(SUGGESTIONS))
         conversation.finish("completed")

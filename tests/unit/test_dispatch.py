@@ -453,3 +453,47 @@ def test_a_worker_whose_lease_ran_out_leaves_the_attempt_to_the_worker_that_took
         state, result = dispatch.start_claimed(s, settings, plugins, attempt_id, now, second_take)
     assert state == "completed" and result is not None and result.ok
     database.dispose()
+
+
+def test_a_chunk_is_taken_at_once_and_a_repeated_delivery_places_none_of_it(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 4)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    with database.session() as s:  # another delivery took the second already
+        s.execute(update(Attempt).where(Attempt.id == claimed[1]).values(status="placing", started_at=now))
+    first = dispatch.place_many(database, settings, plugins, claimed, now)
+    assert [p and p.state for p in first] == ["completed", None, "completed", "completed"]  # in the given order
+    assert dispatch.place_many(database, settings, plugins, claimed, now) == [None] * 4
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 3
+        provider_ids = dict(s.execute(select(Attempt.id, Attempt.provider_id)).tuples().all())
+    assert provider_ids == {i: None if i == claimed[1] else f"SIM-{i}" for i in claimed}  # recorded with the outcome
+    database.dispose()
+
+
+def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monkeypatch):
+    start_round(cli, workdir, monkeypatch, 1, "operator")
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    dispatch.place_queued(database, settings, plugins, attempt_id, now)
+    with database.session() as s:
+        conversation = open_conversation(s, settings, plugins, attempt_id, now)
+        first, *rest = conversation.survey.rating_questions()
+        choices = conversation.press_all([
+            ("", "1"),  # the current question: the first
+            (first.key, "1"),  # the same digit again: its stored choice
+            (first.key, "3"),  # another digit for an answered question: nothing
+            ("", "9"),  # not a key of the scale: nothing, and the question stays open
+            ("", "3"),  # the current question: the second
+        ])
+        assert [c and c.level for c in choices] == ["满意", "满意", None, None, "不满意"]
+        assert conversation.answered_keys() == {first.key, rest[0].key} and conversation.dissatisfied
+    with database.session() as s:
+        stored = dict(s.execute(select(Answer.question, Answer.level)).tuples().all())
+        assert stored == {first.key: "满意", rest[0].key: "不满意"}
+        again = open_conversation(s, settings, plugins, attempt_id, now)  # what a later webhook finds
+        assert again.dissatisfied and again.press("1", rest[0].key) is None  # answered already
+    database.dispose()
