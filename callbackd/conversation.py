@@ -61,6 +61,7 @@ class Facts:
     follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
     in_force: bool = True  # the callback's round is the one in force for its week (not replaced)
     number_opted_out: bool = False  # the applicant's number has opted out (退订)
+    others_open: bool = True  # another attempt of the callback is still due or under way
 
 
 @dataclass
@@ -285,6 +286,7 @@ class Conversation:
 _attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _opt_outs = (
     cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
 )
+_others = _attempts.alias("others")
 _CONVERSATION = (
     select(
         _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
@@ -292,6 +294,10 @@ _CONVERSATION = (
         _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
         _rounds.c.active_week.is_not(None),
         select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
+        select(_others.c.id).where(
+            _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id,
+            _others.c.status.in_(OPEN_ATTEMPT),
+        ).exists(),
         _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
         _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
     )
@@ -322,11 +328,11 @@ def open_conversation(
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, follow_up, in_force, number_opted_out, contact_id, source, contact_channel,
-     contacted_at, _, _, _) = rows[0]
+     matter, phone_sms, window, follow_up, in_force, number_opted_out, others_open, contact_id, source,
+     contact_channel, contacted_at, _, _, _) = rows[0]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
                   phone, case_id, case_no, matter, phone_sms, window, follow_up, bool(in_force),
-                  bool(number_opted_out))
+                  bool(number_opted_out), bool(others_open))
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
     given = {question: raw for *_, question, _, raw in rows if question is not None}

@@ -49,6 +49,11 @@ RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configure
 # ended without ever reaching the applicant through no fault of theirs: they do not use up the applicant's tries
 NOT_A_TRY = ("not_configured", "rate_limited", "cancelled")
 OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
+# the outcomes that close the callback: (its final status, the reason)
+FINAL_FOR: dict[str, tuple[str, str | None]] = {
+    "completed": ("completed", None), "partial": ("partial", None), "invalid_number": ("invalid", "invalid_number"),
+    "refused": ("refused", "refused"),
+}
 
 
 @dataclass
@@ -156,8 +161,10 @@ def start_claimed(
     taken_at: datetime | None = None,
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
-    `record_start` records (in a fresh transaction, by the embedded runner). With `taken_at`, the take this
-    worker made: an attempt whose lease ran out and that another worker took since is left to that worker."""
+    `record_start` records in a fresh transaction; None when there is nothing more to record (the conversation
+    happened inside `start`, and its outcome and the channel's word are in this transaction). With `taken_at`,
+    the take this worker made: an attempt whose lease ran out and that another worker took since is left to
+    that worker."""
     conversation = open_conversation(session, settings, plugins, attempt_id, now)  # a fresh session: fresh rows
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
@@ -181,6 +188,11 @@ def start_claimed(
             f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
             f"{type(exc).__name__}: {mask_in(exc, callback.phone)}"
         ) from exc
+    if attempt.status != "placing":
+        # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
+        if result.provider_id and attempt.provider_id is None:
+            attempt.provider_id = result.provider_id
+        return attempt.status, None
     return attempt.status, result
 
 
@@ -242,17 +254,13 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
     session, plugins = conversation.session, conversation.plugins
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
-    settings, dissatisfied = conversation.settings, conversation.dissatisfied
-    if outcome in ("completed", "partial"):
-        close_callback(session, plugins, callback, outcome, None, now, settings=settings, dissatisfied=dissatisfied)
-    elif outcome == "invalid_number":
-        close_callback(session, plugins, callback, "invalid", "invalid_number", now, settings=settings,
-                       dissatisfied=dissatisfied)
-    elif outcome == "refused":
-        close_callback(session, plugins, callback, "refused", "refused", now, settings=settings,
-                       dissatisfied=dissatisfied)
-    else:
+    final = FINAL_FOR.get(outcome)
+    if final is None:
         follow_up(conversation, outcome)
+        return
+    status, reason = final
+    close_callback(session, plugins, callback, status, reason, now, settings=conversation.settings,
+                   dissatisfied=conversation.dissatisfied, others_open=conversation.facts.others_open)
 
 
 def follow_up(conversation: Conversation, outcome: str) -> None:
@@ -283,25 +291,26 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
                             due_at=policy.first_slot(now), detail=""))
         return
     close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings,
-                   dissatisfied=conversation.dissatisfied)
+                   dissatisfied=conversation.dissatisfied, others_open=conversation.facts.others_open)
 
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
     *, settings: Settings, open_attempts: str = "cancelled", dissatisfied: bool | None = None,
+    others_open: bool = True,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
     the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
     could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
-    rectification. `dissatisfied`: whether the callback's contact holds a 不满意 answer, when the caller knows."""
+    rectification. What the caller knows spares the queries: `dissatisfied`, whether the callback's contact holds
+    a 不满意 answer; `others_open` False, that no attempt of the callback but the caller's own is still open."""
     if callback.status in FINAL_CALLBACK:
         return
-    session.flush()
-    end_open_attempts(session, callback.id, now, open_attempts)
     callback.status = status
     callback.reason = reason
     callback.closed_at = now
-    session.flush()
+    if others_open:
+        end_open_attempts(session, callback.id, now, open_attempts)
     rectify.callback_closed(session, settings, callback, now, dissatisfied=dissatisfied)
     if not plugins.listens("callback_closed"):
         return
@@ -470,11 +479,6 @@ def _place_taken(
         when = now or clock.now()
         with database.session() as session:
             state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at)
-            if result is not None and state != "placing":
-                # the conversation happened inside `start` (the simulator, an operator's sheet): this
-                # transaction holds its outcome already, and records the channel's word with it
-                state = record_start(session, settings, plugins, attempt_id, result, when)
-                result = None
         if result is not None:
             with database.session() as session:
                 state = record_start(session, settings, plugins, attempt_id, result, when)
