@@ -6,10 +6,10 @@ SMS, hung up, never answered, asked not to be contacted again. The conversation 
 callback's contact, keeps partial answers, and moves the attempt and the callback along (`dispatch.py` decides
 retries and fallbacks).
 
-Opening a conversation is one plain SQL query (every webhook opens one): it reads the attempt, its callback,
-case and window, and the contact's answers as values. The ORM rows of the attempt and the callback are loaded
-only when something changes them (picking up, finishing, an opt-out); from then on they are what the
-conversation reads.
+Opening a conversation is one plain SQL query (every webhook and every placing opens one): it reads the attempt,
+its callback, case and window, and the contact's answers as values. The ORM rows of the attempt and the callback
+are made from those values, without another query, only when something changes them (picking up, finishing,
+an opt-out); from then on they are what the conversation reads.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, Table, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -83,6 +83,8 @@ class Conversation:
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
+    # the attempt's and the callback's columns as the conversation read them (attribute -> value)
+    _read: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -108,8 +110,15 @@ class Conversation:
         assert case is not None
         return case
 
-    def _load_rows(self) -> None:
-        # one query for both; rows this session holds already are kept as they are (with changes not flushed)
+    def _load_rows(self, *, fresh: bool = False) -> None:
+        """The ORM rows of the attempt and the callback: rows this session holds already are kept as they are
+        (with changes not flushed); others are made from what the conversation read when it opened, or, when
+        `fresh`, read again (the conversation itself has changed them in the database since)."""
+        if not fresh and self._read is not None:
+            attempt_values, callback_values = self._read
+            self._attempt = _persistent(self.session, Attempt, attempt_values)
+            self._callback = _persistent(self.session, Callback, callback_values)
+            return
         row = self.session.execute(_ROWS, {"attempt_id": self.facts.attempt_id}).one_or_none()
         if row is None:
             raise NotFoundError(f"no attempt {self.facts.attempt_id}")
@@ -237,7 +246,7 @@ class Conversation:
 
         dispatch.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note,
                                 settings=self.settings)
-        self._load_rows()  # the attempt and the callback as the opt-out left them
+        self._load_rows(fresh=True)  # the attempt and the callback as the opt-out left them
 
     def finish(self, outcome: str, detail: str = "") -> None:
         """The attempt ended: `completed`, `hung_up`, `no_answer`, `busy`, `failed`, `machine`,
@@ -287,6 +296,12 @@ _attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _op
     cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
 )
 _others = _attempts.alias("others")
+# every column of the attempt and the callback, read with the conversation: their ORM rows are made from them
+_ATTEMPT_ATTRIBUTES, _CALLBACK_ATTRIBUTES = (
+    [(attribute.key, attribute.columns[0]) for attribute in class_mapper(model).column_attrs]
+    for model in (Attempt, Callback)
+)
+_FACTS = 17  # the columns before them
 _CONVERSATION = (
     select(
         _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
@@ -298,6 +313,7 @@ _CONVERSATION = (
             _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id,
             _others.c.status.in_(OPEN_ATTEMPT),
         ).exists(),
+        *(column for _, column in _ATTEMPT_ATTRIBUTES), *(column for _, column in _CALLBACK_ATTRIBUTES),
         _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
         _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
     )
@@ -327,9 +343,13 @@ def open_conversation(
     rows = session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all()
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
+    first = rows[0]
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, follow_up, in_force, number_opted_out, others_open, contact_id, source,
-     contact_channel, contacted_at, _, _, _) = rows[0]
+     matter, phone_sms, window, follow_up, in_force, number_opted_out, others_open) = first[:_FACTS]
+    callback_at = _FACTS + len(_ATTEMPT_ATTRIBUTES)
+    read = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[_FACTS:callback_at], strict=True)),
+            dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-7], strict=True)))
+    contact_id, source, contact_channel, contacted_at = first[-7:-3]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
                   phone, case_id, case_no, matter, phone_sms, window, follow_up, bool(in_force),
                   bool(number_opted_out), bool(others_open))
@@ -339,8 +359,27 @@ def open_conversation(
     return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
         simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _answers=given,
-        _dissatisfied=any(level == DISSATISFIED for *_, level, _ in rows),
+        _dissatisfied=any(level == DISSATISFIED for *_, level, _ in rows), _read=read,
     )
+
+
+M = TypeVar("M", Attempt, Callback)
+
+
+def _persistent(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """The session's row of `model` with these column values: the one it holds, or one made from the values as
+    though a query had just loaded it (no query is run)."""
+    held = session.identity_map.get(identity_key(model, values["id"]))
+    if held is not None:
+        return cast(M, held)
+    row = cast(M, _MANAGERS[model].new_instance())  # as loading does: no constructor, the values as loaded
+    row.__dict__.update(values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
+
+
+_MANAGERS = {model: class_mapper(model).class_manager for model in (Attempt, Callback)}
 
 
 _ROUND_SURVEYS: WeakKeyDictionary[Engine, dict[int, Survey]] = WeakKeyDictionary()
