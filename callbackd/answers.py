@@ -52,6 +52,15 @@ class ContactRow:
     contacted_at: datetime
 
 
+@dataclass(frozen=True)
+class KnownAnswers:
+    """A callback's contact and its rated answers (question, level, raw), as the caller that recorded them knows
+    them: closing the callback reads them from here instead of the database."""
+
+    contact: ContactFacts | None
+    rated: Sequence[tuple[str, str | None, str]]
+
+
 def new_contact(
     session: Session,
     *,

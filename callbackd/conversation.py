@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
-from callbackd.answers import ContactRow
+from callbackd.answers import ContactRow, KnownAnswers
 from callbackd.config import DISSATISFIED
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
@@ -79,7 +79,7 @@ class Conversation:
     # conversation is their only writer within its transaction
     _contact_row: ContactRow | None = field(default=None, repr=False)
     _answers: dict[str, str] = field(default_factory=dict, repr=False)
-    _dissatisfied: bool = field(default=False, repr=False)  # one of them is 不满意
+    _levels: dict[str, str | None] = field(default_factory=dict, repr=False)  # question -> level, for the same
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
@@ -175,7 +175,14 @@ class Conversation:
     @property
     def dissatisfied(self) -> bool:
         """The callback's contact holds a 不满意 answer (a closed callback then opens a rectification)."""
-        return self._dissatisfied
+        return DISSATISFIED in self._levels.values()
+
+    def known_answers(self) -> KnownAnswers:
+        """The callback's contact and its rated answers in the survey's order, as this conversation knows them:
+        closing the callback needs no query to learn whether it opens a rectification."""
+        rated = [(q.key, level, self._answers[q.key]) for q in self.survey.questions
+                 if (level := self._levels.get(q.key)) is not None]
+        return KnownAnswers(self._contact_row, rated)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -279,7 +286,7 @@ class Conversation:
                             window=self.facts.window)
         for key, level, raw in new.values():
             self._answers[key] = raw[:20]
-            self._dissatisfied = self._dissatisfied or level == DISSATISFIED
+            self._levels[key] = level
         return len(new)
 
     def record(self, question_key: str, level: str | None, raw: str) -> bool:
@@ -355,11 +362,12 @@ def open_conversation(
                   bool(number_opted_out), bool(others_open))
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
-    given = {question: raw for *_, question, _, raw in rows if question is not None}
+    given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
     return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
-        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _answers=given,
-        _dissatisfied=any(level == DISSATISFIED for *_, level, _ in rows), _read=read,
+        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=read,
+        _answers={question: raw for question, _, raw in given},
+        _levels={question: level for question, level, _ in given},
     )
 
 

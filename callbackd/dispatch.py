@@ -25,6 +25,7 @@ from sqlalchemy import Table, and_, bindparam, case, func, insert, select, updat
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock, events, rectify
+from callbackd.answers import KnownAnswers
 from callbackd.calling import CallingPolicy
 from callbackd.channels import StartResult
 from callbackd.config import Settings
@@ -260,7 +261,7 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
         return
     status, reason = final
     close_callback(session, plugins, callback, status, reason, now, settings=conversation.settings,
-                   dissatisfied=conversation.dissatisfied, others_open=conversation.facts.others_open)
+                   answers=conversation.known_answers(), others_open=conversation.facts.others_open)
 
 
 def follow_up(conversation: Conversation, outcome: str) -> None:
@@ -291,19 +292,19 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
                             due_at=policy.first_slot(now), detail=""))
         return
     close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings,
-                   dissatisfied=conversation.dissatisfied, others_open=conversation.facts.others_open)
+                   answers=conversation.known_answers(), others_open=conversation.facts.others_open)
 
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
-    *, settings: Settings, open_attempts: str = "cancelled", dissatisfied: bool | None = None,
+    *, settings: Settings, open_attempts: str = "cancelled", answers: KnownAnswers | None = None,
     others_open: bool = True,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
     the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
     could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
-    rectification. What the caller knows spares the queries: `dissatisfied`, whether the callback's contact holds
-    a 不满意 answer; `others_open` False, that no attempt of the callback but the caller's own is still open."""
+    rectification. What the caller knows spares the queries: `answers`, the callback's contact and its rated
+    answers; `others_open` False, that no attempt of the callback but the caller's own is still open."""
     if callback.status in FINAL_CALLBACK:
         return
     callback.status = status
@@ -311,7 +312,7 @@ def close_callback(
     callback.closed_at = now
     if others_open:
         end_open_attempts(session, callback.id, now, open_attempts)
-    rectify.callback_closed(session, settings, callback, now, dissatisfied=dissatisfied)
+    rectify.callback_closed(session, settings, callback, now, answers=answers)
     if not plugins.listens("callback_closed"):
         return
     window_name = select(Window.name).where(Window.id == callback.window_id).scalar_subquery()
@@ -457,11 +458,11 @@ def place_many(
     taken: dict[int, str] = {}
     with database.session() as session:
         for chunk in chunks(attempt_ids):
-            taken.update(session.execute(
+            taken.update((attempt_id, channel) for attempt_id, channel in session.execute(
                 update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
                 .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
                 .execution_options(synchronize_session=False)
-            ).tuples().all())
+            ))
     return [None if attempt_id not in taken
             else _place_taken(database, settings, plugins, attempt_id, taken[attempt_id], taken_at, now)
             for attempt_id in attempt_ids]

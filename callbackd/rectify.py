@@ -17,7 +17,7 @@ Every step is kept in the rectification's history and in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit
+from callbackd.answers import ContactFacts, KnownAnswers
 from callbackd.calling import calendar_for
 from callbackd.config import DISSATISFIED, Settings
 from callbackd.errors import CallbackdError, NotFoundError
@@ -87,7 +88,7 @@ def open_rectification(
     answers: dict[str, str],
     now: datetime,
     callback: Callback | None = None,
-    contact: Contact | None = None,
+    contact: ContactFacts | None = None,
     case_type: str = "",
     calendar: Calendar | None = None,
 ) -> Rectification:
@@ -108,17 +109,20 @@ def open_rectification(
 
 
 def review_contact(
-    session: Session, settings: Settings, contact: Contact, now: datetime, labels: dict[str, str] | None = None
+    session: Session, settings: Settings, contact: ContactFacts, now: datetime, labels: dict[str, str] | None = None,
+    rated: Sequence[tuple[str, str | None, str]] | None = None,
 ) -> Rectification | None:
     """Open a rectification when `contact` holds a 不满意 answer and has none yet (a follow-up callback's contact
-    verifies a rectification instead). `labels` names the questions (key -> dimension)."""
+    verifies a rectification instead). `labels` names the questions (key -> dimension); `rated`, the contact's
+    rated answers (question, level, raw) when the caller knows them."""
     if contact.source == FOLLOW_UP_SOURCE:
         return None
-    rated = session.execute(
-        select(Answer.question, Answer.level, Answer.raw)
-        .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
-        .order_by(Answer.id)
-    ).all()
+    if rated is None:
+        rated = [(question, level, raw) for question, level, raw in session.execute(
+            select(Answer.question, Answer.level, Answer.raw)
+            .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
+            .order_by(Answer.id)
+        )]
     unhappy = [question for question, level, _ in rated if level == DISSATISFIED]
     if not unhappy:
         return None
@@ -152,26 +156,30 @@ NOT_MADE = ("unreachable", "invalid")
 
 
 def callback_closed(
-    session: Session, settings: Settings, callback: Callback, now: datetime, *, dissatisfied: bool | None = None
+    session: Session, settings: Settings, callback: Callback, now: datetime, *, answers: KnownAnswers | None = None
 ) -> None:
     """What a closed callback means for rectifications, in the transaction that closed it: a follow-up verifies
     its rectification; a contact with a 不满意 answer opens one whatever the callback's final status (an applicant
     may answer 不满意 and then opt out: the answer counts in the score); a callback of a case type in
     `open_on_unreachable` that could not be made (unreachable or invalid) opens one with the reason. A `refused`
     or `opted_out` callback without a 不满意 answer opens none: the applicant was reached and declined.
-    `dissatisfied`, when the caller knows whether the callback's contact holds a 不满意 answer (a conversation
-    does), spares looking."""
+    `answers`, the callback's contact and rated answers when the caller knows them (a conversation does), spares
+    reading them."""
     if callback.follow_up:
         _follow_up_closed(session, settings, callback, now)
         return
-    unhappy = None if dissatisfied is False else session.scalar(
-        select(Contact)
-        .join(Answer, Answer.contact_id == Contact.id)
-        .where(Contact.callback_id == callback.id, Answer.level == DISSATISFIED)
-        .limit(1)
-    )  # one contact per callback at most
-    if unhappy is not None:
-        review_contact(session, settings, unhappy, now)
+    if answers is None:
+        unhappy: ContactFacts | None = session.scalar(
+            select(Contact)
+            .join(Answer, Answer.contact_id == Contact.id)
+            .where(Contact.callback_id == callback.id, Answer.level == DISSATISFIED)
+            .limit(1)
+        )  # one contact per callback at most
+        if unhappy is not None:
+            review_contact(session, settings, unhappy, now)
+            return
+    elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
+        review_contact(session, settings, answers.contact, now, rated=answers.rated)
         return
     if callback.status not in NOT_MADE:
         return  # refused, opted_out: the applicant was reached and declined, which the window does not owe

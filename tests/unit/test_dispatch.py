@@ -470,7 +470,7 @@ def test_a_chunk_is_taken_at_once_and_a_repeated_delivery_places_none_of_it(cli,
     assert dispatch.place_many(database, settings, plugins, claimed, now) == [None] * 4
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(Contact)) == 3
-        provider_ids = dict(s.execute(select(Attempt.id, Attempt.provider_id)).tuples().all())
+        provider_ids = dict(s.execute(select(Attempt.id, Attempt.provider_id)).all())
     assert provider_ids == {i: None if i == claimed[1] else f"SIM-{i}" for i in claimed}  # recorded with the outcome
     database.dispose()
 
@@ -494,7 +494,7 @@ def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monke
         assert [c and c.level for c in choices] == ["满意", "满意", None, None, "不满意"]
         assert conversation.answered_keys() == {first.key, rest[0].key} and conversation.dissatisfied
     with database.session() as s:
-        stored = dict(s.execute(select(Answer.question, Answer.level)).tuples().all())
+        stored = dict(s.execute(select(Answer.question, Answer.level)).all())
         assert stored == {first.key: "满意", rest[0].key: "不满意"}
         again = open_conversation(s, settings, plugins, attempt_id, now)  # what a later webhook finds
         assert again.dissatisfied and again.press("1", rest[0].key) is None  # answered already
@@ -515,6 +515,6 @@ def test_closing_a_callback_ends_its_other_open_attempts(cli, workdir, monkeypat
         conversation.press_all([(q.key, "1") for q in conversation.survey.rating_questions()])
         conversation.finish("completed")
     with database.session() as s:
-        assert dict(s.execute(select(Attempt.number, Attempt.status)).tuples().all()) == {1: "completed",
+        assert dict(s.execute(select(Attempt.number, Attempt.status)).all()) == {1: "completed",
                                                                                           2: "cancelled"}
     database.dispose()
