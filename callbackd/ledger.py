@@ -16,7 +16,7 @@ import pickle
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import column, insert, select, table, update
+from sqlalchemy import bindparam, column, insert, select, table, update
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock
@@ -284,21 +285,33 @@ def _excel_serial(serial: float, zone: ZoneInfo, column: str) -> datetime:
 
 # ---- rows ------------------------------------------------------------------------------------------------
 
-# A good row as the import passes it on: a plain tuple, in this order (see RowReader.read). The times are the
-# cells as read, which `Times` turns into values again at no cost (it remembers each distinct cell).
+# A good row as the import passes it on: a plain tuple, in this order (see RowReader.read). The times are already
+# in the form the database's driver takes (see `time_storage`), so the writer passes them on untouched.
 CaseRow = tuple[str, str, str, str, str, str, bool, Any, Any, str, bool, str]
+# A parsed time cell: (aware time, its isoformat for the digest, its value as the database's driver takes it)
+ParsedTime = tuple[datetime, str, Any]
+
+
+def time_storage(dialect: Dialect) -> Callable[[datetime], Any]:
+    """What the cases table's time columns do to an aware time before the driver gets it on `dialect` (on SQLite,
+    naive UTC text): applied once per distinct time, where SQLAlchemy would apply it to every value."""
+    time_type = Case.__table__.c.accepted_at.type.dialect_impl(dialect)
+    process = time_type.bind_processor(dialect)
+    return process if process is not None else (lambda moment: moment)
 
 
 class Times:
-    """Time cells read as local times in `zone`; each distinct text is parsed once per import."""
+    """Time cells read as local times in `zone`; each distinct text is parsed once per import. `store` turns an
+    aware time into the value the database's driver takes (see `time_storage`)."""
 
-    def __init__(self, zone: ZoneInfo) -> None:
+    def __init__(self, zone: ZoneInfo, store: Callable[[datetime], Any]) -> None:
         self.zone = zone
-        # cell text -> (aware time, its isoformat for the digest); see _TIME_CACHE
-        self.seen: dict[str, tuple[datetime, str] | None] = {}
+        self.store = store
+        # cell text -> ParsedTime, or None for an empty cell; see _TIME_CACHE
+        self.seen: dict[str, ParsedTime | None] = {}
 
-    def get(self, value: Any, column: str) -> tuple[datetime, str] | None:
-        """The cell as (aware time, its isoformat), None when empty; raises `RowProblem`."""
+    def get(self, value: Any, column: str) -> ParsedTime | None:
+        """The cell as (aware time, its isoformat, its stored value), None when empty; raises `RowProblem`."""
         if type(value) is not str:
             return self._parse(value, column)
         try:
@@ -310,19 +323,23 @@ class Times:
         parsed = self.seen[value] = self._parse(value, column)
         return parsed
 
-    def _parse(self, value: Any, column: str) -> tuple[datetime, str] | None:
+    def _parse(self, value: Any, column: str) -> ParsedTime | None:
         moment = parse_time(value, self.zone, column)
-        return None if moment is None else (moment, moment.isoformat())
+        return None if moment is None else (moment, moment.isoformat(), self.store(moment))
 
 
 class RowReader:
     """Turns one raw row into a `CaseRow`, or raises `RowProblem`.
 
     `text_cells` promises every cell is a str (as from a CSV file), which lets a full-width row skip `text()`.
+    `store` gives times their database form (see `time_storage`).
     """
 
-    def __init__(self, settings: Settings, columns: dict[str, int], *, text_cells: bool = False) -> None:
-        self.times = Times(settings.zone)
+    def __init__(
+        self, settings: Settings, columns: dict[str, int], store: Callable[[datetime], Any], *,
+        text_cells: bool = False,
+    ) -> None:
+        self.times = Times(settings.zone, store)
         self.case_types = {name: name for name in settings.ledger.case_types}
         self.case_types.update(settings.ledger.case_type_aliases)
         self.known_types = "、".join(settings.ledger.case_types)
@@ -381,13 +398,14 @@ class RowReader:
             resolved = self._time(raw_resolved, "办结时间")
         if resolved is None:
             resolved_text = ""
+            resolved_stored = None
             done = False
         else:
             if resolved[0] < accepted[0]:
                 raise RowProblem(
                     f"办结时间 {resolved[0]:%Y-%m-%d %H:%M} is before 受理时间 {accepted[0]:%Y-%m-%d %H:%M}"
                 )
-            resolved_text = resolved[1]
+            resolved_text, resolved_stored = resolved[1], resolved[2]
             done = status not in self.unresolved
         # a fingerprint of the case's normalised values (times as their isoformat): equal digests mean a
         # re-import changes nothing
@@ -397,7 +415,7 @@ class RowReader:
             ).encode(),
             digest_size=16,
         ).hexdigest()
-        return (case_no, window, matter, case_type, applicant, phone, sms, raw_accepted, raw_resolved, status, done,
+        return (case_no, window, matter, case_type, applicant, phone, sms, accepted[2], resolved_stored, status, done,
                 digest)
 
 
@@ -429,13 +447,15 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
 
 
 def _open_rows(
-    path: Path, settings: Settings, encoding: str | None, sheet: str | None, readers: Mapping[str, LedgerReader] | None
+    path: Path, settings: Settings, encoding: str | None, sheet: str | None, readers: Mapping[str, LedgerReader] | None,
+    dialect: Dialect,
 ) -> tuple[Iterator[list[Any]], RowReader]:
     rows = read_table(path, encoding, sheet, readers)
     header = next(iter(rows), None)
     if header is None:
         raise LedgerFileError(f"{path}: empty file, no header line")
-    return rows, RowReader(settings, header_map(header, settings, path), text_cells=type(rows) is _CSV_ROWS)
+    columns = header_map(header, settings, path)
+    return rows, RowReader(settings, columns, time_storage(dialect), text_cells=type(rows) is _CSV_ROWS)
 
 
 # ---- reading in a second process -------------------------------------------------------------------------
@@ -459,10 +479,12 @@ def _read_for_parent() -> None:
     """The reading process's main: `read_rows` of the file its parent names on stdin, sent to stdout as pickles:
     ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
     gc.disable()  # what it keeps has no cycles, and collector passes over the growing `seen` only cost time
-    path, settings, encoding = pickle.load(sys.stdin.buffer)
+    path, settings, encoding, dialect_name = pickle.load(sys.stdin.buffer)
+    # the parent's kind of database, for the form its driver takes times in (the dialect needs no connection)
+    dialect = URL.create(dialect_name).get_dialect()()
     out = sys.stdout.buffer
     try:
-        rows, reader = _open_rows(path, settings, encoding, None, None)
+        rows, reader = _open_rows(path, settings, encoding, None, None, dialect)
         errors: list[RowError] = []
         for batch in read_rows(rows, reader, errors):
             pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
@@ -473,7 +495,7 @@ def _read_for_parent() -> None:
 
 
 def _rows_from_process(
-    path: Path, settings: Settings, encoding: str | None, errors: list[RowError]
+    path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError]
 ) -> Iterator[list[CaseRow]]:
     """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
     # A plain interpreter, not multiprocessing: that would run the caller's main script again in the child
@@ -486,7 +508,8 @@ def _rows_from_process(
     assert process.stdin is not None and process.stdout is not None
     try:
         with process.stdin:
-            pickle.dump((path, settings, encoding), process.stdin, pickle.HIGHEST_PROTOCOL)
+            dialect_name = f"{dialect.name}+{dialect.driver}"
+            pickle.dump((path, settings, encoding, dialect_name), process.stdin, pickle.HIGHEST_PROTOCOL)
         while True:
             try:
                 kind, payload = pickle.load(process.stdout)
@@ -532,13 +555,14 @@ def import_ledger(
     """
     report = ImportReport()
     batches: Iterator[list[CaseRow]]
+    dialect = session.get_bind().dialect
     csv_file = sheet is None and _file_kind(path, readers) == "csv"
     if csv_file and (parallel or (parallel is None and _parallel_by_default(path))):
-        batches = _rows_from_process(path, settings, encoding, report.errors)
+        batches = _rows_from_process(path, settings, encoding, dialect, report.errors)
     else:
-        rows, reader = _open_rows(path, settings, encoding, sheet, readers)
+        rows, reader = _open_rows(path, settings, encoding, sheet, readers, dialect)
         batches = read_rows(rows, reader, report.errors)
-    writer = _CaseWriter(session, clock.now(), Times(settings.zone))
+    writer = _CaseWriter(session, clock.now())
     # Hundreds of thousands of row tuples pass through and make no cycles, yet each batch would start collector
     # passes over everything alive; collect once afterwards instead.
     collecting = gc.isenabled()
@@ -565,12 +589,13 @@ def import_ledger(
     return report
 
 
-# New cases go straight to the driver's executemany, as rows of values already in the database's own form:
-# each distinct time is converted once, by the bind processor of the type every time column shares, and every
-# other column takes a plain str, int or bool that needs no processing. SQLAlchemy would otherwise process each
-# value of each row, which is most of a big import's cost.
+# Cases go straight to the driver's executemany, as rows of values already in the database's own form: the times
+# as the reader stored them (see `time_storage`), every other column a plain str, int or bool that needs no
+# processing. SQLAlchemy would otherwise process each value of each row, which is most of a big import's cost.
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
-_NEW_CASES = table("cases", *(column(name) for name in _NEW_CASE_COLUMNS))
+_CASES = table("cases", column("id"), *(column(name) for name in _NEW_CASE_COLUMNS))  # untyped: no processing
+# A changed case: every column a re-import may change, by the case's id
+_UPDATE_CASE = update(_CASES).where(_CASES.c.id == bindparam("case_pk"))
 # While a bulk load writes on SQLite: a page cache (256 MB) that holds the case id index and the pages being
 # filled, which the default 2 MB spills to the log again and again, and that the index rebuild sorts in. A
 # setting of the connection, set back afterwards; it changes neither what is written nor how safely.
@@ -586,21 +611,17 @@ class _CaseWriter:
     hides the gap from every other connection; a rollback restores the indexes.
     """
 
-    def __init__(self, session: Session, now: datetime, times: Times) -> None:
+    def __init__(self, session: Session, now: datetime) -> None:
         self.session = session
         self.now = now
-        self.times = times
         self.connection = connection = session.connection()
         self.windows = {name: id_ for name, id_ in connection.execute(select(Window.name, Window.id))}
         self.existing = {
             no: (id_, dig) for no, id_, dig in connection.execute(select(Case.case_no, Case.id, Case.digest))
         }
         dialect = connection.dialect
-        time_type = Case.__table__.c.accepted_at.type.dialect_impl(dialect)
-        self.bind_time = time_type.bind_processor(dialect) or (lambda at: at)
-        self.stored_now = self.bind_time(now)
-        self.stored: dict[Any, Any] = {}  # time cell -> its value as the database takes it
-        statement = insert(_NEW_CASES).compile(dialect=dialect, column_keys=list(_NEW_CASE_COLUMNS))
+        self.stored_now = time_storage(dialect)(now)
+        statement = insert(_CASES).compile(dialect=dialect, column_keys=list(_NEW_CASE_COLUMNS))
         self.insert_sql = str(statement)
         # rows are built in _NEW_CASE_COLUMNS order: the driver takes them as they are when its placeholders are
         # positional in that order (SQLite's "?"), else as dicts by name
@@ -609,68 +630,53 @@ class _CaseWriter:
         self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
         self.saved_pragmas: dict[str, Any] = {}
-        self.changed: list[dict[str, Any]] = []
         self.inserted = self.updated = self.unchanged = 0
 
-    def window_id(self, name: str) -> int:
-        window_id = self.windows.get(name)
-        if window_id is None:
+    def add_windows(self, names: Iterable[str]) -> None:
+        """Create the windows named that do not exist yet, in the order named."""
+        for name in names:
+            if name in self.windows:
+                continue
             window = Window(name=name, created_at=self.now)
             self.session.add(window)
             self.session.flush()
-            window_id = self.windows[name] = window.id
-        return window_id
-
-    def stored_time(self, cell: Any) -> Any:
-        try:
-            return self.stored[cell]
-        except KeyError:
-            pass
-        moment = self.times.get(cell, "")
-        value = None if moment is None else self.bind_time(moment[0])
-        if len(self.stored) >= _TIME_CACHE:
-            self.stored.clear()
-        self.stored[cell] = value
-        return value
+            self.windows[name] = window.id
 
     def add(self, batch: list[CaseRow]) -> None:
         """Write one batch: insert its new cases, update its changed ones."""
-        windows, existing, stored, stored_time, now = (
-            self.windows, self.existing, self.stored, self.stored_time, self.stored_now,
-        )
-        new: list[Any] = []
-        for row in batch:
-            case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, digest = row
-            window_id = windows.get(window) or self.window_id(window)
-            known = existing.get(case_no)
-            if known is None:
-                new.append((
-                    case_no, window_id, matter, case_type, applicant, phone, sms,
-                    stored[accepted] if accepted in stored else stored_time(accepted),
-                    stored[resolved] if resolved in stored else stored_time(resolved),
-                    status, done, digest, now, now,
-                ))
-            elif known[1] == digest:
-                self.unchanged += 1
-            else:
-                accepted_at = self.times.get(accepted, "")
-                resolved_at = self.times.get(resolved, "")
-                self.changed.append({
-                    "id": known[0], "case_no": case_no, "window_id": window_id, "matter": matter,
-                    "case_type": case_type, "applicant": applicant, "phone": phone, "phone_sms": sms,
-                    "accepted_at": accepted_at and accepted_at[0], "resolved_at": resolved_at and resolved_at[0],
-                    "status": status, "resolved": done, "digest": digest, "updated_at": self.now,
-                })
-        if new:
+        windows, existing, now = self.windows, self.existing, self.stored_now
+        names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
+        if not names.keys() <= windows.keys():
+            self.add_windows(names)
+        if existing:
+            fresh: list[CaseRow] = []
+            changed: list[dict[str, Any]] = []
+            for row in batch:
+                known = existing.get(row[0])
+                if known is None:
+                    fresh.append(row)
+                elif known[1] == row[11]:
+                    self.unchanged += 1
+                else:
+                    # the row's values by column (it has all but the last two, created_at and updated_at)
+                    values = dict(zip(_NEW_CASE_COLUMNS, row, strict=False))
+                    changed.append({**values, "case_pk": known[0], "window_id": windows[row[1]], "updated_at": now})
+            batch = fresh
+            if changed:
+                self.connection.execute(_UPDATE_CASE, changed)
+                self.updated += len(changed)
+        if batch:
+            new = [
+                (case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved, status, done,
+                 digest, now, now)
+                for case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, digest
+                in batch
+            ]
             if not self.bulk_ready and len(new) >= _CHUNK and self.inserted + len(new) > self.cases_before:
                 self.prepare_bulk_load()
             rows = new if self.positional else [dict(zip(_NEW_CASE_COLUMNS, row, strict=True)) for row in new]
             self.connection.exec_driver_sql(self.insert_sql, rows)
             self.inserted += len(new)
-        if self.changed:
-            self.session.execute(update(Case), self.changed)
-            self.updated += len(self.changed)
-            self.changed = []
 
     def finish(self) -> None:
         """Create any index dropped for a bulk load."""

@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, inspect, select
 
 from callbackd import ledger
+from callbackd.db import Database
 from callbackd.errors import LedgerFileError, StrictImportError
 from callbackd.models import Case, Window
 from callbackd.synthetic import HEADER, ledger_rows, write_ledger_csv
@@ -136,6 +137,44 @@ def test_reimport_changes_nothing_and_changed_rows_update(cli, workdir, database
     stored = cases_in(database)
     assert stored["R2"].status == "办理中" and stored["R2"].resolved is False and stored["R2"].resolved_at is None
     assert len(stored) == 6
+
+
+def test_a_changed_row_updates_its_case_to_what_a_first_import_of_it_stores(workdir, database, settings, tmp_path):
+    before = [case_row("U1", phone=phone_for(1)), case_row("U2", phone=phone_for(2))]
+    after = [
+        case_row("U1", "　公积金窗口", matter="提取", case_type="承诺", applicant="李四", phone="010-65521234",
+                 accepted="2026/11/4 8:05", resolved="2026年11月5日 16时30分", status="已办结"),
+        case_row("U2", phone=phone_for(2)),
+    ]
+    import_file(database, settings, write_csv(workdir / "before.csv", before, encoding="gbk"))
+    report = import_file(database, settings, write_csv(workdir / "after.csv", after, encoding="gbk"))
+    assert (report.imported, report.updated, report.unchanged) == (0, 1, 1)
+
+    fresh = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh.ensure_schema()
+    try:
+        import_file(fresh, settings, workdir / "after.csv")
+        expected, updated = stored_by_window_name(fresh), stored_by_window_name(database)
+    finally:
+        fresh.dispose()
+    assert updated == expected
+    assert updated["U1"][:9] == (
+        "公积金窗口", "提取", "承诺件", "李四", "+861065521234", False, datetime(2026, 11, 4, 0, 5, tzinfo=UTC),
+        datetime(2026, 11, 5, 8, 30, tzinfo=UTC), "已办结",
+    )
+    with database.session() as s:
+        case = s.scalars(select(Case).where(Case.case_no == "U1")).one()
+        assert case.updated_at > case.created_at
+
+
+def stored_by_window_name(database) -> dict[str, tuple]:
+    """Each case's stored values, its window by name (ids differ from one database to another)."""
+    with database.session() as s:
+        return {
+            c.case_no: (name, c.matter, c.case_type, c.applicant, c.phone, c.phone_sms, c.accepted_at, c.resolved_at,
+                        c.status, c.resolved, c.digest)
+            for c, name in s.execute(select(Case, Window.name).join(Window))
+        }
 
 
 def test_unresolved_cases_are_imported_but_not_resolved(cli, workdir, database):
