@@ -27,8 +27,10 @@ class Phone(NamedTuple):
 
 
 @cache
-def _mobile_pattern(region: str) -> re.Pattern[str] | None:
-    # The library's own mobile pattern: lets the common case (an 11-digit mobile) skip building a PhoneNumber.
+def mobile_pattern(region: str) -> re.Pattern[str] | None:
+    """The library's own pattern of a region's mobile numbers (national digits), None when it has none: lets the
+    common case (an 11-digit mobile) skip building a PhoneNumber. For region CN, a cell of 11 ASCII digits that
+    it matches in full normalises to "+86" and those digits, SMS-capable."""
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.mobile is None or not metadata.mobile.national_number_pattern:
         return None
@@ -54,7 +56,7 @@ def normalise(raw: str | int | None, region: str = "CN") -> Phone:
                 if national.startswith(prefix) and len(national) - len(prefix) == 11:
                     national = national[len(prefix) :]
                     break
-        pattern = _mobile_pattern(region)
+        pattern = mobile_pattern(region)
         if len(national) == 11 and national.isdigit() and pattern is not None and pattern.fullmatch(national):
             return Phone("+86" + national, True)
     return _parse(digits, region, text)

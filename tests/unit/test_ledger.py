@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlalchemy import func, inspect, select
 
 from callbackd import ledger
+from callbackd.config import load_settings
 from callbackd.db import Database
 from callbackd.errors import LedgerFileError, StrictImportError
 from callbackd.models import Case, Window
+from callbackd.phones import PhoneError, normalise
 from callbackd.synthetic import HEADER, ledger_rows, write_ledger_csv
 from tests.conftest import case_row, phone_for, write_csv
 
@@ -344,3 +350,62 @@ def connection_settings(session) -> tuple:
         return ()
     connection = session.connection()
     return (connection.exec_driver_sql("PRAGMA cache_size").scalar(),)
+
+
+# ---- the reader's quick paths give what the full parse gives ---------------------------------------------
+
+_DIGITS = "0123456789０１２３４５６７８９"
+phone_cells = st.one_of(
+    st.text(alphabet=_DIGITS, min_size=10, max_size=12),  # mostly 11 digits: plain mobiles and near misses
+    st.builds(lambda prefix, n: prefix + n, st.sampled_from(["1", "13", "15", "17", "18", "19", "010", "0"]),
+              st.text(alphabet="0123456789", min_size=8, max_size=11)),
+    st.builds(lambda lead, n, tail: lead + n + tail, st.sampled_from(["", " ", "+86", "86", "０", "(010)"]),
+              st.text(alphabet="0123456789", min_size=11, max_size=11), st.sampled_from(["", " ", "-", "\u3000"])),
+    st.text(max_size=14),
+)
+
+
+@cache
+def _row_reader() -> ledger.RowReader:
+    settings = load_settings()
+    columns = ledger.header_map(HEADER, settings, Path("test.csv"))
+    return ledger.RowReader(settings, columns, lambda moment: moment, text_cells=True)
+
+
+@hypothesis_settings(max_examples=600, deadline=None)
+@given(cell=phone_cells)
+def test_a_rows_phone_is_what_normalise_gives(cell):
+    reader = _row_reader()
+    try:
+        expected: tuple | str = tuple(normalise(cell))
+    except PhoneError as exc:
+        expected = f"联系电话: {exc}"
+    try:
+        row = reader.read(case_row("P1", phone=cell))
+        got: tuple | str = (row[5], row[6])
+    except ledger.RowProblem as exc:
+        got = str(exc)
+    assert got == expected
+
+
+def test_rows_sent_by_the_reading_process_arrive_unchanged():
+    import io
+
+    from callbackd.ledger import _receive, _send
+
+    aware = datetime(2026, 11, 3, 1, 5, tzinfo=UTC)
+    messages = [
+        ("rows", [("C1", "社保窗口", "补办", "即办件", "张三", "+8613800138000", True, "2026-11-03 01:05:00.000000",
+                   None, "已办结", True, "ab" * 16)]),
+        ("rows", [("C2", "社保窗口", "补办", "即办件", "张三", "+861065521234", False, aware, aware, "已办结", True,
+                   "cd" * 16)]),  # times as PostgreSQL takes them
+        ("done", [ledger.RowError(3, None, "办件编号 missing")]),
+    ]
+    stream = io.BytesIO()
+    for message in messages:
+        _send(stream, message)
+    whole = stream.getvalue()
+    stream.seek(0)
+    assert [_receive(stream) for _ in messages] == messages
+    assert _receive(stream) is None
+    assert _receive(io.BytesIO(whole[:-1])) is not None and _receive(io.BytesIO(whole[:12])) is None
