@@ -13,20 +13,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.orm import Session
 
-from callbackd import audit, cases, clock, dispatch, ledger, publication, reports, results, sampling, scoring
 from callbackd.config import Settings, load_settings
-from callbackd.db import Database, schema_state, upgrade
+from callbackd.db import Database
 from callbackd.errors import CallbackdError, StrictImportError
-from callbackd.exports import default_filename
 from callbackd.plugins import load_plugins
-from callbackd.workdays import Calendar
+
+# Each command imports the services it uses itself: a command then starts without loading, say, the dispatcher
+# and the exporters it never calls.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from callbackd import ledger, scoring
 
 app = typer.Typer(
     name="callbackd",
@@ -76,6 +78,8 @@ def emit_json(document: Any) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
     grid = Table(title=title, show_lines=False)
     for column in columns:
         grid.add_column(column)
@@ -90,6 +94,8 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
 @app.command()
 def init() -> None:
     """Create the database, or upgrade it to this version's schema."""
+    from callbackd.db import schema_state, upgrade
+
     settings = load_settings()
     database = Database(settings.database_url)
     try:
@@ -113,6 +119,8 @@ def ledger_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent."""
+    from callbackd import ledger
+
     with import_report(as_json), session_scope() as (settings, session):
         report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet,
                                       readers=load_plugins().readers_by_suffix())
@@ -160,6 +168,8 @@ def round_open(
     as_json: JsonFlag = False,
 ) -> None:
     """Draw the week's sample: by default 20 resolved cases per window, at random, auditably."""
+    from callbackd import sampling
+
     plan = list(channel) if channel else None
     with session_scope() as (settings, session):
         loaded = load_plugins()
@@ -188,6 +198,8 @@ def show_summary(summary: dict[str, Any]) -> None:
 @round_app.command("show")
 def round_show(round_id: Annotated[int, typer.Argument(metavar="ROUND")], as_json: JsonFlag = False) -> None:
     """A round's windows, candidates and selection."""
+    from callbackd import sampling
+
     with session_scope() as (_, session):
         summary = sampling.round_summary(session, sampling.get_round(session, round_id))
     if as_json:
@@ -199,6 +211,8 @@ def round_show(round_id: Annotated[int, typer.Argument(metavar="ROUND")], as_jso
 @round_app.command("list")
 def round_list(as_json: JsonFlag = False) -> None:
     """Every round, newest last."""
+    from callbackd import sampling
+
     with session_scope() as (_, session):
         rows = [
             {"round": r.id, "week": r.week, "status": r.status, "seed": r.seed, "opened_at": r.opened_at.isoformat(),
@@ -215,6 +229,9 @@ def round_list(as_json: JsonFlag = False) -> None:
 @round_app.command("verify")
 def round_verify(round_id: Annotated[int, typer.Argument(metavar="ROUND")], as_json: JsonFlag = False) -> None:
     """Re-draw a round from its recorded seed and candidate set; exit 1 on any difference."""
+    from callbackd import sampling
+    from callbackd.workdays import Calendar
+
     with session_scope() as (settings, session):
         result = sampling.verify_round(session, round_id, Calendar.from_settings(settings))
     if as_json:
@@ -234,6 +251,8 @@ def round_verify(round_id: Annotated[int, typer.Argument(metavar="ROUND")], as_j
 @windows_app.command("list")
 def windows_list(as_json: JsonFlag = False) -> None:
     """Windows with their case counts."""
+    from callbackd import cases
+
     with session_scope() as (_, session):
         rows = cases.list_windows(session)
     if as_json:
@@ -250,6 +269,8 @@ def cases_list(
     as_json: JsonFlag = False,
 ) -> None:
     """Cases, newest resolution first; phones masked unless --reveal (audited)."""
+    from callbackd import cases
+
     with session_scope() as (settings, session):
         rows = cases.list_cases(session, window=window, reveal=reveal, limit=limit,
                                 confidential=settings.policies.confidential_case_types)
@@ -270,6 +291,8 @@ def callbacks_list(
 ) -> None:
     """Callbacks selected by rounds (and follow-ups), with due times and why any could not be made; phones masked
     unless --reveal (audited)."""
+    from callbackd import cases
+
     with session_scope() as (settings, session):
         rows = cases.list_callbacks(session, round_id=round_id, status=status, reveal=reveal)
     if as_json:
@@ -291,6 +314,8 @@ def dispatch_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Place due attempts through their channels (the embedded runner)."""
+    from callbackd import dispatch
+
     settings = load_settings()
     database = Database(settings.database_url)
     try:
@@ -326,6 +351,8 @@ def results_import(
     as_json: JsonFlag = False,
 ) -> None:
     """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings."""
+    from callbackd import results, sampling
+
     with import_report(as_json), session_scope() as (settings, session):
         report = results.import_results(
             session, settings, load_plugins(), sampling.survey_in_force(settings), file, source,
@@ -342,6 +369,8 @@ def score(
     as_json: JsonFlag = False,
 ) -> None:
     """Score, grade and rank every window for a period (a published period as it was published)."""
+    from callbackd import publication, scoring
+
     with session_scope() as (settings, session):
         if live:
             ranking = scoring.score_period(session, settings, period)
@@ -354,6 +383,8 @@ def score(
 
 
 def show_ranking(ranking: scoring.Ranking) -> None:
+    from callbackd import scoring
+
     title = f"{ranking.period.label} 窗口回访满意度排名" + ("（含模拟数据）" if ranking.simulated else "")
     if ranking.published is not None:
         title += f"（已发布 {ranking.published['published_at'][:16]}）"
@@ -373,6 +404,9 @@ def export(
     out_path: Annotated[Path | None, typer.Option("--out", help="File to write (default: a name per period).")] = None,
 ) -> None:
     """Write the period's ranking: xlsx (with a chart), csv, a printable html notice (通报) or json."""
+    from callbackd import audit, clock, publication, reports
+    from callbackd.exports import default_filename
+
     loaded = load_plugins()
     exporter = loaded.exporter(fmt)
     if exporter.target != "ranking":
@@ -395,6 +429,8 @@ def callsheet(
     out_path: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
 ) -> None:
     """The operators' call sheet (回访清单) with full numbers; writing it is recorded in the audit trail."""
+    from callbackd import cases
+
     loaded = load_plugins()
     exporter = loaded.exporter(f"callsheet-{fmt}")
     with session_scope() as (settings, session):

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from callbackd import audit, clock, indicators, policies, publication, rectify
 from callbackd.cli import JsonFlag, app, emit_json, out, session_scope, table
 
 policies_app = typer.Typer(help="Category policies: deadlines, reasons, who called back.", no_args_is_help=True)
@@ -34,6 +33,8 @@ def rectifications_list(
     as_json: JsonFlag = False,
 ) -> None:
     """Rectifications, oldest first, overdue ones flagged; never an applicant's name or number."""
+    from callbackd import clock, rectify
+
     with session_scope() as (settings, session):
         rows = rectify.list_rectifications(session, settings, clock.now(), rectify.Filter(overdue, window, status))
     if as_json:
@@ -52,6 +53,8 @@ def rectifications_respond(
     as_json: JsonFlag = False,
 ) -> None:
     """Record the window's response; a follow-up callback to the applicant then verifies it."""
+    from callbackd import clock, rectify
+
     with session_scope() as (settings, session):
         now = clock.now()
         rectification, follow_up = rectify.respond(session, settings, rectification_id, text, now)
@@ -75,6 +78,8 @@ def rectifications_verify(
     as_json: JsonFlag = False,
 ) -> None:
     """Verify a responded rectification by hand (no applicant to call back, or the follow-up could not be made)."""
+    from callbackd import clock, rectify
+
     with session_scope() as (settings, session):
         rectification = rectify.verify(session, settings, rectification_id, level, clock.now(), note)
         document: dict[str, Any] = {"id": rectification.id, "status": rectification.status,
@@ -98,6 +103,8 @@ def indicators_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Indicators per window beside the score: 回访率, 未评率, 满意率, 不满意率, 整改按时率, 回访整改满意率, alerts."""
+    from callbackd import clock, indicators, publication
+
     with session_scope() as (settings, session):
         ranking = publication.ranking_for(session, settings, period)
         figures = publication.indicators_for(session, settings, ranking, clock.now())
@@ -116,6 +123,8 @@ def policies_report(
     as_json: JsonFlag = False,
 ) -> None:
     """Per category (投诉, 举报, 报修...): selected, made, made in time, overdue, not made and why; role shares."""
+    from callbackd import clock, policies
+
     with session_scope() as (settings, session):
         document = policies.report(session, settings, period, clock.now())
     if as_json:
@@ -142,6 +151,8 @@ def publish(
     as_json: JsonFlag = False,
 ) -> None:
     """Freeze a period's ranking and indicators: later imports no longer move it unless it is republished."""
+    from callbackd import clock, publication
+
     with session_scope() as (settings, session):
         published, changed = publication.publish(session, settings, period, clock.now(), republish=republish,
                                                   reason=reason)
@@ -163,6 +174,8 @@ def audit_list(
     as_json: JsonFlag = False,
 ) -> None:
     """The audit trail, oldest first."""
+    from callbackd import audit
+
     with session_scope() as (settings, session):
         rows = audit.list_events(session, settings.zone, action=action, since=since, limit=limit)
     if as_json:
@@ -180,6 +193,8 @@ def audit_export(
     since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD), in the zone.")] = None,
 ) -> None:
     """Write the audit trail to CSV (UTF-8 with BOM, for Excel) or JSON; the export itself is recorded."""
+    from callbackd import audit
+
     with session_scope() as (settings, session):
         rows = audit.list_events(session, settings.zone, action=action, since=since)
         audit.write(rows, out_path)
