@@ -476,7 +476,7 @@ _PARALLEL_BYTES = 8_000_000
 
 
 def _parallel_by_default(path: Path) -> bool:
-    # A second process only helps with a core to spare: on a busy machine its start and the rows it pickles are
+    # A second process only helps with a core to spare: on a busy machine its start and the rows it sends are
     # extra work competing for the same cores.
     try:
         spare = os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
