@@ -17,6 +17,7 @@ import pickle
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -478,11 +479,28 @@ _PARALLEL_BYTES = 8_000_000
 def _parallel_by_default(path: Path) -> bool:
     # A second process only helps with a core to spare: on a busy machine its start and the rows it sends are
     # extra work competing for the same cores.
+    return path.stat().st_size >= _PARALLEL_BYTES and bool(sys.executable) and _idle_cores() >= 1
+
+
+def _idle_cores(window: float = 0.1) -> float:
+    """How many of this machine's cores sat idle over a short window (Linux's /proc/stat); elsewhere the cores
+    less the load average. A load average can count tasks that wait without using a core."""
+    def idle_and_total() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O
+
+    cores = os.cpu_count() or 1
     try:
-        spare = os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
-    except OSError:  # no load average on this system
-        spare = False
-    return spare and path.stat().st_size >= _PARALLEL_BYTES and bool(sys.executable)
+        idle_before, total_before = idle_and_total()
+        time.sleep(window)
+        idle_after, total_after = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        try:
+            return cores - os.getloadavg()[0]
+        except OSError:  # no load average either
+            return 0.0
+    return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
 
 
 def _send(out: IO[bytes], message: tuple[str, Any]) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -409,3 +413,16 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
     assert [_receive(stream) for _ in messages] == messages
     assert _receive(stream) is None
     assert _receive(io.BytesIO(whole[:-1])) is not None and _receive(io.BytesIO(whole[:12])) is None
+
+
+def test_idle_cores_are_measured_not_guessed_from_the_load_average():
+    cores = os.cpu_count() or 1
+    assert 0.0 <= ledger._idle_cores() <= cores
+    # a process spinning on a core for the whole window leaves at most the others idle
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert ledger._idle_cores(0.5) <= cores - 0.5
+    finally:
+        spinner.kill()
+        spinner.wait()
