@@ -475,12 +475,18 @@ def test_a_chunk_is_taken_at_once_and_a_repeated_delivery_places_none_of_it(cli,
     database.dispose()
 
 
-def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monkeypatch):
+def operator_call_under_way(cli, workdir: Path, monkeypatch) -> tuple:
+    """One callback whose first attempt an operator has under way: (settings, plugins, database, its id, now)."""
     start_round(cli, workdir, monkeypatch, 1, "operator")
     settings, plugins, database = load_settings(), load_plugins(), db()
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
     (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
     dispatch.place_queued(database, settings, plugins, attempt_id, now)
+    return settings, plugins, database, attempt_id, now
+
+
+def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monkeypatch):
+    settings, plugins, database, attempt_id, now = operator_call_under_way(cli, workdir, monkeypatch)
     with database.session() as s:
         conversation = open_conversation(s, settings, plugins, attempt_id, now)
         first, *rest = conversation.survey.rating_questions()
@@ -502,11 +508,7 @@ def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monke
 
 
 def test_closing_a_callback_ends_its_other_open_attempts(cli, workdir, monkeypatch):
-    start_round(cli, workdir, monkeypatch, 1, "operator")
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
-    dispatch.place_queued(database, settings, plugins, attempt_id, now)
+    settings, plugins, database, attempt_id, now = operator_call_under_way(cli, workdir, monkeypatch)
     with database.session() as s:  # a second attempt of the same callback still waiting
         s.add(Attempt(callback_id=1, channel="operator", number=2, status="due", due_at=now, detail=""))
     with database.session() as s:
