@@ -15,12 +15,12 @@ an opt-out); from then on they are what the conversation reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, Join, Table, bindparam, select, update
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -59,9 +59,10 @@ class Facts:
     phone_sms: bool
     window: str
     follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
-    in_force: bool = True  # the callback's round is the one in force for its week (not replaced)
-    number_opted_out: bool = False  # the applicant's number has opted out (退订)
-    others_open: bool = True  # another attempt of the callback is still due or under way
+    # read when the conversation opens for placing; None otherwise
+    in_force: bool | None = None  # the callback's round is the one in force for its week (not replaced)
+    number_opted_out: bool | None = None  # the applicant's number has opted out (退订)
+    others_open: bool | None = None  # another attempt of the callback is still due or under way
 
 
 @dataclass
@@ -302,36 +303,54 @@ class Conversation:
 _attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _opt_outs = (
     cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
 )
+# What every conversation reads: the attempt, its callback, case and window; then the contact and its answers,
+# one row each (the answer columns last). Placing reads more in the same query: whether the round is in force,
+# whether the number opted out, whether another attempt of the callback is open, and every column of the attempt
+# and the callback, whose ORM rows are then made from them.
+_FACT_COLUMNS = (
+    _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
+    _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
+    _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
+)
+_ANSWER_COLUMNS = (
+    _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
+    _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
+)
 _others = _attempts.alias("others")
-# every column of the attempt and the callback, read with the conversation: their ORM rows are made from them
+_PLACING_FACTS = (
+    _rounds.c.active_week.is_not(None),
+    select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
+    select(_others.c.id).where(
+        _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id, _others.c.status.in_(OPEN_ATTEMPT),
+    ).exists(),
+)
 _ATTEMPT_ATTRIBUTES, _CALLBACK_ATTRIBUTES = (
     [(attribute.key, attribute.columns[0]) for attribute in class_mapper(model).column_attrs]
     for model in (Attempt, Callback)
 )
-_FACTS = 17  # the columns before them
+_JOINED = (
+    _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
+    .join(_cases, _cases.c.id == _callbacks.c.case_id)
+    .join(_windows, _windows.c.id == _callbacks.c.window_id)
+)
+
+
+def _with_answers(joined: Join) -> Join:
+    return (joined.outerjoin(_contacts, _contacts.c.callback_id == _callbacks.c.id)
+            .outerjoin(_answers_table, _answers_table.c.contact_id == _contacts.c.id))
+
+
 _CONVERSATION = (
+    select(*_FACT_COLUMNS, *_ANSWER_COLUMNS)
+    .select_from(_with_answers(_JOINED))
+    .where(_attempts.c.id == bindparam("attempt_id"))
+)
+_PLACING = (
     select(
-        _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
-        _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
-        _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
-        _rounds.c.active_week.is_not(None),
-        select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
-        select(_others.c.id).where(
-            _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id,
-            _others.c.status.in_(OPEN_ATTEMPT),
-        ).exists(),
-        *(column for _, column in _ATTEMPT_ATTRIBUTES), *(column for _, column in _CALLBACK_ATTRIBUTES),
-        _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
-        _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
+        *_FACT_COLUMNS, *_PLACING_FACTS, *(column for _, column in _ATTEMPT_ATTRIBUTES),
+        *(column for _, column in _CALLBACK_ATTRIBUTES), *_ANSWER_COLUMNS,
     )
-    .select_from(
-        _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
-        .join(_rounds, _rounds.c.id == _callbacks.c.round_id)
-        .join(_cases, _cases.c.id == _callbacks.c.case_id)
-        .join(_windows, _windows.c.id == _callbacks.c.window_id)
-        .outerjoin(_contacts, _contacts.c.callback_id == _callbacks.c.id)
-        .outerjoin(_answers_table, _answers_table.c.contact_id == _contacts.c.id)
-    )
+    .select_from(_with_answers(_JOINED.join(_rounds, _rounds.c.id == _callbacks.c.round_id)))
     .where(_attempts.c.id == bindparam("attempt_id"))
 )
 
@@ -343,23 +362,31 @@ _ROWS = (
 
 
 def open_conversation(
-    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False
 ) -> Conversation:
-    """The conversation of an attempt, for a webhook or the dispatcher, in one query. Raises `NotFoundError`."""
+    """The conversation of an attempt, for a webhook or the dispatcher (`placing`: it reads what placing needs
+    too), in one query. Raises `NotFoundError`."""
     session.flush()  # the query below reads the database: changes this session holds are written first
-    rows = session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all()
+    rows = session.connection().execute(_PLACING if placing else _CONVERSATION, {"attempt_id": attempt_id}).all()
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     first = rows[0]
+    facts_end = len(_FACT_COLUMNS)
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, follow_up, in_force, number_opted_out, others_open) = first[:_FACTS]
-    callback_at = _FACTS + len(_ATTEMPT_ATTRIBUTES)
-    read = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[_FACTS:callback_at], strict=True)),
-            dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-7], strict=True)))
-    contact_id, source, contact_channel, contacted_at = first[-7:-3]
+     matter, phone_sms, window, follow_up) = first[:facts_end]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
-                  phone, case_id, case_no, matter, phone_sms, window, follow_up, bool(in_force),
-                  bool(number_opted_out), bool(others_open))
+                  phone, case_id, case_no, matter, phone_sms, window, follow_up)
+    read = None
+    if placing:
+        in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
+        facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
+                        others_open=bool(others_open))
+        attempt_at = facts_end + len(_PLACING_FACTS)
+        callback_at = attempt_at + len(_ATTEMPT_ATTRIBUTES)
+        read = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[attempt_at:callback_at], strict=True)),
+                dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-len(_ANSWER_COLUMNS)],
+                         strict=True)))
+    contact_id, source, contact_channel, contacted_at = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
     given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]

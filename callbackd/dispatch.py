@@ -166,7 +166,7 @@ def start_claimed(
     happened inside `start`, and its outcome and the channel's word are in this transaction). With `taken_at`,
     the take this worker made: an attempt whose lease ran out and that another worker took since is left to
     that worker."""
-    conversation = open_conversation(session, settings, plugins, attempt_id, now)  # a fresh session: fresh rows
+    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True)
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
@@ -261,7 +261,7 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
         return
     status, reason = final
     close_callback(session, plugins, callback, status, reason, now, settings=conversation.settings,
-                   answers=conversation.known_answers(), others_open=conversation.facts.others_open)
+                   answers=conversation.known_answers(), others_open=conversation.facts.others_open is not False)
 
 
 def follow_up(conversation: Conversation, outcome: str) -> None:
@@ -292,7 +292,7 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
                             due_at=policy.first_slot(now), detail=""))
         return
     close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings,
-                   answers=conversation.known_answers(), others_open=conversation.facts.others_open)
+                   answers=conversation.known_answers(), others_open=conversation.facts.others_open is not False)
 
 
 def close_callback(

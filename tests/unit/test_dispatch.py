@@ -512,8 +512,8 @@ def test_closing_a_callback_ends_its_other_open_attempts(cli, workdir, monkeypat
     with database.session() as s:  # a second attempt of the same callback still waiting
         s.add(Attempt(callback_id=1, channel="operator", number=2, status="due", due_at=now, detail=""))
     with database.session() as s:
-        conversation = open_conversation(s, settings, plugins, attempt_id, now)
-        assert conversation.facts.others_open
+        conversation = open_conversation(s, settings, plugins, attempt_id, now, placing=True)
+        assert conversation.facts.others_open is True  # what placing reads, and closing trusts
         conversation.press_all([(q.key, "1") for q in conversation.survey.rating_questions()])
         conversation.finish("completed")
     with database.session() as s:
