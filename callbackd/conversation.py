@@ -27,7 +27,6 @@ from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.config import DISSATISFIED
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -76,11 +75,10 @@ class Conversation:
     facts: Facts
     survey: Survey
     simulated: bool
-    # the callback's contact and its answers (question -> raw), read when the conversation opened: this
+    # the callback's contact and its answers (question -> (level, raw)), read when the conversation opened: this
     # conversation is their only writer within its transaction
     _contact_row: ContactRow | None = field(default=None, repr=False)
-    _answers: dict[str, str] = field(default_factory=dict, repr=False)
-    _levels: dict[str, str | None] = field(default_factory=dict, repr=False)  # question -> level, for the same
+    _answers: dict[str, tuple[str | None, str]] = field(default_factory=dict, repr=False)
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
@@ -173,16 +171,14 @@ class Conversation:
     def answered_keys(self) -> set[str]:
         return set(self._answers)
 
-    @property
-    def dissatisfied(self) -> bool:
-        """The callback's contact holds a 不满意 answer (a closed callback then opens a rectification)."""
-        return DISSATISFIED in self._levels.values()
-
     def known_answers(self) -> KnownAnswers:
         """The callback's contact and its rated answers in the survey's order, as this conversation knows them:
         closing the callback needs no query to learn whether it opens a rectification."""
-        rated = [(q.key, level, self._answers[q.key]) for q in self.survey.questions
-                 if (level := self._levels.get(q.key)) is not None]
+        rated = []
+        for question in self.survey.questions:
+            level, raw = self._answers.get(question.key, (None, ""))
+            if level is not None:
+                rated.append((question.key, level, raw))
         return KnownAnswers(self._contact_row, rated)
 
     def current_question(self) -> Question | None:
@@ -218,9 +214,9 @@ class Conversation:
                 choices.append(None)
                 continue
             choice = self.survey.read_digit(question, digit)
-            stored = self._answers.get(question.key) or (fresh[question.key][2] if question.key in fresh else None)
-            if stored is not None:
-                choices.append(choice if choice is not None and choice.label == stored else None)
+            stored = self._answers.get(question.key) or fresh.get(question.key)
+            if stored is not None:  # answered already: the same digit reads as the stored choice, another as none
+                choices.append(choice if choice is not None and choice.label == stored[-1] else None)
                 continue
             if choice is not None:
                 fresh[question.key] = (question.key, choice.level, choice.label)
@@ -286,8 +282,7 @@ class Conversation:
         answers.add_answers(self.session, self.plugins, self._ensure_contact(), list(new.values()), self.now,
                             window=self.facts.window)
         for key, level, raw in new.values():
-            self._answers[key] = raw[:20]
-            self._levels[key] = level
+            self._answers[key] = (level, raw[:20])
         return len(new)
 
     def record(self, question_key: str, level: str | None, raw: str) -> bool:
@@ -393,8 +388,7 @@ def open_conversation(
     return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
         simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=read,
-        _answers={question: raw for question, _, raw in given},
-        _levels={question: level for question, level, _ in given},
+        _answers={question: (level, raw) for question, level, raw in given},
     )
 
 

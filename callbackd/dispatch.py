@@ -202,7 +202,6 @@ def record_start(
 ) -> str:
     """Record what the channel said when it placed an attempt, unless the attempt has moved on meanwhile (a
     webhook already reported the call busy, the simulator already finished it): conditional updates only."""
-    session.flush()
     if result.provider_id or result.ok:
         state = session.connection().execute(_RECORD_START, {
             "attempt": attempt_id, "provider_id": result.provider_id or None, "ok": result.ok,
@@ -252,16 +251,13 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
     attempt.status = outcome
     attempt.ended_at = now
     attempt.detail = detail[:500]
-    session, plugins = conversation.session, conversation.plugins
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
     final = FINAL_FOR.get(outcome)
     if final is None:
         follow_up(conversation, outcome)
         return
-    status, reason = final
-    close_callback(session, plugins, callback, status, reason, now, settings=conversation.settings,
-                   answers=conversation.known_answers(), others_open=conversation.facts.others_open is not False)
+    close_through(conversation, *final)
 
 
 def follow_up(conversation: Conversation, outcome: str) -> None:
@@ -291,8 +287,15 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
         session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due",
                             due_at=policy.first_slot(now), detail=""))
         return
-    close_callback(session, plugins, callback, "unreachable", outcome, now, settings=settings,
-                   answers=conversation.known_answers(), others_open=conversation.facts.others_open is not False)
+    close_through(conversation, "unreachable", outcome)
+
+
+def close_through(conversation: Conversation, status: str, reason: str | None) -> None:
+    """Close the conversation's callback with what the conversation knows: its answers, and whether another
+    attempt of the callback is open (when it read that)."""
+    close_callback(conversation.session, conversation.plugins, conversation.callback, status, reason,
+                   conversation.now, settings=conversation.settings, answers=conversation.known_answers(),
+                   others_open=conversation.facts.others_open is not False)
 
 
 def close_callback(

@@ -498,12 +498,14 @@ def test_digits_pressed_together_read_as_one_after_the_other(cli, workdir, monke
             ("", "3"),  # the current question: the second
         ])
         assert [c and c.level for c in choices] == ["满意", "满意", None, None, "不满意"]
-        assert conversation.answered_keys() == {first.key, rest[0].key} and conversation.dissatisfied
+        assert conversation.answered_keys() == {first.key, rest[0].key}
+        assert conversation.known_answers().rated == [(first.key, "满意", "满意"), (rest[0].key, "不满意", "不满意")]
     with database.session() as s:
         stored = dict(s.execute(select(Answer.question, Answer.level)).all())
         assert stored == {first.key: "满意", rest[0].key: "不满意"}
         again = open_conversation(s, settings, plugins, attempt_id, now)  # what a later webhook finds
-        assert again.dissatisfied and again.press("1", rest[0].key) is None  # answered already
+        assert again.known_answers().rated == conversation.known_answers().rated
+        assert again.press("1", rest[0].key) is None  # answered already
     database.dispose()
 
 
