@@ -7,27 +7,23 @@ a bad row, leaves the database as it was. Re-importing a file changes nothing; a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import hashlib
 import io
-import marshal
-import os
-import pickle
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, column, insert, select, table, update
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock
@@ -139,36 +135,100 @@ def _file_kind(path: Path, readers: Mapping[str, LedgerReader] | None) -> str:
     return "csv"
 
 
-def decode(path: Path, encoding: str | None) -> str:
-    """The file's text: the given encoding, else UTF-8 (with or without BOM), else GB18030 (a superset of GBK)."""
+def decoded(path: Path, encoding: str | None) -> Iterator[str]:
+    """The file's text, in pieces: the given encoding, else UTF-8 (with or without BOM), else GB18030 (a superset
+    of GBK). A GBK file is decoded a piece at a time, so its rows can be read before the whole file is decoded; a
+    piece that turns out not to be text raises `LedgerFileError` when it is reached."""
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise LedgerFileError(f"{path}: not a CSV or XLSX file (binary content)")
-    # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same characters
-    # as GB18030, whose four-byte sequences GBK refuses, and those files then decode as GB18030.
-    candidates = [encoding] if encoding else ["utf-8-sig", "gbk", "gb18030"]
-    for name in candidates:
-        try:
-            return data.decode(name)
-        except LookupError:
-            raise LedgerFileError(f"--encoding {name!r} is not a known text encoding") from None
-        except UnicodeDecodeError:
-            continue
     if encoding:
-        raise LedgerFileError(f"{path}: not valid {encoding} text; check --encoding")
-    raise LedgerFileError(f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding")
-
-
-_CSV_ROWS = type(csv.reader(()))
-
-
-def _read_csv(path: Path, encoding: str | None) -> Iterator[list[Any]]:
-    text = decode(path, encoding)
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise LedgerFileError(f"--encoding {encoding!r} is not a known text encoding") from None
+        yield from _decode_pieces(data, [encoding], f"{path}: not valid {encoding} text; check --encoding")
+        return
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
+        text = data.decode("utf-8-sig")  # fails at once on a GBK file: its header is not ASCII
+    except UnicodeDecodeError:
+        pass
+    else:
+        yield text
+        return
+    # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same characters
+    # as GB18030, whose four-byte sequences GBK refuses; from the first piece that has one, GB18030 goes on.
+    yield from _decode_pieces(
+        data, ["gbk", "gb18030"], f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding"
+    )
+
+
+_DECODE_BYTES = 1 << 20  # bytes decoded at once
+
+
+def _decode_pieces(data: bytes, encodings: list[str], error: str, size: int = _DECODE_BYTES) -> Iterator[str]:
+    # `data` decoded piece by piece with the first of `encodings`, going on with the next one from the piece the
+    # previous one fails on; `error` when the last one fails
+    names = iter(encodings)
+    decoder = codecs.getincrementaldecoder(next(names))()
+    view = memoryview(data)
+    for start in range(0, max(len(data), 1), size):
+        piece = bytes(view[start:start + size])
+        final = start + size >= len(data)
+        pending = decoder.getstate()[0]  # a character's first bytes, left over from the piece before
+        while True:
+            try:
+                text = decoder.decode(piece, final)
+                break
+            except UnicodeDecodeError:
+                following = next(names, None)
+                if following is None:
+                    raise LedgerFileError(error) from None
+                decoder = codecs.getincrementaldecoder(following)()
+                piece = pending + piece
+        yield text
+
+
+def _lines(pieces: Iterator[str]) -> Iterator[str]:
+    """The lines of text given in pieces, each with its line ending, as `io.StringIO(text, newline="")` gives
+    them: a line may be split between two pieces, and so may the "\r\n" that ends it."""
+    carry = ""
+    for piece in pieces:
+        lines = io.StringIO(carry + piece, newline="").readlines()
+        carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        yield from lines
+    if carry:
+        yield carry
+
+
+def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
+    pieces = decoded(path, encoding)
+    first = next(pieces, "")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first[:4096], delimiters=",\t;")
     except csv.Error:
         dialect = csv.excel
-    return csv.reader(io.StringIO(text, newline=""), dialect)
+    return _csv_rows(chain([first], pieces), dialect)
+
+
+def _csv_rows(pieces: Iterator[str], dialect: type[csv.Dialect] | csv.Dialect) -> Iterator[list[str]]:
+    """The rows `csv.reader` reads from the text given in pieces. Most ledgers quote nothing: until the first piece
+    holding a quote (or escape) character, lines are split at the delimiter, several times faster and to the same
+    cells; from there on, `csv.reader` reads, as a quoted cell may hold delimiters and line breaks. A blank line
+    gives [""] where `csv.reader` gives []: both are a row of no text."""
+    special = [char for char in (dialect.quotechar, dialect.escapechar, "\0") if char]
+    delimiter = dialect.delimiter
+    carry = ""
+    for piece in pieces:
+        text = carry + piece
+        if dialect.skipinitialspace or any(char in text for char in special):
+            yield from csv.reader(_lines(chain([text], pieces)), dialect)
+            return
+        lines = io.StringIO(text, newline="").readlines()
+        carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        yield from map(str.split, map(str.rstrip, lines, repeat("\r\n")), repeat(delimiter))
+    if carry:
+        yield carry.rstrip("\r\n").split(delimiter)
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Iterator[list[Any]]:
@@ -466,119 +526,8 @@ def _open_rows(
     if header is None:
         raise LedgerFileError(f"{path}: empty file, no header line")
     columns = header_map(header, settings, path)
-    return rows, RowReader(settings, columns, time_storage(dialect), text_cells=type(rows) is _CSV_ROWS)
-
-
-# ---- reading in a second process -------------------------------------------------------------------------
-
-# A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
-# spare the import then takes about as long as writing alone. Smaller files are not worth starting a process.
-_PARALLEL_BYTES = 8_000_000
-
-
-def _parallel_by_default(path: Path) -> bool:
-    # A second process only helps with a core to spare: on a busy machine its start and the rows it sends are
-    # extra work competing for the same cores.
-    return path.stat().st_size >= _PARALLEL_BYTES and bool(sys.executable) and _idle_cores() >= 1
-
-
-def _idle_cores(window: float = 0.1) -> float:
-    """How many of this machine's cores sat idle over a short window (Linux's /proc/stat); elsewhere the cores
-    less the load average. A load average can count tasks that wait without using a core."""
-    def idle_and_total() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [int(field) for field in stat.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O
-
-    cores = os.cpu_count() or 1
-    try:
-        idle_before, total_before = idle_and_total()
-        time.sleep(window)
-        idle_after, total_after = idle_and_total()
-    except (OSError, ValueError, IndexError):
-        try:
-            return cores - os.getloadavg()[0]
-        except OSError:  # no load average either
-            return 0.0
-    return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
-
-
-def _send(out: IO[bytes], message: tuple[str, Any]) -> None:
-    # marshal writes rows of plain values (SQLite's times are text) in half the time pickle takes; anything else
-    # (PostgreSQL's datetimes, the errors) goes as a pickle. Both ends are the same interpreter.
-    try:
-        blob, codec = marshal.dumps(message), b"m"
-    except ValueError:
-        blob, codec = pickle.dumps(message, pickle.HIGHEST_PROTOCOL), b"p"
-    out.write(codec + len(blob).to_bytes(8, "little"))
-    out.write(blob)
-
-
-def _receive(stream: IO[bytes]) -> tuple[str, Any] | None:
-    # the next message `_send` wrote, or None when the stream ends first
-    head = stream.read(9)
-    size = int.from_bytes(head[1:], "little")
-    blob = stream.read(size) if len(head) == 9 else b""
-    if len(blob) < size or len(head) < 9:
-        return None
-    message: tuple[str, Any] = marshal.loads(blob) if head[:1] == b"m" else pickle.loads(blob)
-    return message
-
-
-def _read_for_parent() -> None:
-    """The reading process's main: `read_rows` of the file its parent names on stdin, sent to stdout (see
-    `_send`): ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
-    gc.disable()  # what it keeps has no cycles, and collector passes over the growing `seen` only cost time
-    path, settings, encoding, dialect_name = pickle.load(sys.stdin.buffer)
-    # the parent's kind of database, for the form its driver takes times in (the dialect needs no connection)
-    dialect = URL.create(dialect_name).get_dialect()()
-    out = sys.stdout.buffer
-    try:
-        rows, reader = _open_rows(path, settings, encoding, None, None, dialect)
-        errors: list[RowError] = []
-        for batch in read_rows(rows, reader, errors):
-            _send(out, ("rows", batch))
-        _send(out, ("done", errors))
-    except LedgerFileError as exc:
-        _send(out, ("file", str(exc)))
-    out.flush()
-
-
-def _rows_from_process(
-    path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError]
-) -> Iterator[list[CaseRow]]:
-    """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
-    # A plain interpreter, not multiprocessing: that would run the caller's main script again in the child
-    # (spawn) or copy a process holding database connections (fork).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from callbackd.ledger import _read_for_parent; _read_for_parent()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        with process.stdin:
-            dialect_name = f"{dialect.name}+{dialect.driver}"
-            pickle.dump((path, settings, encoding, dialect_name), process.stdin, pickle.HIGHEST_PROTOCOL)
-        while True:
-            message = _receive(process.stdout)
-            if message is None:
-                raise RuntimeError(
-                    f"the ledger reading process stopped early (exit code {process.wait()}); its error is above"
-                )
-            kind, payload = message
-            if kind == "rows":
-                yield payload
-            elif kind == "done":
-                errors.extend(payload)
-                return
-            else:
-                raise LedgerFileError(payload)
-    finally:
-        process.stdout.close()
-        if process.poll() is None:
-            process.kill()  # only when this side stopped early: nothing will read what it still writes
-        process.wait()
+    text_cells = sheet is None and _file_kind(path, readers) == "csv"  # every cell a str
+    return rows, RowReader(settings, columns, time_storage(dialect), text_cells=text_cells)
 
 
 # ---- import ----------------------------------------------------------------------------------------------
@@ -596,9 +545,9 @@ def import_ledger(
     parallel: bool | None = None,
 ) -> ImportReport:
     """Import one ledger file into the session's transaction and return what happened. `readers` maps file
-    suffixes to plugins' readers for other formats. `parallel` reads a CSV file in a second process while this
-    one writes (other files are always read in this one); by default, CSV files of 8 MB or more are read so
-    when the machine has a core to spare (load average at most its cores less one).
+    suffixes to plugins' readers for other formats. `parallel` reads a CSV file in a second process while this one
+    writes (other files are always read in this one); by default, CSV files of 8 MB or more are read so when the
+    machine has a core to spare (see `ledger_parallel`).
 
     Raises `LedgerFileError` when the file cannot be read at all, and `StrictImportError` (carrying the report)
     when `strict` and any row is bad; the caller's transaction then rolls back and nothing is written.
@@ -607,8 +556,14 @@ def import_ledger(
     batches: Iterator[list[CaseRow]]
     dialect = session.get_bind().dialect
     csv_file = sheet is None and _file_kind(path, readers) == "csv"
-    if csv_file and (parallel or (parallel is None and _parallel_by_default(path))):
-        batches = _rows_from_process(path, settings, encoding, dialect, report.errors)
+    if csv_file and parallel is None:
+        from callbackd.ledger_parallel import worth_it  # here: that module builds on this one
+
+        parallel = worth_it(path)
+    if csv_file and parallel:
+        from callbackd.ledger_parallel import rows_from_process
+
+        batches = rows_from_process(path, settings, encoding, dialect, report.errors)
     else:
         rows, reader = _open_rows(path, settings, encoding, sheet, readers, dialect)
         batches = read_rows(rows, reader, report.errors)

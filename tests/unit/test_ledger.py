@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlalchemy import func, inspect, select
 
-from callbackd import ledger
+from callbackd import ledger, ledger_parallel
 from callbackd.config import load_settings
 from callbackd.db import Database
 from callbackd.errors import LedgerFileError, StrictImportError
@@ -395,7 +395,8 @@ def test_a_rows_phone_is_what_normalise_gives(cell):
 def test_rows_sent_by_the_reading_process_arrive_unchanged():
     import io
 
-    from callbackd.ledger import _receive, _send
+    from callbackd.ledger_parallel import receive as _receive
+    from callbackd.ledger_parallel import send as _send
 
     aware = datetime(2026, 11, 3, 1, 5, tzinfo=UTC)
     messages = [
@@ -417,12 +418,60 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
 
 def test_idle_cores_are_measured_not_guessed_from_the_load_average():
     cores = os.cpu_count() or 1
-    assert 0.0 <= ledger._idle_cores() <= cores
+    assert 0.0 <= ledger_parallel.idle_cores() <= cores
     # a process spinning on a core for the whole window leaves at most the others idle
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
-        assert ledger._idle_cores(0.5) <= cores - 0.5
+        assert ledger_parallel.idle_cores(0.5) <= cores - 0.5
     finally:
         spinner.kill()
         spinner.wait()
+
+
+# ---- reading CSV text in pieces ----------------------------------------------------------------------------
+
+# lines as ledgers end them (\r\n from Windows, \n, a lone \r), blank lines, quoted cells holding delimiters, line
+# breaks and doubled quotes, and characters only GB18030 holds (䶮)
+_csv_text = st.lists(st.sampled_from(["A1", "社保窗口", "刘䶮", ",", ";", "\t", " ", "\n", "\r\n", "\r", '"', '""',
+                                      "2026-11-03 09:05"]), max_size=40).map("".join)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(text=_csv_text, cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=4))
+def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
+    import csv
+    import io
+
+    bounds = sorted({min(cut, len(text)) for cut in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    expected = list(csv.reader(io.StringIO(text, newline=""), csv.excel))
+    got = list(ledger._csv_rows(iter(pieces), csv.excel))
+    # a blank line is [] to csv.reader and [""] when split: both a row of no text, skipped alike
+    assert [row if any(row) else [] for row in got] == [row if any(row) else [] for row in expected]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64])
+def test_a_gbk_file_with_gb18030_characters_further_on_decodes_whole_in_pieces(size):
+    text = "办件编号,申请人\r\n" + "A1,张三\r\n" * 20 + "A2,刘䶮\r\n" + "A3,李四\r\n"  # 䶮: four bytes, GB18030 only
+    data = text.encode("gb18030")
+    pieces = list(ledger._decode_pieces(data, ["gbk", "gb18030"], "not text", size))
+    assert "".join(pieces) == text
+    assert len(pieces) == -(-len(data) // size)  # one piece per `size` bytes: the file is never decoded whole
+    with pytest.raises(LedgerFileError, match="not text"):
+        list(ledger._decode_pieces("A1,窗口\n".encode() + b"\xff\xff\n", ["gbk", "gb18030"], "not text", size))
+
+
+def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, database):
+    # the first pieces hold no quote and are split at the delimiter; the quoted cell (a comma and a line break in
+    # the matter) switches to csv.reader for the rest of the file
+    rows = [case_row(f"Q{i:05d}", "人才服务窗口", phone=phone_for(i)) for i in range(60_000)]
+    rows[50_000][2] = "补办,换领\n（加急）"
+    path = write_csv(workdir / "quoted.csv", rows, encoding="gbk")
+    assert path.stat().st_size > 2 * ledger._DECODE_BYTES
+    run = cli("ledger", "import", path, "--json")
+    assert run.code == 0 and run.json()["errors"] == [] and run.json()["imported"] == 60_000
+    with database.session() as s:
+        assert s.scalar(select(Case.matter).where(Case.case_no == "Q50000")) == "补办,换领\n（加急）"
+        assert s.scalar(select(Case.matter).where(Case.case_no == "Q50001")) == rows[50_001][2]
+
