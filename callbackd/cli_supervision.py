@@ -29,7 +29,9 @@ app.add_typer(audit_app, name="audit")
 def rectifications_list(
     overdue: Annotated[bool, typer.Option("--overdue", help="Only open ones past their due time.")] = False,
     window: Annotated[str | None, typer.Option("--window", help="Only this window's.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="open, responded, closed or escalated.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="open, responded, closed, escalated or withdrawn.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Rectifications, oldest first, overdue ones flagged; never an applicant's name or number."""

@@ -349,6 +349,7 @@ RECTIFICATION_COLUMNS: list[tuple[str, str, str]] = [
     ("待验证", INT, "responded"),
     ("已办结", INT, "closed"),
     ("已上报督查", INT, "escalated"),
+    ("已撤销", INT, "withdrawn"),
     ("逾期未反馈", INT, "overdue"),
 ]
 

@@ -8,7 +8,7 @@ Formulas (every count in the period, per window; a rate with nothing to count is
   (the ranking's level counts, so they sum to 100%).
 - 整改按时率 = responses given by their due time / responses due in the period. Each time a rectification is
   opened (or reopened) it owes one response; that response counts in the period of its due time once it is
-  given or its due time has passed.
+  given or its due time has passed. One withdrawn (its 不满意 corrected away) owed nothing.
 - 回访整改满意率 = follow-up callbacks that found no 不满意 / follow-up callbacks with a rated answer, closed in
   the period.
 Alerts: a window ranked last (of at least two ranked windows), or graded 不合格, in each of the last
@@ -163,6 +163,8 @@ def response_cycles(history: list[dict[str, Any]]) -> list[tuple[datetime, bool 
             cycles.append((datetime.fromisoformat(step["due"]), None))
         elif step.get("step") == "responded" and cycles and cycles[-1][1] is None:
             cycles[-1] = (cycles[-1][0], bool(step.get("on_time")))
+        elif step.get("step") == "withdrawn" and cycles and cycles[-1][1] is None:
+            cycles.pop()  # withdrawn before the window answered: it owed nothing
     return cycles
 
 

@@ -232,7 +232,8 @@ class Rectification(Base):
     """A rectification (整改) a window owes: opened by a 不满意 answer or an unreachable complaint callback, due in
     working days, answered by the window, verified by a follow-up callback, closed or escalated.
 
-    States: open (awaiting the window's response), responded (awaiting verification), closed, escalated.
+    States: open (awaiting the window's response), responded (awaiting verification), closed, escalated,
+    withdrawn (its 不满意 corrected away before the window answered).
     """
 
     __tablename__ = "rectifications"

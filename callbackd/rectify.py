@@ -6,7 +6,8 @@ A rectification opens in the transaction that records its cause: a callback clos
 `[rectification] due_workdays` by default, per case type where configured.
 
     open --respond--> responded --follow-up satisfied--> closed
-                          |--follow-up still 不满意--> open again (a loop), or escalated after `max_loops` loops
+      |                   |--follow-up still 不满意--> open again (a loop), or escalated after `max_loops` loops
+      |--answers corrected, no 不满意 left--> withdrawn (open again should a later correction bring one back)
 
 The window's response (its explanation and measures) creates a follow-up callback (整改回访): a new callback of
 the same round and case, numbered by `Callback.follow_up`, which the dispatcher places through the round's channel
@@ -33,8 +34,9 @@ from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Answer, Callback, Case, Contact, Rectification, Round, Window
 from callbackd.workdays import Calendar
 
-STATES = ("open", "responded", "closed", "escalated")
-STATE_LABELS = {"open": "待整改", "responded": "待验证", "closed": "已办结", "escalated": "已上报督查"}
+STATES = ("open", "responded", "closed", "escalated", "withdrawn")
+STATE_LABELS = {"open": "待整改", "responded": "待验证", "closed": "已办结", "escalated": "已上报督查",
+                "withdrawn": "已撤销"}
 TRIGGER_LABELS = {"dissatisfied": "回访不满意", "unreachable": "投诉回访无法联系"}
 # why a callback could not be made (无法联系原因), as the supervisory unit reads it
 REASON_LABELS = {
@@ -123,8 +125,7 @@ def review_contact(
             .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
             .order_by(Answer.id)
         )]
-    unhappy = [question for question, level, _ in rated if level == DISSATISFIED]
-    if not unhappy:
+    if not any(level == DISSATISFIED for _, level, _ in rated):
         return None
     existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
     if existing is not None:
@@ -133,15 +134,55 @@ def review_contact(
     case_type = ""
     if callback is not None:
         case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
-        if labels is None:
-            labels = _round_labels(session, callback.round_id)
-    labels = labels or {}
-    answers = {labels.get(question, question): raw for question, _, raw in rated}
-    reason = "、".join(labels.get(question, question) for question in unhappy) + DISSATISFIED
+    reason, answers = _cause(session, callback, rated, labels)
     return open_rectification(
         session, settings, window_id=contact.window_id, trigger="dissatisfied", reason=reason, answers=answers,
         now=now, callback=callback, contact=contact, case_type=case_type,
     )
+
+
+def _cause(
+    session: Session, callback: Callback | None, rated: Sequence[tuple[str, str | None, str]],
+    labels: dict[str, str] | None,
+) -> tuple[str, dict[str, str]]:
+    # a 不满意 contact's rectification reason (the questions answered 不满意) and its answers, by dimension
+    if labels is None and callback is not None:
+        labels = _round_labels(session, callback.round_id)
+    labels = labels or {}
+    unhappy = [question for question, level, _ in rated if level == DISSATISFIED]
+    answers = {labels.get(question, question): raw for question, _, raw in rated}
+    return "、".join(labels.get(question, question) for question in unhappy) + DISSATISFIED, answers
+
+
+def answers_corrected(session: Session, settings: Settings, contact: ContactFacts, now: datetime) -> None:
+    """After a contact's answers were corrected (an operator's sheet typed in again): a 不满意 now opens its
+    rectification, or opens again one withdrawn; no 不满意 left withdraws one the window has not answered yet, so
+    that it owes nothing for a slip of the keyboard. One the window has answered, or that a follow-up reopened,
+    goes on as it is, the correction noted in its history."""
+    rated = [(question, level, raw) for question, level, raw in session.execute(
+        select(Answer.question, Answer.level, Answer.raw)
+        .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
+        .order_by(Answer.id)
+    )]
+    unhappy = any(level == DISSATISFIED for _, level, _ in rated)
+    existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
+    if existing is None:
+        review_contact(session, settings, contact, now, rated=rated)
+        return
+    subject = f"rectification {existing.id}"
+    if unhappy and existing.status == "withdrawn":
+        callback = session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
+        existing.reason, existing.answers = _cause(session, callback, rated, None)
+        existing.status, existing.closed_at = "open", None
+        existing.due_at = due_after(settings, calendar_for(settings), existing.case_type, now)
+        _step(existing, "reopened", now, due=existing.due_at.isoformat(), reason=existing.reason, via="correction")
+        audit.record(session, "rectification.reopen", subject, via="correction", due=existing.due_at.isoformat())
+    elif not unhappy and existing.status == "open" and existing.loops == 0:
+        existing.status, existing.closed_at = "withdrawn", now
+        _step(existing, "withdrawn", now, reason="answers corrected: no 不满意 left")
+        audit.record(session, "rectification.withdraw", subject, reason="answers corrected: no 不满意 left")
+    elif existing.status in ("open", "responded"):
+        _step(existing, "answers_corrected", now, dissatisfied=unhappy)
 
 
 def _round_labels(session: Session, round_id: int) -> dict[str, str]:
@@ -455,7 +496,7 @@ def summary(session: Session, start: datetime, end: datetime, now: datetime) -> 
         .order_by(Window.name)
     ):
         row = rows.setdefault(name, {"window": name, "opened": 0, "dissatisfied": 0, "unreachable": 0, "open": 0,
-                                     "responded": 0, "closed": 0, "escalated": 0, "overdue": 0})
+                                     "responded": 0, "closed": 0, "escalated": 0, "withdrawn": 0, "overdue": 0})
         row["opened"] += 1
         row[trigger if trigger in ("dissatisfied", "unreachable") else "dissatisfied"] += 1
         row[status] += 1

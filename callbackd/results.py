@@ -260,5 +260,5 @@ def _edit(
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)
     session.flush()
-    rectify.review_contact(session, settings, contact, now)  # a correction to 不满意 opens a rectification
+    rectify.answers_corrected(session, settings, contact, now)
     return "updated"

@@ -298,6 +298,51 @@ def test_an_operator_result_entered_later_counts_its_deadline_from_the_entry(cli
     assert scored["windows"][0]["levels"]["不满意"] == 1
 
 
+def test_an_operator_sheet_corrected_to_no_dissatisfied_answer_withdraws_its_rectification(cli, workdir, monkeypatch):
+    at(monkeypatch, MONDAY)
+    rows = [case_row("K1", "社保窗口", phone=phone_for(11)), case_row("K2", "社保窗口", phone=phone_for(12))]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "s", "--channel", "operator").code == 0
+    dispatch(cli, monkeypatch, MONDAY)
+    header = ["办件编号", "回访时间", *DIMENSIONS, "意见建议"]
+
+    def sheet(k1: str, k2: str):
+        return write_csv(workdir / "r.csv", [["K1", "2026-11-23 11:00", *(["满意"] * 5), k1, ""],
+                                             ["K2", "2026-11-23 11:10", *(["满意"] * 5), k2, ""]], header=header)
+
+    assert cli("results", "import", sheet("不满意", "不满意"), "--source", "operator").code == 0
+    k1, k2 = listed(cli)
+    respond(cli, monkeypatch, "2026-11-24T09:00:00+08:00", k2["id"])  # the window answered K2's already
+
+    # the operator keyed 不满意 for 满意 on both sheets' rows, and types the sheet in again corrected
+    at(monkeypatch, "2026-11-24T10:00:00+08:00")
+    corrected = cli("results", "import", sheet("满意", "满意"), "--source", "operator", "--json")
+    assert corrected.code == 0 and corrected.json()["updated"] == 2
+    now = {r["id"]: r for r in listed(cli)}
+    assert (now[k1["id"]]["status"], now[k1["id"]]["state"]) == ("withdrawn", "已撤销")
+    assert now[k1["id"]]["history"][-1]["step"] == "withdrawn" and not now[k1["id"]]["overdue"]
+    assert now[k2["id"]]["status"] == "responded"  # goes on to its verification, the correction noted
+    assert now[k2["id"]]["history"][-1] == {"step": "answers_corrected", "at": "2026-11-24T02:00:00+00:00",
+                                            "dissatisfied": False}
+    assert "rectification.withdraw" in audit_actions()
+    late = cli("rectifications", "respond", str(k1["id"]), "--text", "x")
+    assert late.code == 1 and "已撤销" in late.err
+    assert [r["id"] for r in listed(cli, "--status", "withdrawn")] == [k1["id"]]
+    # a withdrawn rectification owed no response: 整改按时率 counts K2's only, even once K1's due time has passed
+    at(monkeypatch, "2026-12-10T10:00:00+08:00")
+    indicators = cli("indicators", "--period", "2026-11", "--json")
+    assert indicators.code == 0, indicators.err
+    (window,) = indicators.json()["windows"]
+    assert (window["rectifications_due"], window["rectifications_on_time"]) == (1, 1)
+
+    # corrected back to 不满意: open again, due from the correction
+    at(monkeypatch, "2026-12-10T10:00:00+08:00")
+    assert cli("results", "import", sheet("不满意", "满意"), "--source", "operator").code == 0
+    again = {r["id"]: r for r in listed(cli)}[k1["id"]]
+    assert again["status"] == "open" and again["due_at"] == "2026-12-15T15:59:59+00:00"
+    assert again["reason"] == "总体评价不满意" and len(listed(cli)) == 2
+
+
 def test_a_form_without_an_applicant_to_call_is_verified_by_hand(cli, workdir, monkeypatch):
     at(monkeypatch, MONDAY)
     assert cli("ledger", "import", write_csv(workdir / "l.csv", [case_row("E1", "社保窗口")])).code == 0
