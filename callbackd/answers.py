@@ -59,6 +59,7 @@ class KnownAnswers:
 
     contact: ContactFacts | None
     rated: Sequence[tuple[str, str | None, str]]
+    fresh: bool = False  # the contact was made in this transaction: no rectification names it yet
 
 
 def new_contact(

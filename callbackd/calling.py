@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import time as time_module
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,10 +34,22 @@ def _calendar(zone: str, hours: tuple[tuple[time, time], ...], holidays: Path, s
 
 
 def calendar_for(settings: Settings) -> Calendar:
-    """The working-day calendar of `settings`, read once per holidays file."""
+    """The working-day calendar of `settings`, read once per holidays file; whether the file changed is looked at
+    once a second at most (every attempt placed, every rectification opened asks)."""
+    key = (settings.config_dir, settings.calendar.holidays_file, settings.timezone,
+           tuple(settings.calendar.calling_hours))
+    checked = time_module.monotonic()
+    recent = _recent.get(key)
+    if recent is not None and checked - recent[0] < 1.0:
+        return recent[1]
     path = settings.config_file(settings.calendar.holidays_file)
     stamp = path.stat().st_mtime if path.exists() else 0.0
-    return _calendar(settings.timezone, tuple(settings.calendar.calling_hours), path, stamp)
+    calendar = _calendar(settings.timezone, key[3], path, stamp)
+    _recent[key] = (checked, calendar)
+    return calendar
+
+
+_recent: dict[tuple[Any, ...], tuple[float, Calendar]] = {}
 
 
 class CallingPolicy:

@@ -79,6 +79,7 @@ class Conversation:
     # conversation is their only writer within its transaction
     _contact_row: ContactRow | None = field(default=None, repr=False)
     _answers: dict[str, tuple[str | None, str]] = field(default_factory=dict, repr=False)
+    _contact_made: bool = field(default=False, init=False, repr=False)  # by this conversation, just now
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
@@ -179,7 +180,7 @@ class Conversation:
             level, raw = self._answers.get(question.key, (None, ""))
             if level is not None:
                 rated.append((question.key, level, raw))
-        return KnownAnswers(self._contact_row, rated)
+        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -269,6 +270,7 @@ class Conversation:
                 contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
                 survey_version=self.survey.version,
             )
+            self._contact_made = True
         return self._contact_row
 
     def _record_all(self, given: Sequence[tuple[str, str | None, str]]) -> int:

@@ -112,11 +112,12 @@ def open_rectification(
 
 def review_contact(
     session: Session, settings: Settings, contact: ContactFacts, now: datetime, labels: dict[str, str] | None = None,
-    rated: Sequence[tuple[str, str | None, str]] | None = None,
+    rated: Sequence[tuple[str, str | None, str]] | None = None, fresh: bool = False,
 ) -> Rectification | None:
     """Open a rectification when `contact` holds a 不满意 answer and has none yet (a follow-up callback's contact
     verifies a rectification instead). `labels` names the questions (key -> dimension); `rated`, the contact's
-    rated answers (question, level, raw) when the caller knows them."""
+    rated answers (question, level, raw) when the caller knows them; `fresh`, that the contact was made in this
+    transaction, so that none can name it yet."""
     if contact.source == FOLLOW_UP_SOURCE:
         return None
     if rated is None:
@@ -127,13 +128,17 @@ def review_contact(
         )]
     if not any(level == DISSATISFIED for _, level, _ in rated):
         return None
-    existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
-    if existing is not None:
-        return existing
-    callback = session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
-    case_type = ""
-    if callback is not None:
-        case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
+    # what these read is not among the session's pending changes: they go to the database once, with the new
+    # rectification, not once per read
+    with session.no_autoflush:
+        if not fresh:
+            existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
+            if existing is not None:
+                return existing
+        callback = session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
+        case_type = ""
+        if callback is not None:
+            case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
     reason, answers = _cause(session, callback, rated, labels)
     return open_rectification(
         session, settings, window_id=contact.window_id, trigger="dissatisfied", reason=reason, answers=answers,
@@ -220,7 +225,7 @@ def callback_closed(
             review_contact(session, settings, unhappy, now)
             return
     elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
-        review_contact(session, settings, answers.contact, now, rated=answers.rated)
+        review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh)
         return
     if callback.status not in NOT_MADE:
         return  # refused, opted_out: the applicant was reached and declined, which the window does not owe

@@ -97,6 +97,7 @@ class Calendar:
     calling_hours: list[tuple[time, time]]
     schedule: dict[int, YearSchedule] = field(default_factory=dict)
     _fallback: dict[int, holidays_package.HolidayBase] = field(default_factory=dict, repr=False)
+    _known: dict[date, bool] = field(default_factory=dict, repr=False)  # working or not, as the calendars said
 
     def __post_init__(self) -> None:
         # next_calling_slot walks the periods in order, so an unsorted list would skip an earlier one
@@ -128,10 +129,14 @@ class Calendar:
             if day in official.holidays:
                 return False
             return day.weekday() < 5
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return self._provisional(day.year).is_working_day(day)
+        known = self._known.get(day)
+        if known is None:
+            try:
+                known = bool(chinese_calendar.is_workday(day))
+            except NotImplementedError:
+                known = bool(self._provisional(day.year).is_working_day(day))
+            self._known[day] = known  # every deadline and calling slot asks again for the same few days
+        return known
 
     def _provisional(self, year: int) -> holidays_package.HolidayBase:
         if year not in self._fallback:

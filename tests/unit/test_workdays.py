@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -360,3 +361,16 @@ def test_a_naive_instant_is_refused() -> None:
         calendar.in_calling_hours(datetime(2026, 11, 24, 10, 0))
     with pytest.raises(ValueError, match="naive"):
         calendar.next_calling_slot(datetime(2026, 11, 24, 10, 0))
+
+
+def test_a_running_process_takes_an_edited_holidays_file_within_a_second(tmp_path: Path) -> None:
+    from callbackd.calling import calendar_for
+
+    folder = tmp_path / "site"
+    calendar_in(folder)
+    settings = load_settings(folder / "callbackd.toml")
+    assert calendar_for(settings).source(2027) == "holidays (provisional)"
+    assert calendar_for(settings) is calendar_for(settings)  # not read again for every attempt
+    (folder / "holidays.toml").write_text(holidays_toml(OFFICIAL_2027), encoding="utf-8")
+    sleep(1.1)
+    assert calendar_for(settings).source(2027) == "holidays.toml"
