@@ -189,16 +189,18 @@ def _decode_pieces(data: bytes, encodings: list[str], error: str, size: int = _D
         yield text
 
 
-def _lines(pieces: Iterator[str]) -> Iterator[str]:
-    """The lines of text given in pieces, each with its line ending, as `io.StringIO(text, newline="")` gives
-    them: a line may be split between two pieces, and so may the "\r\n" that ends it."""
+def _line_blocks(pieces: Iterator[str]) -> Iterator[tuple[str, list[str]]]:
+    """The lines of text given in pieces, a block per piece, each line with its ending as
+    `io.StringIO(text, newline="")` gives it; a line split between two pieces (or its "\r\n") goes with the
+    later one. Beside each block, the text it was cut from."""
     carry = ""
     for piece in pieces:
-        lines = io.StringIO(carry + piece, newline="").readlines()
+        text = carry + piece
+        lines = io.StringIO(text, newline="").readlines()
         carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-        yield from lines
+        yield text, lines
     if carry:
-        yield carry
+        yield carry, [carry]
 
 
 def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
@@ -213,22 +215,17 @@ def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
 
 def _csv_rows(pieces: Iterator[str], dialect: type[csv.Dialect] | csv.Dialect) -> Iterator[list[str]]:
     """The rows `csv.reader` reads from the text given in pieces. Most ledgers quote nothing: until the first piece
-    holding a quote (or escape) character, lines are split at the delimiter, several times faster and to the same
-    cells; from there on, `csv.reader` reads, as a quoted cell may hold delimiters and line breaks. A blank line
-    gives [""] where `csv.reader` gives []: both are a row of no text."""
+    holding a quote (or escape) character, lines are split at the delimiter, to the same cells and faster; from
+    there on `csv.reader` reads, as a quoted cell may hold delimiters and line breaks. A blank line gives [""]
+    where `csv.reader` gives []: both are a row of no text."""
     special = [char for char in (dialect.quotechar, dialect.escapechar, "\0") if char]
-    delimiter = dialect.delimiter
-    carry = ""
-    for piece in pieces:
-        text = carry + piece
+    blocks = _line_blocks(pieces)
+    for text, lines in blocks:
         if dialect.skipinitialspace or any(char in text for char in special):
-            yield from csv.reader(_lines(chain([text], pieces)), dialect)
+            following = chain.from_iterable(later for _, later in blocks)
+            yield from csv.reader(chain(lines, following), dialect)
             return
-        lines = io.StringIO(text, newline="").readlines()
-        carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-        yield from map(str.split, map(str.rstrip, lines, repeat("\r\n")), repeat(delimiter))
-    if carry:
-        yield carry.rstrip("\r\n").split(delimiter)
+        yield from map(str.split, map(str.rstrip, lines, repeat("\r\n")), repeat(dialect.delimiter))
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Iterator[list[Any]]:
