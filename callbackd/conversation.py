@@ -240,9 +240,8 @@ class Conversation:
         if not text or self.finished:
             return
         contact = self._ensure_contact()
-        row = self.session.get(Contact, contact.id)
-        assert row is not None
-        row.suggestion = text[:2000]
+        # one UPDATE, without loading the contact first (one the session holds is updated with it)
+        self.session.execute(update(Contact).where(Contact.id == contact.id).values(suggestion=text[:2000]))
         self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
