@@ -514,10 +514,12 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
         yield batch
 
 
-def _open_rows(
+def open_rows(
     path: Path, settings: Settings, encoding: str | None, sheet: str | None, readers: Mapping[str, LedgerReader] | None,
     dialect: Dialect,
 ) -> tuple[Iterator[list[Any]], RowReader]:
+    """A ledger file's rows after its header, and the `RowReader` of its columns; raises `LedgerFileError` for a
+    file without a header line or without a required column."""
     rows = read_table(path, encoding, sheet, readers)
     header = next(iter(rows), None)
     if header is None:
@@ -562,7 +564,7 @@ def import_ledger(
 
         batches = rows_from_process(path, settings, encoding, dialect, report.errors)
     else:
-        rows, reader = _open_rows(path, settings, encoding, sheet, readers, dialect)
+        rows, reader = open_rows(path, settings, encoding, sheet, readers, dialect)
         batches = read_rows(rows, reader, report.errors)
     writer = _CaseWriter(session, clock.now())
     # Hundreds of thousands of row tuples pass through and make no cycles, yet each batch would start collector

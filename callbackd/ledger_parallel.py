@@ -23,10 +23,11 @@ from sqlalchemy.engine import URL, Dialect
 
 from callbackd.config import Settings
 from callbackd.errors import LedgerFileError
-from callbackd.ledger import CaseRow, RowError, _open_rows, read_rows
+from callbackd.ledger import CaseRow, RowError, open_rows, read_rows
 
 # A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
-# spare the import then takes about as long as writing alone. Smaller files are not worth starting a process.
+# spare the import then takes about as long as the reading alone, the writing done meanwhile. Smaller files are not
+# worth starting a process.
 PARALLEL_BYTES = 8_000_000
 
 
@@ -88,7 +89,7 @@ def read_for_parent() -> None:
     dialect = URL.create(dialect_name).get_dialect()()
     out = sys.stdout.buffer
     try:
-        rows, reader = _open_rows(path, settings, encoding, None, None, dialect)
+        rows, reader = open_rows(path, settings, encoding, None, None, dialect)
         errors: list[RowError] = []
         for batch in read_rows(rows, reader, errors):
             send(out, ("rows", batch))
