@@ -121,11 +121,7 @@ def review_contact(
     if contact.source == FOLLOW_UP_SOURCE:
         return None
     if rated is None:
-        rated = [(question, level, raw) for question, level, raw in session.execute(
-            select(Answer.question, Answer.level, Answer.raw)
-            .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
-            .order_by(Answer.id)
-        )]
+        rated = _rated(session, contact.id)
     if not any(level == DISSATISFIED for _, level, _ in rated):
         return None
     # what these read is not among the session's pending changes: they go to the database once, with the new
@@ -135,7 +131,7 @@ def review_contact(
             existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
             if existing is not None:
                 return existing
-        callback = session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
+        callback = _callback_of(session, contact)
         case_type = ""
         if callback is not None:
             case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
@@ -144,6 +140,19 @@ def review_contact(
         session, settings, window_id=contact.window_id, trigger="dissatisfied", reason=reason, answers=answers,
         now=now, callback=callback, contact=contact, case_type=case_type,
     )
+
+
+def _rated(session: Session, contact_id: int) -> list[tuple[str, str | None, str]]:
+    # a contact's rated answers (question, level, raw), in the order they were recorded
+    return [(question, level, raw) for question, level, raw in session.execute(
+        select(Answer.question, Answer.level, Answer.raw)
+        .where(Answer.contact_id == contact_id, Answer.level.is_not(None))
+        .order_by(Answer.id)
+    )]
+
+
+def _callback_of(session: Session, contact: ContactFacts) -> Callback | None:
+    return session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
 
 
 def _cause(
@@ -164,11 +173,7 @@ def answers_corrected(session: Session, settings: Settings, contact: ContactFact
     rectification, or opens again one withdrawn; no 不满意 left withdraws one the window has not answered yet, so
     that it owes nothing for a slip of the keyboard. One the window has answered, or that a follow-up reopened,
     goes on as it is, the correction noted in its history."""
-    rated = [(question, level, raw) for question, level, raw in session.execute(
-        select(Answer.question, Answer.level, Answer.raw)
-        .where(Answer.contact_id == contact.id, Answer.level.is_not(None))
-        .order_by(Answer.id)
-    )]
+    rated = _rated(session, contact.id)
     unhappy = any(level == DISSATISFIED for _, level, _ in rated)
     existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
     if existing is None:
@@ -176,7 +181,7 @@ def answers_corrected(session: Session, settings: Settings, contact: ContactFact
         return
     subject = f"rectification {existing.id}"
     if unhappy and existing.status == "withdrawn":
-        callback = session.get(Callback, contact.callback_id) if contact.callback_id is not None else None
+        callback = _callback_of(session, contact)
         existing.reason, existing.answers = _cause(session, callback, rated, None)
         existing.status, existing.closed_at = "open", None
         existing.due_at = due_after(settings, calendar_for(settings), existing.case_type, now)
@@ -184,8 +189,9 @@ def answers_corrected(session: Session, settings: Settings, contact: ContactFact
         audit.record(session, "rectification.reopen", subject, via="correction", due=existing.due_at.isoformat())
     elif not unhappy and existing.status == "open" and existing.loops == 0:
         existing.status, existing.closed_at = "withdrawn", now
-        _step(existing, "withdrawn", now, reason="answers corrected: no 不满意 left")
-        audit.record(session, "rectification.withdraw", subject, reason="answers corrected: no 不满意 left")
+        why = "answers corrected: no 不满意 left"
+        _step(existing, "withdrawn", now, reason=why)
+        audit.record(session, "rectification.withdraw", subject, reason=why)
     elif existing.status in ("open", "responded"):
         _step(existing, "answers_corrected", now, dissatisfied=unhappy)
 
