@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbackd.errors import DatabaseError
+from callbackd.sqlite_writers import QueuedConnection
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,7 +26,8 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout, and its folder is created.
+    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and writers that take turns, and its
+    folder is created.
 
     With `background_checkpoints`, SQLite stops checkpointing the WAL on whichever commit crosses the threshold
     (a web request would wait for it); the caller runs `checkpoint` on a timer instead.
@@ -48,7 +50,8 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"cannot create the database folder for {url}: {exc.strerror}") from None
-    engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
+    # writers take turns on a lock file instead of sleeping in SQLite's busy handler (see sqlite_writers)
+    engine = create_engine(parsed, connect_args={"timeout": 30, "factory": QueuedConnection}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
