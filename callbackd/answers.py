@@ -60,6 +60,7 @@ class KnownAnswers:
     contact: ContactFacts | None
     rated: Sequence[tuple[str, str | None, str]]
     fresh: bool = False  # the contact was made in this transaction: no rectification names it yet
+    case_type: str | None = None  # the callback's case type, when the caller read it
 
 
 def new_contact(

@@ -17,16 +17,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, Join, Table, bindparam, select, update
-from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
+from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
+from callbackd.db import as_loaded
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -55,6 +56,7 @@ class Facts:
     case_id: int
     case_no: str
     matter: str
+    case_type: str
     phone_sms: bool
     window: str
     follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
@@ -116,8 +118,8 @@ class Conversation:
         `fresh`, read again (the conversation itself has changed them in the database since)."""
         if not fresh and self._read is not None:
             attempt_values, callback_values = self._read
-            self._attempt = _persistent(self.session, Attempt, attempt_values)
-            self._callback = _persistent(self.session, Callback, callback_values)
+            self._attempt = as_loaded(self.session, Attempt, attempt_values)
+            self._callback = as_loaded(self.session, Callback, callback_values)
             return
         row = self.session.execute(_ROWS, {"attempt_id": self.facts.attempt_id}).one_or_none()
         if row is None:
@@ -180,7 +182,7 @@ class Conversation:
             level, raw = self._answers.get(question.key, (None, ""))
             if level is not None:
                 rated.append((question.key, level, raw))
-        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made)
+        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -240,8 +242,13 @@ class Conversation:
         if not text or self.finished:
             return
         contact = self._ensure_contact()
-        # one UPDATE, without loading the contact first (one the session holds is updated with it)
-        self.session.execute(update(Contact).where(Contact.id == contact.id).values(suggestion=text[:2000]))
+        # one UPDATE on the table, without loading the contact first; one the session holds shows it, as an ORM
+        # update would leave it
+        text = text[:2000]
+        self.session.connection().execute(_SET_SUGGESTION, {"contact": contact.id, "suggestion": text})
+        held = self.session.identity_map.get(identity_key(Contact, contact.id))
+        if held is not None:
+            set_committed_value(held, "suggestion", text)
         self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
@@ -306,7 +313,7 @@ _attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _op
 _FACT_COLUMNS = (
     _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
     _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
-    _cases.c.matter, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
+    _cases.c.matter, _cases.c.case_type, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
 )
 _ANSWER_COLUMNS = (
     _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
@@ -351,6 +358,10 @@ _PLACING = (
 )
 
 
+_SET_SUGGESTION = (
+    update(_contacts).where(_contacts.c.id == bindparam("contact")).values(suggestion=bindparam("suggestion"))
+)
+
 _ROWS = (
     select(Attempt, Callback).join(Callback, Callback.id == Attempt.callback_id)
     .where(Attempt.id == bindparam("attempt_id"))
@@ -369,9 +380,9 @@ def open_conversation(
     first = rows[0]
     facts_end = len(_FACT_COLUMNS)
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, phone_sms, window, follow_up) = first[:facts_end]
+     matter, case_type, phone_sms, window, follow_up) = first[:facts_end]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
-                  phone, case_id, case_no, matter, phone_sms, window, follow_up)
+                  phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up)
     read = None
     if placing:
         in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
@@ -391,25 +402,6 @@ def open_conversation(
         simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=read,
         _answers={question: (level, raw) for question, level, raw in given},
     )
-
-
-M = TypeVar("M", Attempt, Callback)
-
-
-def _persistent(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    """The session's row of `model` with these column values: the one it holds, or one made from the values as
-    though a query had just loaded it (no query is run)."""
-    held = session.identity_map.get(identity_key(model, values["id"]))
-    if held is not None:
-        return cast(M, held)
-    row = cast(M, _MANAGERS[model].new_instance())  # as loading does: no constructor, the values as loaded
-    row.__dict__.update(values)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row
-
-
-_MANAGERS = {model: class_mapper(model).class_manager for model in (Attempt, Callback)}
 
 
 _ROUND_SURVEYS: WeakKeyDictionary[Engine, dict[int, Survey]] = WeakKeyDictionary()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from callbackd.errors import DatabaseError
 from callbackd.sqlite_writers import QueuedConnection
@@ -114,6 +115,23 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise DatabaseError(f"cannot upgrade the database: {exc.orig}") from None
+
+
+M = TypeVar("M")
+
+
+def as_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """The session's row of `model` with these column values (every column's, the primary key `id` among them):
+    the one the session holds, or one made from the values as though a query had just loaded it, with no query
+    (the caller has just read or written them)."""
+    held = session.identity_map.get(identity_key(model, values["id"]))
+    if held is not None:
+        return cast(M, held)
+    row = cast(M, class_mapper(model).class_manager.new_instance())  # as loading does: no constructor
+    row.__dict__.update(values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
 
 
 def chunks(ids: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:

@@ -21,15 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit
 from callbackd.answers import ContactFacts, KnownAnswers
 from callbackd.calling import calendar_for
 from callbackd.config import DISSATISFIED, Settings
+from callbackd.db import as_loaded
 from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Answer, Callback, Case, Contact, Rectification, Round, Window
 from callbackd.workdays import Calendar
@@ -96,28 +97,36 @@ def open_rectification(
 ) -> Rectification:
     """Open a rectification for a window, due in the configured working days, and audit it."""
     calendar = calendar or calendar_for(settings)
-    rectification = Rectification(
-        window_id=window_id, callback_id=callback.id if callback else None, contact_id=contact.id if contact else None,
-        case_id=callback.case_id if callback else None, case_type=case_type, trigger=trigger, reason=reason,
-        answers=answers, status="open", opened_at=now, due_at=due_after(settings, calendar, case_type, now),
-        response="", loops=0, history=[],
-    )
-    _step(rectification, "opened", now, due=rectification.due_at.isoformat(), reason=reason)
-    session.add(rectification)
-    session.flush()
+    due = due_after(settings, calendar, case_type, now)
+    values: dict[str, Any] = {
+        "window_id": window_id, "callback_id": callback.id if callback else None,
+        "contact_id": contact.id if contact else None, "case_id": callback.case_id if callback else None,
+        "case_type": case_type, "trigger": trigger, "reason": reason, "answers": answers, "status": "open",
+        "opened_at": now, "due_at": due, "response": "", "responded_at": None, "responded_by": None,
+        "on_time": None, "loops": 0, "closed_at": None, "escalated_at": None,
+        "history": [{"step": "opened", "at": now.isoformat(), "due": due.isoformat(), "reason": reason}],
+    }
+    # one INSERT on the table for its id, not a flush of everything the session holds (a callback closing has
+    # its attempt and callback pending, which go with the commit)
+    inserted = session.connection().execute(_INSERT_RECTIFICATION, values).inserted_primary_key
+    assert inserted is not None
+    rectification = as_loaded(session, Rectification, {"id": int(inserted[0]), **values})
     audit.record(session, "rectification.open", f"rectification {rectification.id}", window_id=window_id,
-                 trigger=trigger, case_type=case_type, due=rectification.due_at.isoformat())
+                 trigger=trigger, case_type=case_type, due=due.isoformat())
     return rectification
+
+
+_INSERT_RECTIFICATION = insert(cast(Table, Rectification.__table__))
 
 
 def review_contact(
     session: Session, settings: Settings, contact: ContactFacts, now: datetime, labels: dict[str, str] | None = None,
-    rated: Sequence[tuple[str, str | None, str]] | None = None, fresh: bool = False,
+    rated: Sequence[tuple[str, str | None, str]] | None = None, fresh: bool = False, case_type: str | None = None,
 ) -> Rectification | None:
     """Open a rectification when `contact` holds a 不满意 answer and has none yet (a follow-up callback's contact
     verifies a rectification instead). `labels` names the questions (key -> dimension); `rated`, the contact's
     rated answers (question, level, raw) when the caller knows them; `fresh`, that the contact was made in this
-    transaction, so that none can name it yet."""
+    transaction, so that none can name it yet; `case_type`, its callback's case type when the caller knows it."""
     if contact.source == FOLLOW_UP_SOURCE:
         return None
     if rated is None:
@@ -132,8 +141,9 @@ def review_contact(
             if existing is not None:
                 return existing
         callback = _callback_of(session, contact)
-        case_type = ""
-        if callback is not None:
+        if callback is None:
+            case_type = ""
+        elif case_type is None:
             case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
     reason, answers = _cause(session, callback, rated, labels)
     return open_rectification(
@@ -231,7 +241,8 @@ def callback_closed(
             review_contact(session, settings, unhappy, now)
             return
     elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
-        review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh)
+        review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh,
+                       case_type=answers.case_type)
         return
     if callback.status not in NOT_MADE:
         return  # refused, opted_out: the applicant was reached and declined, which the window does not owe
