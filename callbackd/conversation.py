@@ -27,7 +27,7 @@ from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded
+from callbackd.db import as_loaded, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -196,7 +196,7 @@ class Conversation:
     def pick_up(self) -> None:
         """The applicant answered the call (or the message was delivered and the survey is open)."""
         if not self.finished:
-            self.attempt.status = "answered"
+            write_through(self.session, self.attempt, status="answered")
 
     def press(self, digit: str, question_key: str | None = None) -> Choice | None:
         """A keypad digit for the current question (or `question_key`): the choice, or None when invalid.

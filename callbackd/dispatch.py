@@ -37,7 +37,7 @@ from callbackd.conversation import (
     open_conversation,
     opted_out,
 )
-from callbackd.db import Database, chunks
+from callbackd.db import Database, chunks, write_through
 from callbackd.events import CallbackEvent
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
 from callbackd.phones import mask_in
@@ -171,7 +171,7 @@ def start_claimed(
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
     if callback.status in FINAL_CALLBACK or not conversation.facts.in_force:
-        attempt.status, attempt.ended_at = "cancelled", now  # closed meanwhile, or its round was replaced
+        write_through(session, attempt, status="cancelled", ended_at=now)  # closed meanwhile, or its round replaced
         return "cancelled", None
     if conversation.facts.number_opted_out:
         record_opt_out(session, plugins, callback.phone, "earlier", now, settings=settings)
@@ -192,7 +192,7 @@ def start_claimed(
     if attempt.status != "placing":
         # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
         if result.provider_id and attempt.provider_id is None:
-            attempt.provider_id = result.provider_id
+            write_through(session, attempt, provider_id=result.provider_id)
         return attempt.status, None
     return attempt.status, result
 
@@ -248,9 +248,7 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
         outcome = "hung_up"
     if outcome == "hung_up" and answered:
         outcome = "partial"
-    attempt.status = outcome
-    attempt.ended_at = now
-    attempt.detail = detail[:500]
+    write_through(conversation.session, attempt, status=outcome, ended_at=now, detail=detail[:500])
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
     final = FINAL_FOR.get(outcome)
@@ -280,7 +278,7 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
         due = policy.retry_at(session, callback.id, attempt.channel, now)
         session.add(Attempt(callback_id=callback.id, channel=attempt.channel, number=number, status="due",
                             due_at=due, detail=""))
-        callback.status = "in_progress"
+        write_through(session, callback, status="in_progress")
         return
     later = plan[plan.index(attempt.channel) + 1:] if attempt.channel in plan else []
     if later:
@@ -310,9 +308,7 @@ def close_callback(
     answers; `others_open` False, that no attempt of the callback but the caller's own is still open."""
     if callback.status in FINAL_CALLBACK:
         return
-    callback.status = status
-    callback.reason = reason
-    callback.closed_at = now
+    write_through(session, callback, status=status, reason=reason, closed_at=now)
     if others_open:
         end_open_attempts(session, callback.id, now, open_attempts)
     rectify.callback_closed(session, settings, callback, now, answers=answers)
