@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Engine, bindparam, create_engine, event, inspect, text, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached, sessionmaker
@@ -193,6 +193,14 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def one_connection(self) -> Iterator[Database]:
+        """This database on one connection for a while: the sessions of what it yields share the connection, each
+        still its own transaction. A run of short transactions (placing a message's attempts) then takes it from
+        the pool, and PostgreSQL's liveness check, once instead of once each."""
+        with self.engine.connect() as connection:
+            yield _OnOneConnection(self, connection)
+
     def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database without blocking writers (no-op elsewhere)."""
         if self.engine.dialect.name == "sqlite":
@@ -201,3 +209,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _OnOneConnection(Database):
+    """A database whose sessions all run on one connection (`Database.one_connection`)."""
+
+    def __init__(self, database: Database, connection: Connection) -> None:
+        self.url, self.engine = database.url, database.engine  # the database's own engine: no second one
+        self._sessions = sessionmaker(connection, expire_on_commit=False)

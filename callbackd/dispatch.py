@@ -450,21 +450,22 @@ def place_many(
 
     Taking them (queued to placing, in one statement) commits before anything else, so a provider is never asked
     twice for one attempt and no transaction stays open while a provider answers. Each attempt is then placed
-    in its own transaction, after waiting for the provider account's rate. An attempt whose placing raises ends
-    as `failed` (its retry or fallback follows); the others go on.
+    in its own transaction (all of them on one connection), after waiting for the provider account's rate. An
+    attempt whose placing raises ends as `failed` (its retry or fallback follows); the others go on.
     """
     taken_at = now or clock.now()
     taken: dict[int, str] = {}
-    with database.session() as session:
-        for chunk in chunks(attempt_ids):
-            taken.update((attempt_id, channel) for attempt_id, channel in session.execute(
-                update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
-                .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
-                .execution_options(synchronize_session=False)
-            ))
-    return [None if attempt_id not in taken
-            else _place_taken(database, settings, plugins, attempt_id, taken[attempt_id], taken_at, now)
-            for attempt_id in attempt_ids]
+    with database.one_connection() as connected:
+        with connected.session() as session:
+            for chunk in chunks(attempt_ids):
+                taken.update((attempt_id, channel) for attempt_id, channel in session.execute(
+                    update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
+                    .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
+                    .execution_options(synchronize_session=False)
+                ))
+        return [None if attempt_id not in taken
+                else _place_taken(connected, settings, plugins, attempt_id, taken[attempt_id], taken_at, now)
+                for attempt_id in attempt_ids]
 
 
 def _place_taken(
