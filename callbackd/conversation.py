@@ -87,6 +87,9 @@ class Conversation:
     _callback: Callback | None = field(default=None, init=False, repr=False)
     # the attempt's and the callback's columns as the conversation read them (attribute -> value)
     _read: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    # the attempt's columns set while its channel places it, written with one UPDATE once the channel returns
+    # (`hold_attempt`, `write_attempt`); None when they are written as they are set
+    _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -196,7 +199,7 @@ class Conversation:
     def pick_up(self) -> None:
         """The applicant answered the call (or the message was delivered and the survey is open)."""
         if not self.finished:
-            write_through(self.session, self.attempt, status="answered")
+            self.set_attempt(status="answered")
 
     def press(self, digit: str, question_key: str | None = None) -> Choice | None:
         """A keypad digit for the current question (or `question_key`): the choice, or None when invalid.
@@ -255,6 +258,7 @@ class Conversation:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
         from callbackd import dispatch
 
+        self.write_attempt()  # the opt-out ends the attempt in the database and reads it back
         dispatch.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note,
                                 settings=self.settings)
         self._load_rows(fresh=True)  # the attempt and the callback as the opt-out left them
@@ -265,6 +269,32 @@ class Conversation:
         from callbackd import dispatch
 
         dispatch.end_attempt(self, outcome, detail)
+
+    # ---- the attempt's own columns --------------------------------------------------------------------
+
+    def set_attempt(self, **values: Any) -> None:
+        """Set columns of the attempt: written now, or, while its channel places it, held for `write_attempt`."""
+        if self._held is None:
+            write_through(self.session, self.attempt, **values)
+            return
+        for key, value in values.items():
+            set_committed_value(self.attempt, key, value)
+        self._held.update(values)
+
+    def hold_attempt(self) -> None:
+        """Hold the attempt's columns set from now on until `write_attempt`: a channel that holds the whole
+        conversation while it places the attempt (picking up, the outcome, its provider's id) then costs one
+        UPDATE of the attempt instead of one each."""
+        if self._held is None:
+            self._held = {}
+
+    def write_attempt(self, **values: Any) -> None:
+        """Write what is held (and `values`) with one UPDATE, and write what is set from now on as it is set.
+        Called before anything reads the attempt from the database."""
+        values = {**(self._held or {}), **values}
+        self._held = None
+        if values:
+            write_through(self.session, self.attempt, **values)
 
     # ---- recording -----------------------------------------------------------------------------------
 

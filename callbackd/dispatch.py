@@ -179,6 +179,7 @@ def start_claimed(
     # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
     # and those must find the attempt as the claim left it.
     channel = plugins.channel(attempt.channel)
+    conversation.hold_attempt()
     try:
         result = channel.start(conversation)
     except PluginError:
@@ -191,9 +192,10 @@ def start_claimed(
         ) from exc
     if attempt.status != "placing":
         # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
-        if result.provider_id and attempt.provider_id is None:
-            write_through(session, attempt, provider_id=result.provider_id)
+        provider = {"provider_id": result.provider_id} if result.provider_id and attempt.provider_id is None else {}
+        conversation.write_attempt(**provider)
         return attempt.status, None
+    conversation.write_attempt()
     return attempt.status, result
 
 
@@ -248,7 +250,7 @@ def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> N
         outcome = "hung_up"
     if outcome == "hung_up" and answered:
         outcome = "partial"
-    write_through(conversation.session, attempt, status=outcome, ended_at=now, detail=detail[:500])
+    conversation.set_attempt(status=outcome, ended_at=now, detail=detail[:500])
     if callback.status in FINAL_CALLBACK:
         return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
     final = FINAL_FOR.get(outcome)
@@ -263,6 +265,7 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
     next channel that can reach the number, else the callback is unreachable with the last reason."""
     settings, session, plugins = conversation.settings, conversation.session, conversation.plugins
     attempt, callback, now = conversation.attempt, conversation.callback, conversation.now
+    conversation.write_attempt()  # the counts and spacing below read the attempt's outcome from the database
     round_ = session.get(Round, callback.round_id)
     assert round_ is not None
     plan = usable_channels(plugins, round_.channel_plan, conversation.sms_capable)
@@ -291,9 +294,12 @@ def follow_up(conversation: Conversation, outcome: str) -> None:
 def close_through(conversation: Conversation, status: str, reason: str | None) -> None:
     """Close the conversation's callback with what the conversation knows: its answers, and whether another
     attempt of the callback is open (when it read that)."""
+    others_open = conversation.facts.others_open is not False
+    if others_open:
+        conversation.write_attempt()  # ending the callback's open attempts must not take this one for open
     close_callback(conversation.session, conversation.plugins, conversation.callback, status, reason,
                    conversation.now, settings=conversation.settings, answers=conversation.known_answers(),
-                   others_open=conversation.facts.others_open is not False)
+                   others_open=others_open)
 
 
 def close_callback(

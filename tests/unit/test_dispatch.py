@@ -522,3 +522,20 @@ def test_closing_a_callback_ends_its_other_open_attempts(cli, workdir, monkeypat
         assert dict(s.execute(select(Attempt.number, Attempt.status)).all()) == {1: "completed",
                                                                                           2: "cancelled"}
     database.dispose()
+
+
+def test_a_conversation_held_while_placing_is_written_whole_before_its_retry_is_planned(cli, workdir, monkeypatch):
+    # the applicant hangs up at the first question: picking up, the outcome and the provider's id are held while
+    # the simulator places the attempt, and written before the retry's spacing reads the attempt back
+    simulator(workdir, hang_up_rate=1.0, no_answer_rate=0.0, refuse_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 2)
+    assert dispatch_at(cli, monkeypatch, NOW)["outcomes"] == {"hung_up": 2}
+    database = db()
+    with database.session() as s:
+        tried = s.scalars(select(Attempt).where(Attempt.number == 1)).all()
+        assert {(a.status, a.detail, a.provider_id == f"SIM-{a.id}", a.ended_at is not None) for a in tried} == {
+            ("hung_up", "simulated applicant hung up", True, True)}
+        assert set(s.scalars(select(Attempt.status).where(Attempt.number == 2))) == {"due"}
+    database.dispose()
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T11:00:00+08:00")["placed"] == 0  # spaced from the first try
+    assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"hung_up": 2}
