@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,6 +45,13 @@ def test_beat_follows_the_configured_crontabs_in_the_organisations_zone(workdir,
     assert app.conf.broker_url == "redis://127.0.0.1:1/0" and app.conf.timezone == "Asia/Shanghai"
     entries = app.conf.beat_schedule
     assert entries["tick"]["task"] == "callbackd.tick" and entries["tick"]["schedule"].seconds == 15
+    # the tick goes at once when beat starts, however recently beat's schedule file says it last ran, then every 15 s
+    ticking = entries["tick"]["schedule"]
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-24T08:00:00+08:00")
+    just_now = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+    assert tuple(ticking.is_due(just_now)) == (True, 15)
+    assert not ticking.is_due(just_now).is_due
+    assert ticking.is_due(just_now - timedelta(seconds=15)).is_due
     opening = entries["open-rounds"]["schedule"]
     assert isinstance(opening, crontab)
     assert opening.hour == {8} and opening.minute == {30} and opening.day_of_week == {2}
