@@ -55,8 +55,14 @@ class QueuedConnection(sqlite3.Connection):
         self._holding = False
         if fcntl is not None and isinstance(database, str) and database not in ("", ":memory:") \
                 and not kwargs.get("uri"):
-            self._lock_path = lock_path(os.path.abspath(database))
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            path = lock_path(os.path.abspath(database))
+            try:
+                # read-only is enough for flock: every user who may write the database can take turns
+                self._lock_fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+            except OSError:
+                pass  # a folder this user may not create the file in: SQLite's busy handler alone, as before
+            else:
+                self._lock_path = path
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or QueuedCursor)

@@ -139,3 +139,15 @@ def test_callbackd_sqlite_engines_queue_their_writers(workdir: Path) -> None:
         assert _taken(database)
     assert not _taken(database)
     engine.dispose()
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_the_writers_to_sqlite(workdir: Path) -> None:
+    database = workdir / "blocked.db"
+    _counter(database)
+    Path(lock_path(str(database))).mkdir()  # in the lock file's place: it cannot be opened as one
+    connection = _connect(database)
+    cursor = connection.cursor()
+    cursor.execute("UPDATE counter SET n = 9")
+    connection.commit()
+    assert cursor.execute("SELECT n FROM counter").fetchone() == (9,)
+    connection.close()
