@@ -30,8 +30,9 @@ try:
 except ImportError:  # not on this platform: SQLite's busy handler alone
     fcntl = None  # type: ignore[assignment]
 
-# What the sqlite3 driver begins a transaction before, and the explicit BEGIN of a bulk load.
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")
+# What the sqlite3 driver begins a transaction before, the explicit BEGIN of a bulk load, and a SAVEPOINT, which
+# begins one in SQLite itself (a webhook's receipt is written under one).
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "SAVEPOINT")
 
 # The lock files this process holds now (by path), through which connection: one at a time per process.
 _holders: dict[str, QueuedConnection] = {}
@@ -70,7 +71,7 @@ class QueuedConnection(sqlite3.Connection):
     def before(self, sql: str) -> None:
         """Before a statement: wait for the lock file when the statement begins a write transaction."""
         if self._lock_fd is None or self._holding or self.in_transaction \
-                or not sql.lstrip()[:7].upper().startswith(_WRITES):
+                or not sql.lstrip()[:9].upper().startswith(_WRITES):
             return
         assert self._lock_path is not None and fcntl is not None
         with _holders_lock:

@@ -103,6 +103,12 @@ def test_every_end_of_a_transaction_gives_the_turn_back(workdir: Path) -> None:
     assert not connection.in_transaction
     assert not _taken(database)
 
+    cursor.execute("SAVEPOINT receipt")  # begins a transaction in SQLite itself
+    assert _taken(database)
+    cursor.execute("UPDATE counter SET n = 5")
+    cursor.execute("RELEASE SAVEPOINT receipt")  # the outermost savepoint: its release commits
+    assert not connection.in_transaction and not _taken(database)
+
     cursor.execute("UPDATE counter SET n = 8")
     connection.close()  # closed in the middle: rolled back, the turn given back
     assert not _taken(database)
