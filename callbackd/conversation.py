@@ -27,7 +27,7 @@ from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded, write_through
+from callbackd.db import as_loaded, write_row, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -245,13 +245,7 @@ class Conversation:
         if not text or self.finished:
             return
         contact = self._ensure_contact()
-        # one UPDATE on the table, without loading the contact first; one the session holds shows it, as an ORM
-        # update would leave it
-        text = text[:2000]
-        self.session.connection().execute(_SET_SUGGESTION, {"contact": contact.id, "suggestion": text})
-        held = self.session.identity_map.get(identity_key(Contact, contact.id))
-        if held is not None:
-            set_committed_value(held, "suggestion", text)
+        write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact first
         self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
@@ -387,10 +381,6 @@ _PLACING = (
     .where(_attempts.c.id == bindparam("attempt_id"))
 )
 
-
-_SET_SUGGESTION = (
-    update(_contacts).where(_contacts.c.id == bindparam("contact")).values(suggestion=bindparam("suggestion"))
-)
 
 _ROWS = (
     select(Attempt, Callback).join(Callback, Callback.id == Attempt.callback_id)

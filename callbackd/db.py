@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm import Mapper, Session, class_mapper, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -144,16 +144,25 @@ def write_through(session: Session, row: Any, **values: Any) -> None:
         for key, value in values.items():
             setattr(row, key, value)
         return
-    table = state.mapper.local_table
+    write_row(session, state.mapper.class_, state.identity[0], **values)
+
+
+def write_row(session: Session, model: type, row_id: Any, **values: Any) -> None:
+    """Set columns of the row of `model` with id `row_id`, loaded or not, with one UPDATE on its table (built once
+    per set of columns); a row the session holds shows the values as loaded."""
+    mapper: Mapper[Any] = class_mapper(model)
+    table = cast(Table, mapper.local_table)
     statement = _WRITES.get((table, *values))
     if statement is None:
         statement = _WRITES[(table, *values)] = (
             update(table).where(table.c.id == bindparam("_row"))
-            .values({state.mapper.get_property(key).columns[0].key: bindparam(f"_{key}") for key in values})
+            .values({mapper.get_property(key).columns[0].key: bindparam(f"_{key}") for key in values})
         )
-    session.connection().execute(statement, {"_row": state.identity[0], **{f"_{k}": v for k, v in values.items()}})
-    for key, value in values.items():
-        set_committed_value(row, key, value)
+    session.connection().execute(statement, {"_row": row_id, **{f"_{k}": v for k, v in values.items()}})
+    held = session.identity_map.get(identity_key(model, row_id))
+    if held is not None:
+        for key, value in values.items():
+            set_committed_value(held, key, value)
 
 
 _WRITES: dict[tuple[Any, ...], Any] = {}
