@@ -23,11 +23,10 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, Join, Table, bindparam, select, update
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded, write_row, write_through
+from callbackd.db import as_loaded, show_written, write_row, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -469,12 +468,7 @@ def end_open_attempts(session: Session, callback_id: int, now: datetime, status:
     ended = session.connection().execute(
         _END_OPEN_ATTEMPTS, {"callback": callback_id, "ended_as": status, "ended": now}
     ).scalars()
-    # the attempts this session holds show the change as the database has it now, as an ORM update would
-    for attempt_id in ended:
-        held = session.identity_map.get(identity_key(Attempt, attempt_id))
-        if held is not None:
-            set_committed_value(held, "status", status)
-            set_committed_value(held, "ended_at", now)
+    show_written(session, Attempt, ended, status=status, ended_at=now)
 
 
 def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -159,10 +159,17 @@ def write_row(session: Session, model: type, row_id: Any, **values: Any) -> None
             .values({mapper.get_property(key).columns[0].key: bindparam(f"_{key}") for key in values})
         )
     session.connection().execute(statement, {"_row": row_id, **{f"_{k}": v for k, v in values.items()}})
-    held = session.identity_map.get(identity_key(model, row_id))
-    if held is not None:
-        for key, value in values.items():
-            set_committed_value(held, key, value)
+    show_written(session, model, [row_id], **values)
+
+
+def show_written(session: Session, model: type, row_ids: Iterable[Any], **values: Any) -> None:
+    """The rows of `model` among `row_ids` that the session holds show `values` as loaded: what an UPDATE on the
+    table just wrote, as an ORM update would leave them."""
+    for row_id in row_ids:
+        held = session.identity_map.get(identity_key(model, row_id))
+        if held is not None:
+            for key, value in values.items():
+                set_committed_value(held, key, value)
 
 
 _WRITES: dict[tuple[Any, ...], Any] = {}
