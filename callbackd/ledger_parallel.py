@@ -1,9 +1,13 @@
 """Reading a large CSV ledger in a second process while the importing one writes.
 
-The reading process is a plain interpreter (`python -c`), not multiprocessing: that would run the caller's main
-script again in the child (spawn) or copy a process holding database connections (fork). It gets its orders as a
-pickle on stdin and sends `send` messages on stdout: ("rows", batch) for each batch of `ledger.read_rows`, then
-("done", errors); or ("file", message) for a file that cannot be read.
+The reading process sends `send` messages through a pipe: ("rows", batch) for each batch of `ledger.read_rows`,
+then ("done", errors); or ("file", message) for a file that cannot be read.
+
+A process with no other thread forks it: the copy starts reading at once, with everything already imported, and
+leaves by `os._exit`, so it never touches the database connections it copied nor runs the importer's clean-ups. A
+process running other threads (a web server, a worker) cannot fork safely, as another thread may hold a lock the
+copy would wait on forever; it starts a plain interpreter (`python -c`) instead, which gets its orders as a pickle
+on stdin and answers on stdout. Not multiprocessing: its spawn would run the caller's main script again.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import gc
 import marshal
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -70,7 +77,7 @@ def send(out: IO[bytes], message: tuple[str, Any]) -> None:
 
 
 def receive(stream: IO[bytes]) -> tuple[str, Any] | None:
-    # the next message `_send` wrote, or None when the stream ends first
+    # the next message `send` wrote, or None when the stream ends first
     head = stream.read(9)
     size = int.from_bytes(head[1:], "little")
     blob = stream.read(size) if len(head) == 9 else b""
@@ -81,13 +88,17 @@ def receive(stream: IO[bytes]) -> tuple[str, Any] | None:
 
 
 def read_for_parent() -> None:
-    """The reading process's main: `read_rows` of the file its parent names on stdin, sent to stdout (see
-    `_send`): ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
+    """The plain interpreter's main: `read_into` the pipe on stdout, for the file its parent names on stdin."""
     gc.disable()  # what it keeps has no cycles, and collector passes over the growing `seen` only cost time
     path, settings, encoding, dialect_name = pickle.load(sys.stdin.buffer)
     # the parent's kind of database, for the form its driver takes times in (the dialect needs no connection)
     dialect = URL.create(dialect_name).get_dialect()()
-    out = sys.stdout.buffer
+    read_into(sys.stdout.buffer, path, settings, encoding, dialect)
+
+
+def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
+    """The reading process's work: `read_rows` of the file sent to `out` (see `send`): ("rows", batch)..., then
+    ("done", errors); or ("file", message) for a file that cannot be read."""
     try:
         rows, reader = open_rows(path, settings, encoding, None, None, dialect)
         errors: list[RowError] = []
@@ -103,34 +114,92 @@ def rows_from_process(
     path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError]
 ) -> Iterator[list[CaseRow]]:
     """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
-    # A plain interpreter, not multiprocessing: that would run the caller's main script again in the child
-    # (spawn) or copy a process holding database connections (fork).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from callbackd.ledger_parallel import read_for_parent; read_for_parent()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-    )
-    assert process.stdin is not None and process.stdout is not None
+    reading = _Forked(path, settings, encoding, dialect) if alone() else _Interpreter(path, settings, encoding, dialect)
+    done = False
     try:
-        with process.stdin:
-            dialect_name = f"{dialect.name}+{dialect.driver}"
-            pickle.dump((path, settings, encoding, dialect_name), process.stdin, pickle.HIGHEST_PROTOCOL)
         while True:
-            message = receive(process.stdout)
+            message = receive(reading.stream)
             if message is None:
                 raise RuntimeError(
-                    f"the ledger reading process stopped early (exit code {process.wait()}); its error is above"
+                    f"the ledger reading process stopped early (exit code {reading.wait()}); its error is above"
                 )
             kind, payload = message
             if kind == "rows":
                 yield payload
             elif kind == "done":
                 errors.extend(payload)
+                done = True
                 return
             else:
                 raise LedgerFileError(payload)
     finally:
-        process.stdout.close()
-        if process.poll() is None:
-            process.kill()  # only when this side stopped early: nothing will read what it still writes
-        process.wait()
+        reading.stream.close()
+        if done:
+            reading.wait()
+        else:
+            reading.stop()  # this side stopped early: nothing will read what the process still writes
+
+
+def alone() -> bool:
+    """Whether this process runs no thread but the calling one, and so may fork (Linux counts the threads of C
+    libraries too; elsewhere Python's own are counted)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return threading.active_count() == 1
+
+
+class _Forked:
+    """The reading process as a copy of this one (see the module's doc)."""
+
+    def __init__(self, path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
+        readable, writable = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the copy: read, send, and leave without running anything of the importer's
+            code = 1
+            try:
+                os.close(readable)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops it as it stops the importer
+                with open(writable, "wb", buffering=1 << 16) as out:
+                    read_into(out, path, settings, encoding, dialect)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(writable)
+        self.stream = open(readable, "rb", buffering=1 << 16)
+        self.status: int | None = None
+
+    def wait(self) -> int:
+        if self.status is None:
+            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.status
+
+    def stop(self) -> None:
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)  # not yet reaped, so the pid is still the copy's
+            self.wait()
+
+
+class _Interpreter:
+    """The reading process as a plain interpreter (see the module's doc)."""
+
+    def __init__(self, path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from callbackd.ledger_parallel import read_for_parent; read_for_parent()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with self.process.stdin:
+            dialect_name = f"{dialect.name}+{dialect.driver}"
+            pickle.dump((path, settings, encoding, dialect_name), self.process.stdin, pickle.HIGHEST_PROTOCOL)
+        self.stream = self.process.stdout
+
+    def wait(self) -> int:
+        return self.process.wait()
+
+    def stop(self) -> None:
+        self.process.kill()  # does nothing to a process already reaped
+        self.process.wait()

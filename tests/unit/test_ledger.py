@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime
 from functools import cache
@@ -308,6 +309,59 @@ def test_a_file_read_by_a_second_process_imports_exactly_as_one_read_here(workdi
     assert stored["C3"][4:8] == ("+861065521234", False, datetime(2026, 11, 3, 1, 5, tzinfo=UTC),
                                  datetime(2026, 11, 3, 2, 5, tzinfo=UTC))
     assert stored["C5"][4:6] == ("+8613800138005", True)
+
+
+def test_a_process_running_threads_reads_in_a_fresh_interpreter_to_the_same_result(workdir, database, settings):
+    path = write_csv(workdir / "台帐.csv", dirty_rows(), encoding="gbk")
+    assert ledger_parallel.alone()  # this test's process forks its reading process
+
+    forked = import_file(database, settings, path, parallel=True)
+    stored = stored_cases(database)
+    with database.session() as s:
+        s.execute(Case.__table__.delete())
+    # With another thread running, forking is not safe: a plain interpreter reads instead.
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not ledger_parallel.alone()
+        fresh = import_file(database, settings, path, parallel=True)
+    finally:
+        release.set()
+        other.join()
+
+    assert (fresh.imported, fresh.errors) == (forked.imported, forked.errors)
+    assert stored_cases(database) == stored
+
+
+def test_a_reading_process_left_early_is_stopped_and_reaped(workdir, settings, database):
+    path = write_ledger_csv(workdir / "big.csv", ledger_rows(date(2026, 11, 1), 60_000, windows=20, seed=5))
+    dialect = database.engine.dialect
+    for threads in (0, 1):  # forked, then a fresh interpreter
+        release = threading.Event()
+        others = [threading.Thread(target=release.wait) for _ in range(threads)]
+        for other in others:
+            other.start()
+        try:
+            before = children()
+            batches = ledger_parallel.rows_from_process(path, settings, None, dialect, [])
+            assert len(next(batches)) == 20_000
+            assert len(children() - before) == 1
+            batches.close()  # the writing side stops early, as when a database error ends the import
+            assert children() == before
+        finally:
+            release.set()
+            for other in others:
+                other.join()
+
+
+def children() -> set[int]:
+    """This process's child processes, as Linux lists them."""
+    pids: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children", encoding="ascii") as listed:
+            pids.update(int(pid) for pid in listed.read().split())
+    return pids
 
 
 def test_a_bad_file_read_by_a_second_process_is_the_same_clear_error(cli, workdir, database, settings):
