@@ -413,6 +413,10 @@ class RowReader:
         self._times = self.times.seen
         pattern = mobile_pattern("CN")  # `normalise`'s region
         self._mobile = pattern.fullmatch if pattern is not None else lambda _: None
+        # One object for each distinct window, matter and status text, which repeat from row to row: a batch
+        # holding each once is sent to the writing process with references to it (marshal's), decoded there once,
+        # and encoded for the database once. `read_rows` empties it after each batch.
+        self.texts: dict[str, str] = {}
 
     def cells(self, row: list[Any]) -> tuple[Any, ...]:
         """The row's cell for each of FIELDS; None where the file has no such column or the line is short."""
@@ -438,6 +442,8 @@ class RowReader:
             raise RowProblem("办件编号 missing")
         if not window:
             raise RowProblem("窗口 missing")
+        same = self.texts.setdefault
+        window, matter, status = same(window, window), same(matter, matter), same(status, status)
         case_type = self.case_types.get(raw_type)
         if case_type is None:
             if not raw_type:
@@ -510,6 +516,7 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
         if len(batch) >= _CHUNK:
             yield batch
             batch = []
+            reader.texts.clear()
     if batch:
         yield batch
 
