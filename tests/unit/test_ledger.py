@@ -407,7 +407,7 @@ def connection_settings(session) -> tuple:
     if session.get_bind().dialect.name != "sqlite":
         return ()
     connection = session.connection()
-    return (connection.exec_driver_sql("PRAGMA cache_size").scalar(),)
+    return tuple(connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("cache_size", "threads"))
 
 
 # ---- the reader's quick paths give what the full parse gives ---------------------------------------------
