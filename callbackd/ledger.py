@@ -190,18 +190,39 @@ def _decode_pieces(data: bytes, encodings: list[str], error: str, size: int = _D
         yield text
 
 
-def _line_blocks(pieces: Iterator[str]) -> Iterator[tuple[str, list[str]]]:
-    """The lines of text given in pieces, a block per piece, each line with its ending as
-    `io.StringIO(text, newline="")` gives it; a line split between two pieces (or its "\r\n") goes with the
-    later one. Beside each block, the text it was cut from."""
+def _line_blocks(pieces: Iterator[str]) -> Iterator[str]:
+    """The text given in pieces, in blocks of whole lines, about one per piece. A block ends where a line ends, as
+    `io.StringIO(text, newline="")` reads lines: at "\n", "\r\n" or a lone "\r". A line split between two pieces
+    (or its "\r\n") goes with the later one; the text's last line ends the last block, with an ending or not."""
     carry = ""
     for piece in pieces:
         text = carry + piece
-        lines = io.StringIO(text, newline="").readlines()
-        carry = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-        yield text, lines
+        cut = text.rfind("\n") + 1
+        lone = text.rfind("\r", cut)  # a line ending in a lone "\r" after the last "\n"
+        if lone == len(text) - 1:  # or the "\r" of a "\r\n" the next piece may complete: that line goes on
+            lone = text.rfind("\r", cut, lone)
+        cut = max(cut, lone + 1)
+        carry = text[cut:]
+        if cut:
+            yield text[:cut]
     if carry:
-        yield carry, [carry]
+        yield carry
+
+
+# Characters `str.splitlines` ends lines at besides "\r" and "\n"; to csv they are text like any other
+_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _lines(block: str) -> list[str] | Iterator[str]:
+    """The lines of a block of whole lines (see `_line_blocks`), without their endings."""
+    if "\r" not in block:
+        lines = block.split("\n")
+        if not lines[-1]:  # after the block's last line ending
+            lines.pop()
+        return lines
+    if not any(char in block for char in _OTHER_BREAKS):
+        return block.splitlines()
+    return map(str.rstrip, io.StringIO(block, newline="").readlines(), repeat("\r\n"))
 
 
 def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
@@ -221,12 +242,12 @@ def _csv_rows(pieces: Iterator[str], dialect: type[csv.Dialect] | csv.Dialect) -
     where `csv.reader` gives []: both are a row of no text."""
     special = [char for char in (dialect.quotechar, dialect.escapechar, "\0") if char]
     blocks = _line_blocks(pieces)
-    for text, lines in blocks:
-        if dialect.skipinitialspace or any(char in text for char in special):
-            following = chain.from_iterable(later for _, later in blocks)
-            yield from csv.reader(chain(lines, following), dialect)
+    for block in blocks:
+        if dialect.skipinitialspace or any(char in block for char in special):
+            lines = chain.from_iterable(io.StringIO(text, newline="") for text in chain([block], blocks))
+            yield from csv.reader(lines, dialect)
             return
-        yield from map(str.split, map(str.rstrip, lines, repeat("\r\n")), repeat(dialect.delimiter))
+        yield from map(str.split, _lines(block), repeat(dialect.delimiter))
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Iterator[list[Any]]:

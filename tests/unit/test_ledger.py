@@ -486,9 +486,10 @@ def test_idle_cores_are_measured_not_guessed_from_the_load_average():
 # ---- reading CSV text in pieces ----------------------------------------------------------------------------
 
 # lines as ledgers end them (\r\n from Windows, \n, a lone \r), blank lines, quoted cells holding delimiters, line
-# breaks and doubled quotes, and characters only GB18030 holds (䶮)
+# breaks and doubled quotes, characters only GB18030 holds (䶮), and characters that end a line to
+# str.splitlines but not to csv (\x0b, \x1c, \x85, \u2028)
 _csv_text = st.lists(st.sampled_from(["A1", "社保窗口", "刘䶮", ",", ";", "\t", " ", "\n", "\r\n", "\r", '"', '""',
-                                      "2026-11-03 09:05"]), max_size=40).map("".join)
+                                      "2026-11-03 09:05", "\x0b", "\x1c", "\x85", "\u2028"]), max_size=40).map("".join)
 
 
 @hypothesis_settings(max_examples=400, deadline=None)
