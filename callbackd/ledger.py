@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, column, insert, select, table, update
+from sqlalchemy import bindparam, column, insert, literal_column, select, table, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -629,6 +629,13 @@ def import_ledger(
 # processing. SQLAlchemy would otherwise process each value of each row, which is most of a big import's cost.
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
 _CASES = table("cases", column("id"), *(column(name) for name in _NEW_CASE_COLUMNS))  # untyped: no processing
+# A new case's values as a row gives them, then the import's time, the same in every case it creates. Where the
+# database keeps times as text (SQLite), that time is written into the statement, so the driver binds two values
+# fewer for each row.
+_STAMPS = ("created_at", "updated_at")
+_ROW_COLUMNS = _NEW_CASE_COLUMNS[:-len(_STAMPS)]
+assert _NEW_CASE_COLUMNS[len(_ROW_COLUMNS):] == _STAMPS
+_TIME_TEXT = re.compile(r"[0-9 :.-]+")
 # A changed case: every column a re-import may change, by the case's id
 _UPDATE_CASE = update(_CASES).where(_CASES.c.id == bindparam("case_pk"))
 # While a bulk load writes on SQLite: a page cache (32 MB) that holds the case id index of a million cases and
@@ -663,11 +670,14 @@ class _CaseWriter:
         }
         dialect = connection.dialect
         self.stored_now = time_storage(dialect)(now)
-        statement = insert(_CASES).compile(dialect=dialect, column_keys=list(_NEW_CASE_COLUMNS))
+        written = isinstance(self.stored_now, str) and _TIME_TEXT.fullmatch(self.stored_now) is not None
+        stamps = {name: literal_column(f"'{self.stored_now}'") for name in _STAMPS} if written else {}
+        self.bound = _ROW_COLUMNS if written else _NEW_CASE_COLUMNS  # the columns each row binds, in order
+        statement = insert(_CASES).values(stamps).compile(dialect=dialect, column_keys=list(self.bound))
         self.insert_sql = str(statement)
-        # rows are built in _NEW_CASE_COLUMNS order: the driver takes them as they are when its placeholders are
-        # positional in that order (SQLite's "?"), else as dicts by name
-        self.positional = bool(statement.positional) and tuple(statement.positiontup or ()) == _NEW_CASE_COLUMNS
+        # rows are built in that order: the driver takes them as they are when its placeholders are positional in
+        # that order (SQLite's "?"), else as dicts by name
+        self.positional = bool(statement.positional) and tuple(statement.positiontup or ()) == self.bound
         self.cases_before = len(self.existing)
         self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
@@ -708,15 +718,17 @@ class _CaseWriter:
                 self.connection.execute(_UPDATE_CASE, changed)
                 self.updated += len(changed)
         if batch:
-            new = [
+            new: list[tuple[Any, ...]] = [
                 (case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved, status, done,
-                 digest, now, now)
+                 digest)
                 for case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, digest
                 in batch
             ]
             if not self.bulk_ready and len(new) >= _CHUNK and self.inserted + len(new) > self.cases_before:
                 self.prepare_bulk_load()
-            rows = new if self.positional else [dict(zip(_NEW_CASE_COLUMNS, row, strict=True)) for row in new]
+            if self.bound is _NEW_CASE_COLUMNS:  # the import's time is bound with each row
+                new = [(*row, now, now) for row in new]
+            rows = new if self.positional else [dict(zip(self.bound, row, strict=True)) for row in new]
             self.connection.exec_driver_sql(self.insert_sql, rows)
             self.inserted += len(new)
 
