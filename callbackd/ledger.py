@@ -671,7 +671,7 @@ class _CaseWriter:
         dialect = connection.dialect
         self.stored_now = time_storage(dialect)(now)
         written = isinstance(self.stored_now, str) and _TIME_TEXT.fullmatch(self.stored_now) is not None
-        stamps = {name: literal_column(f"'{self.stored_now}'") for name in _STAMPS} if written else {}
+        stamps: dict[str, Any] = {name: literal_column(f"'{self.stored_now}'") for name in _STAMPS} if written else {}
         self.bound = _ROW_COLUMNS if written else _NEW_CASE_COLUMNS  # the columns each row binds, in order
         statement = insert(_CASES).values(stamps).compile(dialect=dialect, column_keys=list(self.bound))
         self.insert_sql = str(statement)

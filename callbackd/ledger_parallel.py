@@ -168,7 +168,8 @@ class _Forked:
             finally:
                 os._exit(code)
         os.close(writable)
-        self.stream = open(readable, "rb", buffering=1 << 16)
+        # closed by `rows_from_process` when the reading ends, as the interpreter's stdout is
+        self.stream = open(readable, "rb", buffering=1 << 16)  # noqa: SIM115
         self.status: int | None = None
 
     def wait(self) -> int:
