@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -368,8 +368,11 @@ def _excel_serial(serial: float, zone: ZoneInfo, column: str) -> datetime:
 # ---- rows ------------------------------------------------------------------------------------------------
 
 # A good row as the import passes it on: a plain tuple, in this order (see RowReader.read). The times are already
-# in the form the database's driver takes (see `time_storage`), so the writer passes them on untouched.
-CaseRow = tuple[str, str, str, str, str, str, bool, Any, Any, str, bool, str]
+# in the form the database's driver takes (see `time_storage`), so the writer passes them on untouched; their
+# isoformat, last, goes into the case's digest (see `digest`).
+CaseRow = tuple[str, str, str, str, str, str, bool, Any, Any, str, bool, str, str]
+# Good rows as `read_rows` gives them, and the line of each
+Batch = tuple[list[CaseRow], list[int]]
 # A parsed time cell: (aware time, its isoformat for the digest, its value as the database's driver takes it)
 ParsedTime = tuple[datetime, str, Any]
 
@@ -504,45 +507,49 @@ class RowReader:
                 )
             resolved_text, resolved_stored = resolved[1], resolved[2]
             done = status not in self.unresolved
-        # a fingerprint of the case's normalised values (times as their isoformat): equal digests mean a
-        # re-import changes nothing
-        fingerprint = _DIGEST.copy()
-        fingerprint.update(
-            "\x1f".join(
-                (window, matter, case_type, applicant, phone, accepted[1], resolved_text, status, "1" if done else "0")
-            ).encode()
-        )
-        digest = fingerprint.hexdigest()
         return (case_no, window, matter, case_type, applicant, phone, sms, accepted[2], resolved_stored, status, done,
-                digest)
+                accepted[1], resolved_text)
 
 
-def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowError]) -> Iterator[list[CaseRow]]:
-    """The good rows in batches, each case id's first row only; every bad or repeated row goes to `errors` by
-    line (the header is line 1)."""
+def digest(row: CaseRow) -> str:
+    """The fingerprint of a case's normalised values (times as their isoformat): equal digests mean a re-import
+    changes nothing. Taken where the rows are written, as reading them is the slower part of an import."""
+    _, window, matter, case_type, applicant, phone, _, _, _, status, done, accepted, resolved = row
+    fingerprint = _DIGEST.copy()
+    fingerprint.update(
+        "\x1f".join((window, matter, case_type, applicant, phone, accepted, resolved, status, "1" if done else "0"))
+        .encode()
+    )
+    return fingerprint.hexdigest()
+
+
+def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowError]) -> Iterator[Batch]:
+    """The good rows in batches, with their lines (the header is line 1); every bad row goes to `errors` by line.
+    A case id's repeats are the writer's to find (see `_CaseWriter.add`), as reading is the slower part."""
     read = reader.read
-    seen: dict[str, int] = {}
     batch: list[CaseRow] = []
+    lines: list[int] = []
     for line, row in enumerate(rows, start=2):
         # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
         if not any(row) and all(cell in (None, "") for cell in row):
             continue
         try:
-            values = read(row)
+            batch.append(read(row))
         except RowProblem as exc:
             errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
             continue
-        first = seen.setdefault(values[0], line)
-        if first != line:
-            errors.append(RowError(line, values[0], f"办件编号 {values[0]} repeats line {first}; the first row wins"))
-            continue
-        batch.append(values)
+        lines.append(line)
         if len(batch) >= _CHUNK:
-            yield batch
-            batch = []
+            yield batch, lines
+            batch, lines = [], []
             reader.texts.clear()
     if batch:
-        yield batch
+        yield batch, lines
+
+
+def repeated(line: int, case_id: str, first: int) -> RowError:
+    """The error of a row whose case id an earlier row, at line `first`, has."""
+    return RowError(line, case_id, f"办件编号 {case_id} repeats line {first}; the first row wins")
 
 
 def open_rows(
@@ -583,7 +590,7 @@ def import_ledger(
     when `strict` and any row is bad; the caller's transaction then rolls back and nothing is written.
     """
     report = ImportReport()
-    batches: Iterator[list[CaseRow]]
+    batches: Iterator[Batch]
     dialect = session.get_bind().dialect
     csv_file = sheet is None and _file_kind(path, readers) == "csv"
     if csv_file and parallel is None:
@@ -603,13 +610,14 @@ def import_ledger(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for batch in batches:
-            writer.add(batch)
+        for batch, lines in batches:
+            writer.add(batch, lines, report.errors)
         writer.finish()
     finally:
         writer.close()
         if collecting:
             gc.enable()
+    report.errors.sort(key=attrgetter("line"))  # a bad row's, found reading, and a repeat's, found writing
     report.imported, report.updated, report.unchanged = writer.inserted, writer.updated, writer.unchanged
     if strict and report.errors:
         raise StrictImportError(
@@ -682,6 +690,7 @@ class _CaseWriter:
         self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
         self.saved_pragmas: dict[str, Any] = {}
+        self.seen: dict[str, int] = {}  # each case id's first line in the file
         self.inserted = self.updated = self.unchanged = 0
 
     def add_windows(self, names: Iterable[str]) -> None:
@@ -694,35 +703,49 @@ class _CaseWriter:
             self.session.flush()
             self.windows[name] = window.id
 
-    def add(self, batch: list[CaseRow]) -> None:
-        """Write one batch: insert its new cases, update its changed ones."""
+    def add(self, batch: list[CaseRow], lines: list[int], errors: list[RowError]) -> None:
+        """Write one batch of rows, read at these lines: insert its new cases, update its changed ones. A row whose
+        case id an earlier row of the file has goes to `errors` instead: the first row wins."""
+        firsts = list(map(self.seen.setdefault, map(itemgetter(0), batch), lines))
+        if firsts != lines:
+            kept: list[CaseRow] = []
+            for row, line, first in zip(batch, lines, firsts, strict=True):
+                if first == line:
+                    kept.append(row)
+                else:
+                    errors.append(repeated(line, row[0], first))
+            batch = kept
+        digests = list(map(digest, batch))
         windows, existing, now = self.windows, self.existing, self.stored_now
         names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
         if not names.keys() <= windows.keys():
             self.add_windows(names)
         if existing:
             fresh: list[CaseRow] = []
+            fresh_digests: list[str] = []
             changed: list[dict[str, Any]] = []
-            for row in batch:
+            for row, row_digest in zip(batch, digests, strict=True):
                 known = existing.get(row[0])
                 if known is None:
                     fresh.append(row)
-                elif known[1] == row[11]:
+                    fresh_digests.append(row_digest)
+                elif known[1] == row_digest:
                     self.unchanged += 1
                 else:
-                    # the row's values by column (it has all but the last two, created_at and updated_at)
-                    values = dict(zip(_NEW_CASE_COLUMNS, row, strict=False))
-                    changed.append({**values, "case_pk": known[0], "window_id": windows[row[1]], "updated_at": now})
-            batch = fresh
+                    # the row's values by column, up to the digest
+                    values = dict(zip(_NEW_CASE_COLUMNS[:11], row, strict=False))
+                    changed.append({**values, "digest": row_digest, "case_pk": known[0], "window_id": windows[row[1]],
+                                    "updated_at": now})
+            batch, digests = fresh, fresh_digests
             if changed:
                 self.connection.execute(_UPDATE_CASE, changed)
                 self.updated += len(changed)
         if batch:
             new: list[tuple[Any, ...]] = [
                 (case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved, status, done,
-                 digest)
-                for case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, digest
-                in batch
+                 row_digest)
+                for (case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, _, _),
+                row_digest in zip(batch, digests, strict=True)
             ]
             if not self.bulk_ready and len(new) >= _CHUNK and self.inserted + len(new) > self.cases_before:
                 self.prepare_bulk_load()

@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from callbackd.config import Settings
 from callbackd.errors import LedgerFileError
-from callbackd.ledger import CaseRow, RowError, open_rows, read_rows
+from callbackd.ledger import Batch, RowError, open_rows, read_rows
 
 # A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
 # spare the import then takes about as long as the reading alone, the writing done meanwhile. Smaller files are not
@@ -112,7 +112,7 @@ def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | No
 
 def rows_from_process(
     path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError]
-) -> Iterator[list[CaseRow]]:
+) -> Iterator[Batch]:
     """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
     reading = _Forked(path, settings, encoding, dialect) if alone() else _Interpreter(path, settings, encoding, dialect)
     done = False

@@ -345,7 +345,8 @@ def test_a_reading_process_left_early_is_stopped_and_reaped(workdir, settings, d
         try:
             before = children()
             batches = ledger_parallel.rows_from_process(path, settings, None, dialect, [])
-            assert len(next(batches)) == 20_000
+            rows, lines = next(batches)
+            assert len(rows) == len(lines) == 20_000 and lines[:2] == [2, 3]
             assert len(children() - before) == 1
             batches.close()  # the writing side stops early, as when a database error ends the import
             assert children() == before
@@ -396,6 +397,27 @@ def test_a_bulk_load_rebuilds_the_indexes_and_restores_the_connection(workdir, d
         ledger.import_ledger(s, settings, write_ledger_csv(workdir / "bad.csv", more), strict=True, parallel=True)
     assert len(cases_in(database)) == 20_001
     assert table_indexes(database) == indexes
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_repeats_found_writing_and_bad_rows_found_reading_are_reported_in_line_order(
+    workdir, database, settings, parallel
+):
+    rows = [case_row(f"R{n}", phone=phone_for(n)) for n in range(20_100)]
+    rows[20_050] = case_row("R5", phone=phone_for(30_001))  # line 20052 repeats line 7, from the batch before
+    rows[20_060] = case_row("R20060", phone="12345")  # line 20062: a bad phone
+    rows[30] = case_row("R29", phone=phone_for(30_002))  # line 32 repeats line 31
+    rows[31] = case_row("R31", accepted="昨天")  # line 33: a bad time
+    path = write_csv(workdir / "repeats.csv", rows)
+
+    report = import_file(database, settings, path, parallel=parallel)
+
+    assert [(e.line, e.case_id) for e in report.errors] == [(32, "R29"), (33, "R31"), (20052, "R5"),
+                                                            (20062, "R20060")]
+    assert report.errors[0].reason == "办件编号 R29 repeats line 31; the first row wins"
+    assert report.errors[2].reason == "办件编号 R5 repeats line 7; the first row wins"
+    assert (report.imported, report.updated, report.unchanged) == (20_096, 0, 0)
+    assert cases_in(database)["R5"].phone == "+86" + phone_for(5)
 
 
 def table_indexes(database) -> set[str]:
@@ -450,10 +472,11 @@ def test_a_rows_digest_is_blake2b_of_its_normalised_values_so_stored_digests_sta
     import hashlib
 
     row = _row_reader().read(case_row("D1", "社保窗口 ", phone="138-0013-8000", resolved=""))
+    assert row[11:] == ("2026-11-03T09:05:00+08:00", "")
     values = (
         "社保窗口", "社保卡补办", "即办件", "张三", "+8613800138000", "2026-11-03T09:05:00+08:00", "", "已办结", "0",
     )
-    assert row[11] == hashlib.blake2b("\x1f".join(values).encode(), digest_size=16).hexdigest()
+    assert ledger.digest(row) == hashlib.blake2b("\x1f".join(values).encode(), digest_size=16).hexdigest()
 
 
 def test_rows_sent_by_the_reading_process_arrive_unchanged():
@@ -464,10 +487,10 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
 
     aware = datetime(2026, 11, 3, 1, 5, tzinfo=UTC)
     messages = [
-        ("rows", [("C1", "社保窗口", "补办", "即办件", "张三", "+8613800138000", True, "2026-11-03 01:05:00.000000",
-                   None, "已办结", True, "ab" * 16)]),
-        ("rows", [("C2", "社保窗口", "补办", "即办件", "张三", "+861065521234", False, aware, aware, "已办结", True,
-                   "cd" * 16)]),  # times as PostgreSQL takes them
+        ("rows", ([("C1", "社保窗口", "补办", "即办件", "张三", "+8613800138000", True, "2026-11-03 01:05:00.000000",
+                    None, "已办结", True, "2026-11-03T09:05:00+08:00", "")], [2])),
+        ("rows", ([("C2", "社保窗口", "补办", "即办件", "张三", "+861065521234", False, aware, aware, "已办结", True,
+                    "2026-11-03T09:05:00+08:00", "2026-11-03T09:05:00+08:00")], [4])),  # times as PostgreSQL takes them
         ("done", [ledger.RowError(3, None, "办件编号 missing")]),
     ]
     stream = io.BytesIO()
