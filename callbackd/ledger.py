@@ -637,6 +637,8 @@ def import_ledger(
 # processing. SQLAlchemy would otherwise process each value of each row, which is most of a big import's cost.
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
 _CASES = table("cases", column("id"), *(column(name) for name in _NEW_CASE_COLUMNS))  # untyped: no processing
+# The columns a `CaseRow` gives, in its order: up to the digest, which the writer takes (see `digest`)
+_VALUE_COLUMNS = _NEW_CASE_COLUMNS[:_NEW_CASE_COLUMNS.index("digest")]
 # A new case's values as a row gives them, then the import's time, the same in every case it creates. Where the
 # database keeps times as text (SQLite), that time is written into the statement, so the driver binds two values
 # fewer for each row.
@@ -733,7 +735,7 @@ class _CaseWriter:
                     self.unchanged += 1
                 else:
                     # the row's values by column, up to the digest
-                    values = dict(zip(_NEW_CASE_COLUMNS[:11], row, strict=False))
+                    values = dict(zip(_VALUE_COLUMNS, row, strict=False))
                     changed.append({**values, "digest": row_digest, "case_pk": known[0], "window_id": windows[row[1]],
                                     "updated_at": now})
             batch, digests = fresh, fresh_digests
