@@ -52,6 +52,9 @@ LABELS = {name: aliases[0] for name, aliases in HEADERS.items()}
 _DATE_TEXT = re.compile(r"^[\d\s\-/.:T年月日时分秒点]+$")
 _NUMBERS = re.compile(r"\d+")
 _CHUNK = 20_000  # rows per executemany
+# rows in the first batch: the writer, waiting for it, starts sooner (the first rows are the slowest to read, as
+# their times are all new)
+_FIRST_CHUNK = 2_000
 # A row's digest starts from a copy of this: cheaper than passing blake2b its digest size by keyword each time
 _DIGEST = hashlib.blake2b(digest_size=16)
 # Ledgers repeat times (recorded to the minute, many cases in each minute): each distinct time text is parsed,
@@ -529,6 +532,7 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
     read = reader.read
     batch: list[CaseRow] = []
     lines: list[int] = []
+    size = _FIRST_CHUNK
     for line, row in enumerate(rows, start=2):
         # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
         if not any(row) and all(cell in (None, "") for cell in row):
@@ -539,9 +543,10 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
             errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
             continue
         lines.append(line)
-        if len(batch) >= _CHUNK:
+        if len(batch) >= size:
             yield batch, lines
             batch, lines = [], []
+            size = _CHUNK
             reader.texts.clear()
     if batch:
         yield batch, lines
