@@ -642,14 +642,13 @@ def import_ledger(
 # processing. SQLAlchemy would otherwise process each value of each row, which is most of a big import's cost.
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
 _CASES = table("cases", column("id"), *(column(name) for name in _NEW_CASE_COLUMNS))  # untyped: no processing
-# The columns a `CaseRow` gives, in its order: up to the digest, which the writer takes (see `digest`)
+# A new case's columns: the values a `CaseRow` gives, in its order; the digest the writer takes (see `digest`);
+# then the import's time, the same in every case it creates. Where the database keeps times as text (SQLite), that
+# time is written into the statement, so the driver binds two values fewer for each row.
 _VALUE_COLUMNS = _NEW_CASE_COLUMNS[:_NEW_CASE_COLUMNS.index("digest")]
-# A new case's values as a row gives them, then the import's time, the same in every case it creates. Where the
-# database keeps times as text (SQLite), that time is written into the statement, so the driver binds two values
-# fewer for each row.
 _STAMPS = ("created_at", "updated_at")
-_ROW_COLUMNS = _NEW_CASE_COLUMNS[:-len(_STAMPS)]
-assert _NEW_CASE_COLUMNS[len(_ROW_COLUMNS):] == _STAMPS
+_DIGESTED_COLUMNS = (*_VALUE_COLUMNS, "digest")
+assert (*_DIGESTED_COLUMNS, *_STAMPS) == _NEW_CASE_COLUMNS
 _TIME_TEXT = re.compile(r"[0-9 :.-]+")
 # A changed case: every column a re-import may change, by the case's id
 _UPDATE_CASE = update(_CASES).where(_CASES.c.id == bindparam("case_pk"))
@@ -687,7 +686,7 @@ class _CaseWriter:
         self.stored_now = time_storage(dialect)(now)
         written = isinstance(self.stored_now, str) and _TIME_TEXT.fullmatch(self.stored_now) is not None
         stamps: dict[str, Any] = {name: literal_column(f"'{self.stored_now}'") for name in _STAMPS} if written else {}
-        self.bound = _ROW_COLUMNS if written else _NEW_CASE_COLUMNS  # the columns each row binds, in order
+        self.bound = _DIGESTED_COLUMNS if written else _NEW_CASE_COLUMNS  # the columns each row binds, in order
         statement = insert(_CASES).values(stamps).compile(dialect=dialect, column_keys=list(self.bound))
         self.insert_sql = str(statement)
         # rows are built in that order: the driver takes them as they are when its placeholders are positional in

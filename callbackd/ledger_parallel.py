@@ -89,7 +89,7 @@ def receive(stream: IO[bytes]) -> tuple[str, Any] | None:
 
 def read_for_parent() -> None:
     """The plain interpreter's main: `read_into` the pipe on stdout, for the file its parent names on stdin."""
-    gc.disable()  # what it keeps has no cycles, and collector passes over the growing `seen` only cost time
+    gc.disable()  # what it keeps has no cycles, and collector passes over its growing caches only cost time
     path, settings, encoding, dialect_name = pickle.load(sys.stdin.buffer)
     # the parent's kind of database, for the form its driver takes times in (the dialect needs no connection)
     dialect = URL.create(dialect_name).get_dialect()()
