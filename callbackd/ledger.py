@@ -490,10 +490,7 @@ class RowReader:
                 raise RowProblem("办件类型 missing")
             raise RowProblem(f"办件类型 {raw_type!r} is not a known case type ({self.known_types})")
         # the usual cell, a plain mobile, settled here as `normalise` would (see mobile_pattern), without a call
-        if (
-            raw_phone.__class__ is str and len(raw_phone) == 11 and raw_phone.isdigit() and raw_phone.isascii()
-            and self._mobile(raw_phone) is not None
-        ):
+        if raw_phone.__class__ is str and len(raw_phone) == 11 and self._mobile(raw_phone) is not None:
             phone, sms = "+86" + raw_phone, self.yes
         else:
             try:

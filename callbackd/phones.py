@@ -29,12 +29,13 @@ class Phone(NamedTuple):
 @cache
 def mobile_pattern(region: str) -> re.Pattern[str] | None:
     """The library's own pattern of a region's mobile numbers (national digits), None when it has none: lets the
-    common case (an 11-digit mobile) skip building a PhoneNumber. For region CN, a cell of 11 ASCII digits that
-    it matches in full normalises to "+86" and those digits, SMS-capable."""
+    common case (an 11-digit mobile) skip building a PhoneNumber. It matches ASCII digits only (its \\d is [0-9]),
+    so for region CN a cell of 11 characters that it matches in full is 11 ASCII digits, and normalises to "+86"
+    and those digits, SMS-capable."""
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.mobile is None or not metadata.mobile.national_number_pattern:
         return None
-    return re.compile(metadata.mobile.national_number_pattern)
+    return re.compile(metadata.mobile.national_number_pattern, re.ASCII)
 
 
 def normalise(raw: str | int | None, region: str = "CN") -> Phone:
