@@ -13,10 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-
 from callbackd.channels import Channel, StartResult
 from callbackd.conversation import Conversation
 from callbackd.exports import Exporter, write_atomically
@@ -35,6 +31,10 @@ class OperatorChannel:
 
 def write_callsheet_xlsx(sheet: dict[str, Any], path: Path, _context: Any) -> None:
     """The call sheet as a workbook: one row per callback, the script beside it, answer columns to fill."""
+    # here, not at the top: openpyxl is slow to import, and every command loads this plugin
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
 
     def write(target: Path) -> None:
         book = Workbook()
