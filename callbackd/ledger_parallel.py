@@ -1,7 +1,8 @@
 """Reading a large CSV ledger in a second process while the importing one writes.
 
 The reading process sends `send` messages through a pipe: ("rows", batch) for each batch of `ledger.read_rows`,
-then ("done", errors); or ("file", message) for a file that cannot be read.
+then ("done", errors); or ("file", message) for a file that cannot be read. A thread of its own writes them (see
+`Sender`), so the reading runs up to `AHEAD` batches ahead of the writing.
 
 A process with no other thread forks it: the copy starts reading at once, with everything already imported, and
 leaves by `os._exit`, so it never touches the database connections it copied nor runs the importer's clean-ups. A
@@ -16,6 +17,7 @@ import gc
 import marshal
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
@@ -66,14 +68,59 @@ def idle_cores(window: float = 0.1) -> float:
 
 
 def send(out: IO[bytes], message: tuple[str, Any]) -> None:
+    """Write one message to `out`, for `receive` at the other end."""
+    out.write(encode(message))
+
+
+def encode(message: tuple[str, Any]) -> bytes:
     # marshal writes rows of plain values (SQLite's times are text) in half the time pickle takes; anything else
     # (PostgreSQL's datetimes, the errors) goes as a pickle. Both ends are the same interpreter.
     try:
         blob, codec = marshal.dumps(message), b"m"
     except ValueError:
         blob, codec = pickle.dumps(message, pickle.HIGHEST_PROTOCOL), b"p"
-    out.write(codec + len(blob).to_bytes(8, "little"))
-    out.write(blob)
+    return codec + len(blob).to_bytes(8, "little") + blob
+
+
+# Batches the reading process may have ready beyond what the pipe holds (about 3 MB each).
+AHEAD = 8
+
+
+class Sender:
+    """Sends messages to `out` (see `send`) from a thread of its own, so that reading goes on while the pipe is
+    full: up to `ahead` messages wait their turn. Reading and writing a batch take about as long, but not evenly:
+    a pipe that holds less than one batch makes each side wait for the other at every batch.
+
+    `close` waits until every message is written. A write that fails (the importing process stopped reading)
+    raises from the next `send` or from `close`; the messages still waiting are dropped, so neither blocks."""
+
+    def __init__(self, out: IO[bytes], ahead: int = AHEAD) -> None:
+        self.out = out
+        self.waiting: queue.Queue[bytes | None] = queue.Queue(ahead)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._write, name="ledger-sender", daemon=True)
+        self.thread.start()
+
+    def send(self, message: tuple[str, Any]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.waiting.put(encode(message))
+
+    def close(self) -> None:
+        self.waiting.put(None)
+        self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+
+    def _write(self) -> None:
+        try:
+            while (data := self.waiting.get()) is not None:
+                self.out.write(data)
+            self.out.flush()
+        except BaseException as exc:
+            self.failure = exc
+            while self.waiting.get() is not None:  # until `close`: a full queue would block `send` for ever
+                pass
 
 
 def receive(stream: IO[bytes]) -> tuple[str, Any] | None:
@@ -97,17 +144,19 @@ def read_for_parent() -> None:
 
 
 def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
-    """The reading process's work: `read_rows` of the file sent to `out` (see `send`): ("rows", batch)..., then
-    ("done", errors); or ("file", message) for a file that cannot be read."""
+    """The reading process's work: `read_rows` of the file sent to `out` (see `send`, here by a `Sender`):
+    ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
+    sender = Sender(out)
     try:
         rows, reader = open_rows(path, settings, encoding, None, None, dialect)
         errors: list[RowError] = []
         for batch in read_rows(rows, reader, errors):
-            send(out, ("rows", batch))
-        send(out, ("done", errors))
+            sender.send(("rows", batch))
+        sender.send(("done", errors))
     except LedgerFileError as exc:
-        send(out, ("file", str(exc)))
-    out.flush()
+        sender.send(("file", str(exc)))
+    finally:
+        sender.close()
 
 
 def rows_from_process(

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -563,3 +564,41 @@ def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, dat
         assert s.scalar(select(Case.matter).where(Case.case_no == "Q50000")) == "补办,换领\n（加急）"
         assert s.scalar(select(Case.matter).where(Case.case_no == "Q50001")) == rows[50_001][2]
 
+
+
+def test_the_reading_process_reads_on_while_the_pipe_is_full_and_stops_when_nobody_reads():
+    from callbackd.ledger_parallel import Sender, receive
+
+    readable, writable = os.pipe()
+    out = open(writable, "wb")  # noqa: SIM115  (closed by the sender's owner below)
+    sender = Sender(out, ahead=4)
+    big = "窗" * 200_000  # 600 KB as UTF-8: a few of these fill the pipe many times over
+    filling = threading.Thread(target=lambda: [sender.send(("rows", ([(str(n), big)], [n + 2]))) for n in range(4)])
+    filling.start()
+    filling.join(5)
+    sent_unread = not filling.is_alive()  # not one was read, yet none waited for the reading side
+    received: list[Any] = []
+    with open(readable, "rb") as stream:
+        reading = threading.Thread(target=lambda: received.extend(iter(lambda: receive(stream), None)))
+        reading.start()
+        filling.join()
+        sender.send(("done", []))
+        sender.close()
+        out.close()
+        reading.join(10)
+    assert sent_unread
+    assert [message[0] for message in received] == ["rows"] * 4 + ["done"]
+    assert [message[1][0][0][0] for message in received[:4]] == ["0", "1", "2", "3"]
+    assert received[3][1][0][0][1] == big
+
+    # the other side stops reading: a send or the close says so, and neither blocks
+    readable, writable = os.pipe()
+    os.close(readable)
+    out = open(writable, "wb", buffering=0)  # noqa: SIM115  (unbuffered: nothing left to flush at close)
+    sender = Sender(out, ahead=2)
+    with pytest.raises(BrokenPipeError):
+        for _ in range(10):
+            sender.send(("rows", ([("C1", big)], [2])))
+            time.sleep(0.05)
+        sender.close()
+    out.close()
