@@ -375,8 +375,8 @@ def _excel_serial(serial: float, zone: ZoneInfo, column: str) -> datetime:
 # `flag_storage`), so the writer passes them on untouched; the times' isoformat, last, goes into the case's digest
 # (see `digest`).
 CaseRow = tuple[str, str, str, str, str, str, Any, Any, Any, str, Any, str, str]
-# Good rows as `read_rows` gives them, and the line of each
-Batch = tuple[list[CaseRow], list[int]]
+# Good rows as `read_rows` gives them, each the first of its case id in the file
+Batch = list[CaseRow]
 # A parsed time cell: (aware time, its isoformat for the digest, its value as the database's driver takes it)
 ParsedTime = tuple[datetime, str, Any]
 
@@ -536,12 +536,13 @@ def digest(row: CaseRow) -> str:
 
 
 def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowError]) -> Iterator[Batch]:
-    """The good rows in batches, with their lines (the header is line 1); every bad row goes to `errors` by line.
-    A case id's repeats are the writer's to find (see `_CaseWriter.add`), as reading is the slower part."""
+    """The good rows in batches; every bad row goes to `errors`, by line (the header is line 1). So does a row
+    whose case id an earlier row of the file has: the first row wins."""
     read = reader.read
     batch: list[CaseRow] = []
     lines: list[int] = []
     size = _FIRST_CHUNK
+    firsts: dict[str, int] = {}  # each case id's first line
     for line, row in enumerate(rows, start=2):
         # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
         if not any(row) and all(cell in (None, "") for cell in row):
@@ -553,12 +554,27 @@ def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowErro
             continue
         lines.append(line)
         if len(batch) >= size:
-            yield batch, lines
+            yield first_rows(batch, lines, firsts, errors)
             batch, lines = [], []
             size = _CHUNK
             reader.texts.clear()
     if batch:
-        yield batch, lines
+        yield first_rows(batch, lines, firsts, errors)
+
+
+def first_rows(batch: list[CaseRow], lines: list[int], firsts: dict[str, int], errors: list[RowError]) -> Batch:
+    """The batch, read at these lines, without the rows whose case id an earlier row has (in `firsts`, each case
+    id's first line), which go to `errors`; records its case ids' lines in `firsts`."""
+    found = list(map(firsts.setdefault, map(itemgetter(0), batch), lines))
+    if found == lines:
+        return batch
+    kept: list[CaseRow] = []
+    for row, line, first in zip(batch, lines, found, strict=True):
+        if first == line:
+            kept.append(row)
+        else:
+            errors.append(repeated(line, row[0], first))
+    return kept
 
 
 def repeated(line: int, case_id: str, first: int) -> RowError:
@@ -624,14 +640,14 @@ def import_ledger(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for batch, lines in batches:
-            writer.add(batch, lines, report.errors)
+        for batch in batches:
+            writer.add(batch)
         writer.finish()
     finally:
         writer.close()
         if collecting:
             gc.enable()
-    report.errors.sort(key=attrgetter("line"))  # a bad row's, found reading, and a repeat's, found writing
+    report.errors.sort(key=attrgetter("line"))  # a repeat is found at the end of its batch
     report.imported, report.updated, report.unchanged = writer.inserted, writer.updated, writer.unchanged
     if strict and report.errors:
         raise StrictImportError(
@@ -705,7 +721,6 @@ class _CaseWriter:
         self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
         self.saved_pragmas: dict[str, Any] = {}
-        self.seen: dict[str, int] = {}  # each case id's first line in the file
         self.inserted = self.updated = self.unchanged = 0
 
     def add_windows(self, names: Iterable[str]) -> None:
@@ -718,18 +733,9 @@ class _CaseWriter:
             self.session.flush()
             self.windows[name] = window.id
 
-    def add(self, batch: list[CaseRow], lines: list[int], errors: list[RowError]) -> None:
-        """Write one batch of rows, read at these lines: insert its new cases, update its changed ones. A row whose
-        case id an earlier row of the file has goes to `errors` instead: the first row wins."""
-        firsts = list(map(self.seen.setdefault, map(itemgetter(0), batch), lines))
-        if firsts != lines:
-            kept: list[CaseRow] = []
-            for row, line, first in zip(batch, lines, firsts, strict=True):
-                if first == line:
-                    kept.append(row)
-                else:
-                    errors.append(repeated(line, row[0], first))
-            batch = kept
+    def add(self, batch: list[CaseRow]) -> None:
+        """Write one batch of rows, each a case id's first in the file: insert its new cases, update its changed
+        ones."""
         digests = list(map(digest, batch))
         windows, existing, now = self.windows, self.existing, self.stored_now
         names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
