@@ -736,38 +736,29 @@ class _CaseWriter:
     def add(self, batch: list[CaseRow]) -> None:
         """Write one batch of rows, each a case id's first in the file: insert its new cases, update its changed
         ones."""
-        digests = list(map(digest, batch))
         windows, existing, now = self.windows, self.existing, self.stored_now
         names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
         if not names.keys() <= windows.keys():
             self.add_windows(names)
-        if existing:
-            fresh: list[CaseRow] = []
-            fresh_digests: list[str] = []
-            changed: list[dict[str, Any]] = []
-            for row, row_digest in zip(batch, digests, strict=True):
-                known = existing.get(row[0])
-                if known is None:
-                    fresh.append(row)
-                    fresh_digests.append(row_digest)
-                elif known[1] == row_digest:
-                    self.unchanged += 1
-                else:
-                    # the row's values by column, up to the digest
-                    values = dict(zip(_VALUE_COLUMNS, row, strict=False))
-                    changed.append({**values, "digest": row_digest, "case_pk": known[0], "window_id": windows[row[1]],
-                                    "updated_at": now})
-            batch, digests = fresh, fresh_digests
-            if changed:
-                self.connection.execute(_UPDATE_CASE, changed)
-                self.updated += len(changed)
-        if batch:
-            new: list[tuple[Any, ...]] = [
-                (case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved, status, done,
-                 row_digest)
-                for (case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, _, _),
-                row_digest in zip(batch, digests, strict=True)
-            ]
+        new: list[tuple[Any, ...]] = []
+        changed: list[dict[str, Any]] = []
+        for row in batch:  # one pass over the batch, each row unpacked once
+            case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, _, _ = row
+            row_digest = digest(row)
+            known = existing.get(case_no) if existing else None
+            if known is None:
+                new.append((case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved,
+                            status, done, row_digest))
+            elif known[1] == row_digest:
+                self.unchanged += 1
+            else:
+                values = dict(zip(_VALUE_COLUMNS, row, strict=False))  # the row's values by column, up to the digest
+                changed.append({**values, "digest": row_digest, "case_pk": known[0], "window_id": windows[window],
+                                "updated_at": now})
+        if changed:
+            self.connection.execute(_UPDATE_CASE, changed)
+            self.updated += len(changed)
+        if new:
             if not self.bulk_ready and len(new) >= _CHUNK and self.inserted + len(new) > self.cases_before:
                 self.prepare_bulk_load()
             if self.bound is _NEW_CASE_COLUMNS:  # the import's time is bound with each row
