@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -141,57 +142,83 @@ def _file_kind(path: Path, readers: Mapping[str, LedgerReader] | None) -> str:
 
 
 def decoded(path: Path, encoding: str | None) -> Iterator[str]:
-    """The file's text, in pieces: the given encoding, else UTF-8 (with or without BOM), else GB18030 (a superset
-    of GBK). A GBK file is decoded a piece at a time, so its rows can be read before the whole file is decoded; a
-    piece that turns out not to be text raises `LedgerFileError` when it is reached."""
-    data = path.read_bytes()
-    if b"\x00" in data[:4096]:
-        raise LedgerFileError(f"{path}: not a CSV or XLSX file (binary content)")
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise LedgerFileError(f"--encoding {encoding!r} is not a known text encoding") from None
-        yield from _decode_pieces(data, [encoding], f"{path}: not valid {encoding} text; check --encoding")
-        return
+    """The file's text, in pieces as it is read: the given encoding, else UTF-8 (with or without BOM), else GB18030
+    (a superset of GBK). A piece that turns out not to be text raises `LedgerFileError` when it is reached.
+
+    Without an encoding, pieces are UTF-8 as long as the file is. A file that stops being UTF-8 further on is GBK
+    from there if all before was ASCII (the same text in either); otherwise it mixes encodings, an error."""
     try:
-        text = data.decode("utf-8-sig")  # fails at once on a GBK file: its header is not ASCII
-    except UnicodeDecodeError:
-        pass
-    else:
-        yield text
-        return
-    # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same characters
-    # as GB18030, whose four-byte sequences GBK refuses; from the first piece that has one, GB18030 goes on.
-    yield from _decode_pieces(
-        data, ["gbk", "gb18030"], f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding"
-    )
+        with path.open("rb") as handle:
+            pieces = iter(partial(handle.read, _DECODE_BYTES), b"")
+            first = next(pieces, b"")
+            if b"\x00" in first[:4096]:
+                raise LedgerFileError(f"{path}: not a CSV or XLSX file (binary content)")
+            pieces = chain([first], pieces)
+            if encoding:
+                try:
+                    codecs.lookup(encoding)
+                except LookupError:
+                    raise LedgerFileError(f"--encoding {encoding!r} is not a known text encoding") from None
+                yield from _decode_pieces(pieces, [encoding], f"{path}: not valid {encoding} text; check --encoding")
+            else:
+                yield from _utf8_or_gb(pieces, path)
+    except OSError as exc:
+        raise LedgerFileError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
-_DECODE_BYTES = 1 << 20  # bytes decoded at once
+_DECODE_BYTES = 1 << 20  # bytes read and decoded at once
 
 
-def _decode_pieces(data: bytes, encodings: list[str], error: str, size: int = _DECODE_BYTES) -> Iterator[str]:
-    # `data` decoded piece by piece with the first of `encodings`, going on with the next one from the piece the
-    # previous one fails on; `error` when the last one fails
+def _utf8_or_gb(pieces: Iterator[bytes], path: Path) -> Iterator[str]:
+    # UTF-8 while the text is; from the first piece that is not, GBK and GB18030 (see `decoded`)
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    plain = True  # every piece so far was ASCII
+    for piece in pieces:
+        try:
+            yield decoder.decode(piece)
+        except UnicodeDecodeError:
+            if not plain:
+                raise LedgerFileError(
+                    f"{path}: UTF-8 text at first, not UTF-8 further on; give its encoding with --encoding"
+                ) from None
+            # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same
+            # characters as GB18030, whose four-byte sequences GBK refuses
+            yield from _decode_pieces(
+                chain([piece], pieces), ["gbk", "gb18030"],
+                f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding",
+            )
+            return
+        plain = plain and piece.isascii()
+    try:
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:  # the file ends part-way through a character
+        raise LedgerFileError(f"{path}: its last character is cut short; give its encoding with --encoding") from None
+
+
+def _decode_pieces(pieces: Iterator[bytes], encodings: list[str], error: str) -> Iterator[str]:
+    # the pieces decoded with the first of `encodings`, going on with the next one from the piece the previous
+    # one fails on; `error` when the last one fails
     names = iter(encodings)
     decoder = codecs.getincrementaldecoder(next(names))()
-    view = memoryview(data)
-    for start in range(0, max(len(data), 1), size):
-        piece = bytes(view[start:start + size])
-        final = start + size >= len(data)
+    piece = next(pieces, b"")
+    while True:
+        following = next(pieces, None)
+        final = following is None
         pending = decoder.getstate()[0]  # a character's first bytes, left over from the piece before
         while True:
             try:
                 text = decoder.decode(piece, final)
                 break
             except UnicodeDecodeError:
-                following = next(names, None)
-                if following is None:
+                encoding = next(names, None)
+                if encoding is None:
                     raise LedgerFileError(error) from None
-                decoder = codecs.getincrementaldecoder(following)()
+                decoder = codecs.getincrementaldecoder(encoding)()
                 piece = pending + piece
         yield text
+        if following is None:
+            return
+        piece = following
 
 
 def _line_blocks(pieces: Iterator[str]) -> Iterator[str]:

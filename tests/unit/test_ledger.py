@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -544,11 +545,37 @@ def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
 def test_a_gbk_file_with_gb18030_characters_further_on_decodes_whole_in_pieces(size):
     text = "办件编号,申请人\r\n" + "A1,张三\r\n" * 20 + "A2,刘䶮\r\n" + "A3,李四\r\n"  # 䶮: four bytes, GB18030 only
     data = text.encode("gb18030")
-    pieces = list(ledger._decode_pieces(data, ["gbk", "gb18030"], "not text", size))
+    pieces = list(ledger._decode_pieces(_cut(data, size), ["gbk", "gb18030"], "not text"))
     assert "".join(pieces) == text
     assert len(pieces) == -(-len(data) // size)  # one piece per `size` bytes: the file is never decoded whole
     with pytest.raises(LedgerFileError, match="not text"):
-        list(ledger._decode_pieces("A1,窗口\n".encode() + b"\xff\xff\n", ["gbk", "gb18030"], "not text", size))
+        list(ledger._decode_pieces(_cut("A1,窗口\n".encode() + b"\xff\xff\n", size), ["gbk", "gb18030"], "not text"))
+
+
+def _cut(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[start:start + size] for start in range(0, len(data), size))
+
+
+def test_a_file_read_in_pieces_is_utf8_while_it_is_and_says_so_when_it_mixes(workdir):
+    piece = ledger._DECODE_BYTES
+    header = "case_id,applicant\n"
+    ascii_rows = header + "A1,Zhang San\n" * (piece // 13 + 1)  # more than the first piece, all ASCII
+    later = "A2,张三\n" * 1_000
+    # ASCII is the same text in GBK: a GBK file whose first piece has no Chinese reads whole, started as UTF-8
+    gbk = workdir / "gbk.csv"
+    gbk.write_bytes((ascii_rows + later).encode("gbk"))
+    assert "".join(ledger.decoded(gbk, None)) == ascii_rows + later
+    # UTF-8 with Chinese, then bytes that are not UTF-8: no encoding fits the whole file
+    mixed = workdir / "mixed.csv"
+    mixed.write_bytes((header + later).encode() * (piece // 5_000) + "A3,李四\n".encode("gbk"))
+    with pytest.raises(LedgerFileError, match="not UTF-8 further on; give its encoding with --encoding"):
+        list(ledger.decoded(mixed, None))
+    # read a piece at a time: the first text is there before the file's end is read
+    big = workdir / "big.csv"
+    big.write_bytes((header + later * 100).encode() * 3)
+    pieces = ledger.decoded(big, None)
+    assert next(pieces).startswith(header)
+    assert sum(map(len, pieces)) > 0
 
 
 def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, database):
