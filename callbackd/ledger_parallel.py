@@ -46,9 +46,10 @@ def worth_it(path: Path) -> bool:
     return path.stat().st_size >= PARALLEL_BYTES and bool(sys.executable) and idle_cores() >= 1
 
 
-def idle_cores(window: float = 0.1) -> float:
-    """How many of this machine's cores sat idle over a short window (Linux's /proc/stat); elsewhere the cores
-    less the load average. A load average can count tasks that wait without using a core."""
+def idle_cores(window: float = 0.05) -> float:
+    """How many of this machine's cores sat idle over a short window (Linux's /proc/stat, which counts in
+    hundredths of a second: five per core in the default window); elsewhere the cores less the load average. A
+    load average can count tasks that wait without using a core."""
     def idle_and_total() -> tuple[int, int]:
         with open("/proc/stat", encoding="ascii") as stat:
             ticks = [int(field) for field in stat.readline().split()[1:]]
