@@ -1,8 +1,8 @@
 """Reading a large CSV ledger in a second process while the importing one writes.
 
-The reading process sends `send` messages through a pipe: ("rows", batch) for each batch of `ledger.read_rows`,
-then ("done", errors); or ("file", message) for a file that cannot be read. A thread of its own writes them (see
-`Sender`), so the reading runs up to `AHEAD` batches ahead of the writing.
+The reading process sends messages (see `encode`) through a pipe: ("rows", batch) for each batch of
+`ledger.read_rows`, then ("done", errors); or ("file", message) for a file that cannot be read. A thread of its own
+writes them (see `Sender`), so the reading runs up to `AHEAD` batches ahead of the writing.
 
 A process with no other thread forks it: the copy starts reading at once, with everything already imported, and
 leaves by `os._exit`, so it never touches the database connections it copied nor runs the importer's clean-ups. A
@@ -68,12 +68,8 @@ def idle_cores(window: float = 0.05) -> float:
     return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
 
 
-def send(out: IO[bytes], message: tuple[str, Any]) -> None:
-    """Write one message to `out`, for `receive` at the other end."""
-    out.write(encode(message))
-
-
 def encode(message: tuple[str, Any]) -> bytes:
+    """One message as the reading process writes it to the pipe, for `receive` at the other end."""
     # marshal writes rows of plain values (SQLite's times are text) in half the time pickle takes; anything else
     # (PostgreSQL's datetimes, the errors) goes as a pickle. Both ends are the same interpreter.
     try:
@@ -88,7 +84,7 @@ AHEAD = 8
 
 
 class Sender:
-    """Sends messages to `out` (see `send`) from a thread of its own, so that reading goes on while the pipe is
+    """Sends messages to `out` (see `encode`) from a thread of its own, so that reading goes on while the pipe is
     full: up to `ahead` messages wait their turn. Reading and writing a batch take about as long, but not evenly:
     a pipe that holds less than one batch makes each side wait for the other at every batch.
 
@@ -125,7 +121,7 @@ class Sender:
 
 
 def receive(stream: IO[bytes]) -> tuple[str, Any] | None:
-    # the next message `send` wrote, or None when the stream ends first
+    # the next message `encode` gave, or None when the stream ends first
     head = stream.read(9)
     size = int.from_bytes(head[1:], "little")
     blob = stream.read(size) if len(head) == 9 else b""
@@ -145,7 +141,7 @@ def read_for_parent() -> None:
 
 
 def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
-    """The reading process's work: `read_rows` of the file sent to `out` (see `send`, here by a `Sender`):
+    """The reading process's work: `read_rows` of the file sent to `out` by a `Sender`:
     ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
     sender = Sender(out)
     try:

@@ -484,8 +484,8 @@ def test_a_rows_digest_is_blake2b_of_its_normalised_values_so_stored_digests_sta
 def test_rows_sent_by_the_reading_process_arrive_unchanged():
     import io
 
+    from callbackd.ledger_parallel import encode as _encode
     from callbackd.ledger_parallel import receive as _receive
-    from callbackd.ledger_parallel import send as _send
 
     aware = datetime(2026, 11, 3, 1, 5, tzinfo=UTC)
     messages = [
@@ -497,7 +497,7 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
     ]
     stream = io.BytesIO()
     for message in messages:
-        _send(stream, message)
+        stream.write(_encode(message))
     whole = stream.getvalue()
     stream.seek(0)
     assert [_receive(stream) for _ in messages] == messages
