@@ -1,0 +1,47 @@
+"""Recording contacts and answers, on the database of the pass (SQLite, or PostgreSQL in its pass)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, select
+
+from callbackd import answers
+from callbackd.db import Database
+from callbackd.models import Answer, Window
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+CONTACTED = NOW - timedelta(minutes=3)
+
+
+def a_window(database: Database) -> int:
+    with database.session() as session:
+        window = Window(name="第01号窗口", created_at=NOW)
+        session.add(window)
+        session.flush()
+        return window.id
+
+
+def test_a_surveys_answers_go_in_one_statement_on_postgresql(database):
+    window_id = a_window(database)
+    statements: list[str] = []
+
+    def seen(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    with database.session() as session:
+        made = answers.insert_contact(session, source="callback", channel="ivr", window_id=window_id,
+                                      contacted_at=CONTACTED, now=NOW)
+        event.listen(database.engine, "before_cursor_execute", seen)
+        try:
+            answers.write_answers(session, made, [("q1", "满意", "1"), ("q2", "基本满意", "2"), ("q3", "满意", "1")],
+                                  NOW)
+        finally:
+            event.remove(database.engine, "before_cursor_execute", seen)
+    inserts = [statement for statement in statements if statement.startswith("INSERT INTO answers")]
+    assert len(inserts) == 1, inserts
+    if database.engine.dialect.name == "postgresql":  # the three rows in one INSERT, not a statement a row
+        assert inserts[0].count("%(contact_id__") == 3, inserts
+    with database.session() as session:
+        assert len(session.scalars(select(Answer).where(Answer.contact_id == made.id)).all()) == 3
