@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import ARRAY, Select, String, Table, bindparam, func, insert, select, true
 from sqlalchemy.orm import Session
 
 from callbackd import events
@@ -87,7 +87,35 @@ def new_contact(
     return contact
 
 
-_INSERT_CONTACT = insert(cast(Table, Contact.__table__))
+_contacts, _answers = cast(Table, Contact.__table__), cast(Table, Answer.__table__)
+_INSERT_CONTACT = insert(_contacts)
+
+
+def _contact_with_answers() -> Select[int]:
+    """PostgreSQL: a contact and its first answers in one statement, its id returned (the answers' columns
+    arrive as arrays, one element an answer, so one statement serves any number of them)."""
+    contact = (
+        insert(_contacts).values(
+            source=bindparam("source"), channel=bindparam("channel"), window_id=bindparam("window_id"),
+            callback_id=bindparam("callback_id"), contacted_at=bindparam("contacted_at"),
+            simulated=bindparam("simulated"), survey_version=bindparam("survey_version"), suggestion="",
+            external_key=None, created_at=bindparam("now"),
+        ).returning(_contacts.c.id).cte("contact")
+    )
+    given = func.unnest(*(bindparam(name, type_=ARRAY(String)) for name in ("questions", "levels", "raws"))) \
+        .table_valued("question", "level", "raw").render_derived(name="given")
+    answered = insert(_answers).from_select(
+        ["contact_id", "question", "level", "raw", "window_id", "source", "contacted_at", "recorded_at"],
+        select(contact.c.id, given.c.question, given.c.level, given.c.raw,
+               *(bindparam(name, type_=_answers.c[column].type) for name, column in (
+                   ("window_id", "window_id"), ("source", "source"), ("contacted_at", "contacted_at"),
+                   ("now", "recorded_at"))))
+        .select_from(contact.join(given, true())),  # every answer with the one contact
+    )
+    return select(contact.c.id).add_cte(answered.cte("answered"))
+
+
+_CONTACT_WITH_ANSWERS = _contact_with_answers()
 
 
 def insert_contact(
@@ -101,16 +129,30 @@ def insert_contact(
     callback_id: int | None = None,
     simulated: bool = False,
     survey_version: str = "",
+    given: Sequence[tuple[str, str | None, str]] = (),
 ) -> ContactRow:
-    """Add a contact with one INSERT, without loading it into the session (a webhook's first answer)."""
-    result = session.connection().execute(_INSERT_CONTACT, {
+    """Add a contact with one INSERT, without loading it into the session (a webhook's first answer), and the
+    answers `given` (question, level, raw) with it: in the same statement on PostgreSQL. The caller tells the
+    plugins about the answers (`announce_all`)."""
+    values = {
         "source": source, "channel": channel, "window_id": window_id, "callback_id": callback_id,
-        "contacted_at": contacted_at, "simulated": simulated, "survey_version": survey_version, "suggestion": "",
-        "external_key": None, "created_at": now,
-    })
-    contact_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-    assert contact_id is not None
-    return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
+        "contacted_at": contacted_at, "simulated": simulated, "survey_version": survey_version,
+    }
+    connection = session.connection()
+    if given and connection.dialect.name == "postgresql":
+        contact_id = connection.execute(_CONTACT_WITH_ANSWERS, {
+            **values, "now": now, "questions": [question for question, _, _ in given],
+            "levels": [level for _, level, _ in given], "raws": [raw[:20] for _, _, raw in given],
+        }).scalar_one()
+        return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
+    result = connection.execute(_INSERT_CONTACT, {**values, "suggestion": "", "external_key": None,
+                                                  "created_at": now})
+    inserted = result.inserted_primary_key[0] if result.inserted_primary_key else None
+    assert inserted is not None
+    contact = ContactRow(int(inserted), callback_id, window_id, source, channel, contacted_at)
+    if given:
+        write_answers(session, contact, given, now)
+    return contact
 
 
 def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
@@ -118,7 +160,7 @@ def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
 
 
 # on the table, not the entity: a plain INSERT, without the ORM's bulk machinery
-_INSERT_ANSWER = insert(cast(Table, Answer.__table__))
+_INSERT_ANSWER = insert(_answers)
 
 
 def add_answer(
@@ -149,12 +191,28 @@ def add_answers(
 ) -> None:
     """Record answers (question, level, raw) of one contact that the caller knows are new, with one statement,
     and tell the plugins once the transaction commits. `window` (the contact's window name) spares a query."""
+    write_answers(session, contact, given, now)
+    announce_all(session, plugins, contact, given, now, window=window)
+
+
+def write_answers(
+    session: Session, contact: ContactFacts, given: Sequence[tuple[str, str | None, str]], now: datetime
+) -> None:
+    """Write answers (question, level, raw) the caller knows are new, with one statement, without telling the
+    plugins (`announce_all`)."""
     # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
     session.connection().execute(_INSERT_ANSWER, [{
         "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
         "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
         "recorded_at": now,
     } for question, level, raw in given])
+
+
+def announce_all(
+    session: Session, plugins: Plugins, contact: ContactFacts, given: Sequence[tuple[str, str | None, str]],
+    now: datetime, *, window: str | None = None,
+) -> None:
+    """Tell the plugins about new answers (question, level, raw) once the transaction commits."""
     if not plugins.listens("answer_recorded"):
         return
     if window is None:

@@ -291,28 +291,34 @@ class Conversation:
 
     # ---- recording -----------------------------------------------------------------------------------
 
-    def _ensure_contact(self) -> ContactRow:
+    def _ensure_contact(self, given: Sequence[tuple[str, str | None, str]] = ()) -> ContactRow:
+        """The callback's contact, made now if it has none yet, with the answers `given` (written, not
+        announced)."""
         if self._contact_row is None:
             self._contact_row = answers.insert_contact(
                 self.session, source="follow_up" if self.facts.follow_up else "callback",
                 channel=self.facts.channel, window_id=self.facts.window_id,
                 contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
-                survey_version=self.survey.version,
+                survey_version=self.survey.version, given=given,
             )
             self._contact_made = True
+        elif given:
+            answers.write_answers(self.session, self._contact_row, given, self.now)
         return self._contact_row
 
     def _record_all(self, given: Sequence[tuple[str, str | None, str]]) -> int:
-        """Record the answers (question, level, raw) not recorded yet, with one statement; how many were new."""
+        """Record the answers (question, level, raw) not recorded yet, with one statement (the first ones with
+        the contact they make, on PostgreSQL); how many were new."""
         new: dict[str, tuple[str, str | None, str]] = {}
         for key, level, raw in given:
             if key not in self._answers and key not in new:  # the first one of a question wins
                 new[key] = (key, level, raw)
         if not new:
             return 0
-        answers.add_answers(self.session, self.plugins, self._ensure_contact(), list(new.values()), self.now,
-                            window=self.facts.window)
-        for key, level, raw in new.values():
+        fresh = list(new.values())
+        contact = self._ensure_contact(fresh)
+        answers.announce_all(self.session, self.plugins, contact, fresh, self.now, window=self.facts.window)
+        for key, level, raw in fresh:
             self._answers[key] = (level, raw[:20])
         return len(new)
 

@@ -9,7 +9,7 @@ from sqlalchemy import event, select
 
 from callbackd import answers
 from callbackd.db import Database
-from callbackd.models import Answer, Window
+from callbackd.models import Answer, Contact, Window
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 CONTACTED = NOW - timedelta(minutes=3)
@@ -21,6 +21,41 @@ def a_window(database: Database) -> int:
         session.add(window)
         session.flush()
         return window.id
+
+
+def test_a_contact_made_with_its_first_answers_holds_them_all(database):
+    window_id = a_window(database)
+    long_raw = "按键9：一段超过二十个字符的原始记录会被截断保存"
+    given = [("q1", "满意", "1"), ("q2", None, long_raw), ("q3", "不满意", "3")]
+    with database.session() as session:
+        made = answers.insert_contact(session, source="callback", channel="simulator", window_id=window_id,
+                                      contacted_at=CONTACTED, now=NOW, simulated=True, survey_version="v2",
+                                      given=given)
+
+    with database.session() as session:
+        contact = session.get(Contact, made.id)
+        assert (contact.source, contact.channel, contact.window_id, contact.simulated, contact.survey_version,
+                contact.suggestion, contact.contacted_at, contact.created_at) == (
+            "callback", "simulator", window_id, True, "v2", "", CONTACTED, NOW)
+        rows = session.execute(
+            select(Answer.question, Answer.level, Answer.raw, Answer.window_id, Answer.source, Answer.contacted_at,
+                   Answer.recorded_at).where(Answer.contact_id == made.id).order_by(Answer.question)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("q1", "满意", "1", window_id, "callback", CONTACTED, NOW),
+        ("q2", None, long_raw[:20], window_id, "callback", CONTACTED, NOW),
+        ("q3", "不满意", "3", window_id, "callback", CONTACTED, NOW),
+    ]
+
+
+def test_a_contact_made_without_answers_has_none(database):
+    window_id = a_window(database)
+    with database.session() as session:
+        made = answers.insert_contact(session, source="follow_up", channel="ivr", window_id=window_id,
+                                      contacted_at=CONTACTED, now=NOW)
+    with database.session() as session:
+        assert session.get(Contact, made.id).source == "follow_up"
+        assert session.scalars(select(Answer).where(Answer.contact_id == made.id)).all() == []
 
 
 def test_a_surveys_answers_go_in_one_statement_on_postgresql(database):
