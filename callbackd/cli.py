@@ -473,19 +473,22 @@ LogLevel = Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING 
 @app.command()
 def worker(
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="Processes (default: [workers] concurrency).")
+        int | None, typer.Option("--concurrency", "-c", min=1,
+                                 help="Processes, or threads with --pool threads (default: [workers] concurrency).")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Node name, unique per worker.")] = None,
     pool: Annotated[
-        str, typer.Option("--pool", help="prefork (processes), or solo: the worker itself runs one task at a time.")
+        str, typer.Option("--pool", help="prefork (processes); threads, in one process, for calls that mostly wait on "
+                                         "a provider or the database; or solo: the worker itself runs one task at a "
+                                         "time.")
     ] = "prefork",
     loglevel: LogLevel = "INFO",
 ) -> None:
     """A Celery worker: places attempts and runs the scheduled jobs (deployments on PostgreSQL and Redis)."""
     import os
 
-    if pool not in ("prefork", "solo"):
-        raise CallbackdError(f"--pool {pool!r} is not prefork or solo")
+    if pool not in ("prefork", "threads", "solo"):
+        raise CallbackdError(f"--pool {pool!r} is not prefork, threads or solo")
     settings = load_settings()
     processes = 1 if pool == "solo" else concurrency or settings.workers.concurrency
     node = name or f"callbackd-{os.getpid()}@%h"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +53,8 @@ app.conf.update(
 
 @dataclass
 class Runtime:
-    """What a worker process needs, made once per process (after the pool forks it)."""
+    """What a worker process needs, made once per process (after the pool forks it) and shared by its threads
+    (a threads pool): the engine's pool gives each task its own connection."""
 
     settings: Settings
     database: Database
@@ -116,14 +118,21 @@ def local_now() -> datetime:
     return clock.now().astimezone((_settings or load_settings()).zone)
 
 
+_making = threading.Lock()
+
+
 def runtime() -> Runtime:
+    """This process's runtime, made by its first task (one of several at once in a threads pool)."""
     global _runtime
-    if _runtime is None:
-        settings = _settings or load_settings()
-        database = Database(settings.database_url)
-        database.ensure_schema()
-        _runtime = Runtime(settings, database, load_plugins())
-    return _runtime
+    if _runtime is not None:
+        return _runtime
+    with _making:
+        if _runtime is None:
+            settings = _settings or load_settings()
+            database = Database(settings.database_url)
+            database.ensure_schema()
+            _runtime = Runtime(settings, database, load_plugins())
+        return _runtime
 
 
 @signals.worker_process_init.connect

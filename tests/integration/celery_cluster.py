@@ -121,8 +121,9 @@ class Cluster:
         self.processes.append(process)
         return process
 
-    def worker(self, name: str, concurrency: int = 1) -> Process:
-        process = self.spawn(name, "worker", "--name", f"{name}@%h", "--concurrency", str(concurrency))
+    def worker(self, name: str, concurrency: int = 1, pool: str = "prefork") -> Process:
+        process = self.spawn(name, "worker", "--name", f"{name}@%h", "--concurrency", str(concurrency),
+                             "--pool", pool)
         self.wait_for(lambda: " ready." in process.text(), f"worker {name} to start", STARTUP_SECONDS, process)
         return process
 

@@ -117,7 +117,8 @@ def check_outcome(cluster: Cluster, *, repeated_at_most: int = 0) -> None:
 def test_a_round_of_fifty_windows_through_two_workers_places_every_attempt_once(cli, workdir, cluster):
     ledger(cli, workdir, windows=50)
     round_id = open_round(cli)
-    workers = [cluster.worker("w1"), cluster.worker("w2")]
+    # one worker of processes and one of threads, which place several attempts at once in one process
+    workers = [cluster.worker("w1"), cluster.worker("w2", concurrency=4, pool="threads")]
     cluster.beat()
     cluster.wait_until_finished()
     check_outcome(cluster)

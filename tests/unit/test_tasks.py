@@ -4,7 +4,9 @@ integration tests run them on real workers)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,4 +145,20 @@ def test_the_simulator_offers_a_provider_rate_only_when_set(workdir):
 
 def test_an_unknown_pool_is_one_clear_error(cli):
     run = cli("worker", "--pool", "gevent")
-    assert run.code == 1 and "--pool 'gevent' is not prefork or solo" in run.err
+    assert run.code == 1 and "--pool 'gevent' is not prefork, threads or solo" in run.err
+
+
+def test_the_first_tasks_of_a_threads_pool_make_one_runtime(workdir):
+    tasks.forget()
+    barrier = threading.Barrier(8)
+
+    def first_task() -> tasks.Runtime:
+        barrier.wait()
+        return tasks.runtime()
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            made = list(pool.map(lambda _: first_task(), range(8)))
+        assert all(runtime is made[0] for runtime in made)
+    finally:
+        tasks.forget()
