@@ -11,8 +11,9 @@ loopback. Each run gets a fresh database with one open round of N callbacks; the
 scheduling every callback's first attempt, claiming, the messages through Redis, placing and the whole simulated
 survey. Beside it, the time beat's process took to start before that tick (Python and its imports, a one-off
 that does not grow with the round) and the rate counting it too; and the rate from the first outcome to the last
-(the steady state). Each worker is one process placing on four threads (`--pool threads --concurrency 4`). Each
-run has its own Redis databases, so nothing an earlier run left queued starts its work early.
+(the steady state). On PostgreSQL each worker is one process placing on four threads (`--pool threads
+--concurrency 4`); on SQLite, `--pool solo`. Each run has its own Redis databases, so nothing an earlier run left
+queued starts its work early.
 Target: >= 500 attempts/s on a 2-core machine.
 """
 
@@ -41,8 +42,9 @@ from callbackd.synthetic import HEADER
 
 BIN = Path(sys.executable).with_name("callbackd")
 MONDAY = "2026-11-23T10:00:00+08:00"
-# each worker process places four attempts at once on threads: while one waits on the database, another computes
-POOL = ("--pool", "threads", "--concurrency", "4")
+# how each worker process runs: on PostgreSQL it places four attempts at once on threads (while one waits on the
+# server, another computes); on SQLite one at a time, as the writers of one process wait on SQLite's busy handler
+POOLS = {"postgresql": ("--pool", "threads", "--concurrency", "4"), "sqlite": ("--pool", "solo")}
 FINAL = ("completed", "partial", "unreachable", "refused", "opted_out", "invalid")
 
 
@@ -143,11 +145,12 @@ batch = 2000
     env = {**os.environ, "CALLBACKD_CLOCK_OFFSET": str(offset)}
     for args in (["ledger", "import", str(ledger)], ["round", "open", "--week", "2026-W48", "--seed", "bench"]):
         subprocess.run([str(BIN), *args], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+    pool = POOLS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
     processes = []
     try:
         for n in range(workers):
             log = (folder / f"worker{n}.log").open("wb")
-            processes.append(subprocess.Popen([str(BIN), "worker", *POOL, "-n", f"bench{n}@%h", "--loglevel",
+            processes.append(subprocess.Popen([str(BIN), "worker", *pool, "-n", f"bench{n}@%h", "--loglevel",
                                                "WARNING"], cwd=folder, env=env, stdout=log, stderr=log,
                                               start_new_session=True))
         time.sleep(4)  # workers connect before the clock starts
@@ -203,7 +206,7 @@ def main() -> None:
     ledger = folder / "ledger.csv"
     write_ledger(ledger, args.callbacks)
     print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions; "
-          f"each worker process: {' '.join(POOL)}")
+          f"each worker process: {' '.join(POOLS[args.database])}")
     try:
         with redis_server(folder) as broker:
             pg = postgres_server(folder) if args.database == "postgresql" else None
