@@ -4,6 +4,7 @@ applicant answers the whole survey) and no provider rate, for 1 and 2 worker pro
 shared by two workers through Redis, against its setting.
 
     .venv/bin/python scripts/bench/dispatch.py [--callbacks N] [--database sqlite|postgresql] [--rate R]
+                                               [--pool solo|threads]
 
 Starts its own redis-server (and, for --database postgresql, a throwaway PostgreSQL server, as root) on
 loopback. Each run gets a fresh database with one open round of N callbacks; the clock runs from Monday
@@ -11,9 +12,9 @@ loopback. Each run gets a fresh database with one open round of N callbacks; the
 scheduling every callback's first attempt, claiming, the messages through Redis, placing and the whole simulated
 survey. Beside it, the time beat's process took to start before that tick (Python and its imports, a one-off
 that does not grow with the round) and the rate counting it too; and the rate from the first outcome to the last
-(the steady state). On PostgreSQL each worker is one process placing on four threads (`--pool threads
---concurrency 4`); on SQLite, `--pool solo`. Each run has its own Redis databases, so nothing an earlier run left
-queued starts its work early.
+(the steady state). Each worker process places one attempt at a time (`--pool solo`), or with --pool threads four
+at once on threads. Each run has its own Redis databases, so nothing an earlier run left queued starts its work
+early.
 Target: >= 500 attempts/s on a 2-core machine.
 """
 
@@ -42,9 +43,9 @@ from callbackd.synthetic import HEADER
 
 BIN = Path(sys.executable).with_name("callbackd")
 MONDAY = "2026-11-23T10:00:00+08:00"
-# how each worker process runs: on PostgreSQL it places four attempts at once on threads (while one waits on the
-# server, another computes); on SQLite one at a time, as the writers of one process wait on SQLite's busy handler
-POOLS = {"postgresql": ("--pool", "threads", "--concurrency", "4"), "sqlite": ("--pool", "solo")}
+# how each worker process places: one attempt at a time, or four at once on threads (while one waits on the
+# database, another computes; on SQLite the writers of one process wait on SQLite's busy handler instead)
+POOLS = {"solo": ("--pool", "solo"), "threads": ("--pool", "threads", "--concurrency", "4")}
 FINAL = ("completed", "partial", "unreachable", "refused", "opted_out", "invalid")
 
 
@@ -120,7 +121,7 @@ def write_ledger(path: Path, callbacks: int) -> None:
 
 
 def run(folder: Path, database_url: str, broker: str, workers: int, rate: float | None, ledger: Path,
-        redis_db: int) -> dict:
+        redis_db: int, pool: tuple[str, ...]) -> dict:
     """One timed run on its own Redis databases (`redis_db` for the broker, the next for the rate): messages an
     earlier run left in its queue (ticks sent just before its processes were killed) must not start this run's
     work before its clock does."""
@@ -145,7 +146,6 @@ batch = 2000
     env = {**os.environ, "CALLBACKD_CLOCK_OFFSET": str(offset)}
     for args in (["ledger", "import", str(ledger)], ["round", "open", "--week", "2026-W48", "--seed", "bench"]):
         subprocess.run([str(BIN), *args], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
-    pool = POOLS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
     processes = []
     try:
         for n in range(workers):
@@ -200,13 +200,15 @@ def main() -> None:
     parser.add_argument("--callbacks", type=int, default=4000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="provider rate for the limiter run (a second)")
+    parser.add_argument("--pool", choices=tuple(POOLS), default="solo",
+                        help="how each worker process places: solo (one at a time) or threads (four at once)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
     folder.chmod(0o755)  # the PostgreSQL server runs as its own user
     ledger = folder / "ledger.csv"
     write_ledger(ledger, args.callbacks)
     print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions; "
-          f"each worker process: {' '.join(POOLS[args.database])}")
+          f"each worker process: {' '.join(POOLS[args.pool])}")
     try:
         with redis_server(folder) as broker:
             pg = postgres_server(folder) if args.database == "postgresql" else None
@@ -214,7 +216,8 @@ def main() -> None:
             try:
                 for workers in (1, 2):
                     url = fresh_database(args.database, server, folder, f"bench_{workers}")
-                    result = run(folder / f"run{workers}", url, broker, workers, None, ledger, redis_db=2 * workers)
+                    result = run(folder / f"run{workers}", url, broker, workers, None, ledger, redis_db=2 * workers,
+                                 pool=POOLS[args.pool])
                     attempts, elapsed, first_tick = result["attempts"], result["elapsed"], result["first_tick"]
                     end_to_end = elapsed - first_tick
                     print(f"{workers} worker process(es): {attempts} attempts in {end_to_end:.1f} s end to end = "
@@ -225,7 +228,7 @@ def main() -> None:
                 url = fresh_database(args.database, server, folder, "bench_rate")
                 small = folder / "ledger-rate.csv"
                 write_ledger(small, limited)
-                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=6)
+                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=6, pool=POOLS[args.pool])
                 ended = result["ended"]
                 window = 10.0
                 within = sum(1 for t in ended if (t - ended[0]).total_seconds() < window)
