@@ -291,19 +291,18 @@ class Conversation:
 
     # ---- recording -----------------------------------------------------------------------------------
 
-    def _ensure_contact(self, given: Sequence[tuple[str, str | None, str]] = ()) -> ContactRow:
-        """The callback's contact, made now if it has none yet, with the answers `given` (written, not
-        announced)."""
-        if self._contact_row is None:
-            self._contact_row = answers.insert_contact(
-                self.session, source="follow_up" if self.facts.follow_up else "callback",
-                channel=self.facts.channel, window_id=self.facts.window_id,
-                contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
-                survey_version=self.survey.version, given=given,
-            )
-            self._contact_made = True
-        elif given:
-            answers.write_answers(self.session, self._contact_row, given, self.now)
+    def _ensure_contact(self) -> ContactRow:
+        return self._contact_row or self._make_contact(())
+
+    def _make_contact(self, given: Sequence[tuple[str, str | None, str]]) -> ContactRow:
+        """Make the callback's contact, with its first answers `given` (written, not announced)."""
+        self._contact_row = answers.insert_contact(
+            self.session, source="follow_up" if self.facts.follow_up else "callback",
+            channel=self.facts.channel, window_id=self.facts.window_id,
+            contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
+            survey_version=self.survey.version, given=given,
+        )
+        self._contact_made = True
         return self._contact_row
 
     def _record_all(self, given: Sequence[tuple[str, str | None, str]]) -> int:
@@ -316,7 +315,11 @@ class Conversation:
         if not new:
             return 0
         fresh = list(new.values())
-        contact = self._ensure_contact(fresh)
+        if self._contact_row is None:
+            contact = self._make_contact(fresh)
+        else:
+            contact = self._contact_row
+            answers.write_answers(self.session, contact, fresh, self.now)
         answers.announce_all(self.session, self.plugins, contact, fresh, self.now, window=self.facts.window)
         for key, level, raw in fresh:
             self._answers[key] = (level, raw[:20])
