@@ -203,12 +203,13 @@ def main() -> None:
     parser.add_argument("--pool", choices=tuple(POOLS), default="solo",
                         help="how each worker process places: solo (one at a time) or threads (four at once)")
     args = parser.parse_args()
+    pool = POOLS[args.pool]
     folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
     folder.chmod(0o755)  # the PostgreSQL server runs as its own user
     ledger = folder / "ledger.csv"
     write_ledger(ledger, args.callbacks)
     print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions; "
-          f"each worker process: {' '.join(POOLS[args.pool])}")
+          f"each worker process: {' '.join(pool)}")
     try:
         with redis_server(folder) as broker:
             pg = postgres_server(folder) if args.database == "postgresql" else None
@@ -217,7 +218,7 @@ def main() -> None:
                 for workers in (1, 2):
                     url = fresh_database(args.database, server, folder, f"bench_{workers}")
                     result = run(folder / f"run{workers}", url, broker, workers, None, ledger, redis_db=2 * workers,
-                                 pool=POOLS[args.pool])
+                                 pool=pool)
                     attempts, elapsed, first_tick = result["attempts"], result["elapsed"], result["first_tick"]
                     end_to_end = elapsed - first_tick
                     print(f"{workers} worker process(es): {attempts} attempts in {end_to_end:.1f} s end to end = "
@@ -228,7 +229,7 @@ def main() -> None:
                 url = fresh_database(args.database, server, folder, "bench_rate")
                 small = folder / "ledger-rate.csv"
                 write_ledger(small, limited)
-                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=6, pool=POOLS[args.pool])
+                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=6, pool=pool)
                 ended = result["ended"]
                 window = 10.0
                 within = sum(1 for t in ended if (t - ended[0]).total_seconds() < window)
