@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded, show_written, write_row, write_through
+from callbackd.db import as_loaded, chunks, show_written, write_row, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -380,13 +380,14 @@ _CONVERSATION = (
     .select_from(_with_answers(_JOINED))
     .where(_attempts.c.id == bindparam("attempt_id"))
 )
-_PLACING = (
+# placing reads several attempts at once (`read_placing`): each row starts with its attempt's id
+_PLACING_MANY = (
     select(
-        *_FACT_COLUMNS, *_PLACING_FACTS, *(column for _, column in _ATTEMPT_ATTRIBUTES),
+        _attempts.c.id, *_FACT_COLUMNS, *_PLACING_FACTS, *(column for _, column in _ATTEMPT_ATTRIBUTES),
         *(column for _, column in _CALLBACK_ATTRIBUTES), *_ANSWER_COLUMNS,
     )
     .select_from(_with_answers(_JOINED.join(_rounds, _rounds.c.id == _callbacks.c.round_id)))
-    .where(_attempts.c.id == bindparam("attempt_id"))
+    .where(_attempts.c.id.in_(bindparam("attempt_ids", expanding=True)))
 )
 
 
@@ -396,13 +397,30 @@ _ROWS = (
 )
 
 
+def read_placing(session: Session, attempt_ids: Sequence[int]) -> dict[int, list[Sequence[Any]]]:
+    """What placing reads of each of several attempts (the rows `open_conversation` takes as `read`), with one
+    query: a message's attempts are read together, not one query each."""
+    session.flush()
+    read: dict[int, list[Sequence[Any]]] = {}
+    for chunk in chunks(attempt_ids):
+        for row in session.connection().execute(_PLACING_MANY, {"attempt_ids": list(chunk)}):
+            read.setdefault(row[0], []).append(row[1:])
+    return read
+
+
 def open_conversation(
-    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False,
+    read: Sequence[Sequence[Any]] | None = None,
 ) -> Conversation:
     """The conversation of an attempt, for a webhook or the dispatcher (`placing`: it reads what placing needs
-    too), in one query. Raises `NotFoundError`."""
-    session.flush()  # the query below reads the database: changes this session holds are written first
-    rows = session.connection().execute(_PLACING if placing else _CONVERSATION, {"attempt_id": attempt_id}).all()
+    too), in one query, or from the rows `read_placing` read (`read`, for placing). Raises `NotFoundError`."""
+    rows: Sequence[Sequence[Any]]
+    if read is not None:
+        rows, placing = read, True
+    else:
+        session.flush()  # the query below reads the database: changes this session holds are written first
+        rows = (read_placing(session, [attempt_id]).get(attempt_id, []) if placing
+                else session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all())
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     first = rows[0]
@@ -411,14 +429,14 @@ def open_conversation(
      matter, case_type, phone_sms, window, follow_up) = first[:facts_end]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
                   phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up)
-    read = None
+    values = None
     if placing:
         in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
         facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
                         others_open=bool(others_open))
         attempt_at = facts_end + len(_PLACING_FACTS)
         callback_at = attempt_at + len(_ATTEMPT_ATTRIBUTES)
-        read = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[attempt_at:callback_at], strict=True)),
+        values = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[attempt_at:callback_at], strict=True)),
                 dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-len(_ANSWER_COLUMNS)],
                          strict=True)))
     contact_id, source, contact_channel, contacted_at = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
@@ -427,7 +445,7 @@ def open_conversation(
     given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
     return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
-        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=read,
+        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=values,
         _answers={question: (level, raw) for question, level, raw in given},
     )
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from callbackd.conversation import (
     end_open_attempts,
     open_conversation,
     opted_out,
+    read_placing,
 )
 from callbackd.db import Database, chunks, write_through
 from callbackd.events import CallbackEvent
@@ -159,14 +160,14 @@ def claim(session: Session, attempt_id: int, now: datetime) -> bool:
 
 def start_claimed(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
-    taken_at: datetime | None = None,
+    taken_at: datetime | None = None, read: Sequence[Sequence[Any]] | None = None,
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
     `record_start` records in a fresh transaction; None when there is nothing more to record (the conversation
     happened inside `start`, and its outcome and the channel's word are in this transaction). With `taken_at`,
     the take this worker made: an attempt whose lease ran out and that another worker took since is left to
-    that worker."""
-    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True)
+    that worker. With `read`, what `read_placing` read of the attempt a moment ago, instead of reading it now."""
+    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True, read=read)
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
@@ -455,9 +456,11 @@ def place_many(
     (another delivery of the same message took it, or it closed meanwhile).
 
     Taking them (queued to placing, in one statement) commits before anything else, so a provider is never asked
-    twice for one attempt and no transaction stays open while a provider answers. Each attempt is then placed
-    in its own transaction (all of them on one connection), after waiting for the provider account's rate. An
-    attempt whose placing raises ends as `failed` (its retry or fallback follows); the others go on.
+    twice for one attempt and no transaction stays open while a provider answers. What placing reads of them is
+    read with the take, in one query; an attempt whose turn comes more than `READ_FRESH_FOR` later (a provider
+    that answers slowly, or its rate) is read again when it is placed. Each attempt is then placed in its own
+    transaction (all of them on one connection), after waiting for the provider account's rate. An attempt whose
+    placing raises ends as `failed` (its retry or fallback follows); the others go on.
     """
     taken_at = now or clock.now()
     taken: dict[int, str] = {}
@@ -469,14 +472,22 @@ def place_many(
                     .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
                     .execution_options(synchronize_session=False)
                 ))
+            read = read_placing(session, list(taken)) if taken else {}
+        read_at = time_module.monotonic()
         return [None if attempt_id not in taken
-                else _place_taken(connected, settings, plugins, attempt_id, taken[attempt_id], taken_at, now)
+                else _place_taken(connected, settings, plugins, attempt_id, taken[attempt_id], taken_at, now,
+                                  read.get(attempt_id), read_at)
                 for attempt_id in attempt_ids]
+
+
+# How long what placing read of a message's attempts may stand in for reading an attempt again when its turn comes:
+# about what one provider's call to place takes, the time a placing's own reading is old when its call returns.
+READ_FRESH_FOR = 0.5  # seconds
 
 
 def _place_taken(
     database: Database, settings: Settings, plugins: Plugins, attempt_id: int, channel_name: str,
-    taken_at: datetime, now: datetime | None,
+    taken_at: datetime, now: datetime | None, read: Sequence[Sequence[Any]] | None, read_at: float,
 ) -> Placement:
     try:
         rate = getattr(plugins.channel(channel_name), "rate_limit", None)
@@ -484,8 +495,9 @@ def _place_taken(
         if limit is not None:
             limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
         when = now or clock.now()
+        fresh = read if time_module.monotonic() - read_at <= READ_FRESH_FOR else None
         with database.session() as session:
-            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at)
+            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at, fresh)
         if result is not None:
             with database.session() as session:
                 state = record_start(session, settings, plugins, attempt_id, result, when)

@@ -3,11 +3,13 @@ sheet and operator results, opt-outs, duplicate deliveries and atomic claims."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from openpyxl import load_workbook
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from callbackd import dispatch
 from callbackd.config import load_settings
@@ -539,3 +541,62 @@ def test_a_conversation_held_while_placing_is_written_whole_before_its_retry_is_
     database.dispose()
     assert dispatch_at(cli, monkeypatch, "2026-11-23T11:00:00+08:00")["placed"] == 0  # spaced from the first try
     assert dispatch_at(cli, monkeypatch, "2026-11-23T14:00:00+08:00")["outcomes"] == {"hung_up": 2}
+
+
+def placing_reads(database: Database) -> list[str]:
+    """The placing reads (`conversation.read_placing`'s query) the database runs from now on."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "active_week IS NOT NULL" in statement and "FROM attempts JOIN callbacks" in statement:
+            seen.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_messages_attempts_are_read_for_placing_with_one_query(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 4)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    reads = placing_reads(database)
+    placed = dispatch.place_many(database, settings, plugins, claimed, now)
+    assert [p and p.state for p in placed] == ["completed"] * 4
+    assert len(reads) == 1
+    dispatch.place_queued(database, settings, plugins, claimed[0], now)  # taken already: nothing to read
+    assert len(reads) == 1
+    database.dispose()
+
+
+def test_an_attempt_whose_turn_comes_late_is_read_again_and_finds_what_changed(cli, workdir, monkeypatch):
+    # one call every two seconds: the second attempt's turn comes long after the message's attempts were read,
+    # and meanwhile its applicant's number opts out (an SMS reply to another survey, say)
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0, per_second=0.5)
+    start_round(cli, workdir, monkeypatch, 2)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    first, second = dispatch.tick(database, settings, plugins, now).claimed
+    with database.session() as s:
+        callback_of = dict(s.execute(select(Attempt.id, Attempt.callback_id)).tuples().all())
+        phone = s.scalar(select(Callback.phone).where(Callback.id == callback_of[second]))
+    reads = placing_reads(database)
+    placements: list = []
+    placing = threading.Thread(target=lambda: placements.extend(
+        dispatch.place_many(database, settings, plugins, [first, second], now)))
+    placing.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with database.session() as s:
+            if s.scalar(select(Callback.status).where(Callback.id == callback_of[first])) == "completed":
+                s.add(OptOut(phone=phone, source="sms", created_at=now))
+                break
+        time.sleep(0.02)
+    placing.join()
+    assert [p.state for p in placements][0] == "completed"
+    assert len(reads) == 2  # the message's attempts together, then the late one again
+    with database.session() as s:
+        assert s.scalar(select(Callback.status).where(Callback.id == callback_of[second])) == "opted_out"
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1  # the second applicant was never called
+    database.dispose()
