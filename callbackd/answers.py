@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, cast
 
-from sqlalchemy import ARRAY, Select, String, Table, bindparam, func, insert, select, true
+from sqlalchemy import JSON, Select, Table, Text, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from callbackd import events
@@ -92,8 +94,9 @@ _INSERT_CONTACT = insert(_contacts)
 
 
 def _contact_with_answers() -> Select[int]:
-    """PostgreSQL: a contact and its first answers in one statement, its id returned (the answers' columns
-    arrive as arrays, one element an answer, so one statement serves any number of them)."""
+    """PostgreSQL: a contact and its first answers in one statement, its id returned (the answers arrive as one
+    JSON array of [question, level, raw], so one statement serves any number of them, and one text parameter
+    costs the driver less than an array a column)."""
     contact = (
         insert(_contacts).values(
             source=bindparam("source"), channel=bindparam("channel"), window_id=bindparam("window_id"),
@@ -102,8 +105,10 @@ def _contact_with_answers() -> Select[int]:
             external_key=None, created_at=bindparam("now"),
         ).returning(_contacts.c.id).cte("contact")
     )
-    given = func.unnest(*(bindparam(name, type_=ARRAY(String)) for name in ("questions", "levels", "raws"))) \
-        .table_valued("question", "level", "raw").render_derived(name="given")
+    answer = func.json_array_elements(cast_(bindparam("given", type_=Text), JSON)).table_valued("value") \
+        .render_derived(name="answer")
+    given = select(*(answer.c.value.op("->>")(literal_column(str(i))).label(name)
+                     for i, name in enumerate(("question", "level", "raw")))).subquery("given")
     answered = insert(_answers).from_select(
         ["contact_id", "question", "level", "raw", "window_id", "source", "contacted_at", "recorded_at"],
         select(contact.c.id, given.c.question, given.c.level, given.c.raw,
@@ -141,8 +146,8 @@ def insert_contact(
     connection = session.connection()
     if given and connection.dialect.name == "postgresql":
         contact_id = connection.execute(_CONTACT_WITH_ANSWERS, {
-            **values, "now": now, "questions": [question for question, _, _ in given],
-            "levels": [level for _, level, _ in given], "raws": [raw[:20] for _, _, raw in given],
+            **values, "now": now,
+            "given": json.dumps([(question, level, raw[:20]) for question, level, raw in given], ensure_ascii=False),
         }).scalar_one()
         return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
     result = connection.execute(_INSERT_CONTACT, {**values, "suggestion": "", "external_key": None,

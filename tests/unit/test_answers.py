@@ -26,7 +26,7 @@ def a_window(database: Database) -> int:
 def test_a_contact_made_with_its_first_answers_holds_them_all(database):
     window_id = a_window(database)
     long_raw = "按键9：一段超过二十个字符的原始记录会被截断保存"
-    given = [("q1", "满意", "1"), ("q2", None, long_raw), ("q3", "不满意", "3")]
+    given = [("q1", "满意", "1"), ("q2", None, long_raw), ("q3", "不满意", "3"), ("q4", "基本满意", 'say "2" \\ [2]')]
     with database.session() as session:
         made = answers.insert_contact(session, source="callback", channel="simulator", window_id=window_id,
                                       contacted_at=CONTACTED, now=NOW, simulated=True, survey_version="v2",
@@ -45,6 +45,7 @@ def test_a_contact_made_with_its_first_answers_holds_them_all(database):
         ("q1", "满意", "1", window_id, "callback", CONTACTED, NOW),
         ("q2", None, long_raw[:20], window_id, "callback", CONTACTED, NOW),
         ("q3", "不满意", "3", window_id, "callback", CONTACTED, NOW),
+        ("q4", "基本满意", 'say "2" \\ [2]', window_id, "callback", CONTACTED, NOW),
     ]
 
 
