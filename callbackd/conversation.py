@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded, chunks, show_written, write_row, write_through
+from callbackd.db import as_loaded, chunks, show_written, write_row, write_rows, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -86,9 +86,10 @@ class Conversation:
     _callback: Callback | None = field(default=None, init=False, repr=False)
     # the attempt's and the callback's columns as the conversation read them (attribute -> value)
     _read: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
-    # the attempt's columns set while its channel places it, written with one UPDATE once the channel returns
-    # (`hold_attempt`, `write_attempt`); None when they are written as they are set
+    # the attempt's and the callback's columns set while its channel places it, written with one statement once
+    # the channel returns (`hold_attempt`, `write_attempt`); None when they are written as they are set
     _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _held_callback: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -274,20 +275,30 @@ class Conversation:
             set_committed_value(self.attempt, key, value)
         self._held.update(values)
 
+    def set_callback(self, **values: Any) -> None:
+        """Set columns of the callback (closing it): written now, or, while its channel places the attempt, held
+        for `write_attempt`."""
+        if self._held is None:
+            write_through(self.session, self.callback, **values)
+            return
+        for key, value in values.items():
+            set_committed_value(self.callback, key, value)
+        self._held_callback.update(values)
+
     def hold_attempt(self) -> None:
-        """Hold the attempt's columns set from now on until `write_attempt`: a channel that holds the whole
-        conversation while it places the attempt (picking up, the outcome, its provider's id) then costs one
-        UPDATE of the attempt instead of one each."""
+        """Hold the attempt's and the callback's columns set from now on until `write_attempt`: a channel that
+        holds the whole conversation while it places the attempt (picking up, the outcome, its provider's id, the
+        callback closing) then costs one statement on PostgreSQL instead of one each."""
         if self._held is None:
             self._held = {}
 
     def write_attempt(self, **values: Any) -> None:
-        """Write what is held (and `values`) with one UPDATE, and write what is set from now on as it is set.
-        Called before anything reads the attempt from the database."""
+        """Write what is held (and `values`), and write what is set from now on as it is set. Called before
+        anything reads the attempt or the callback from the database."""
         values = {**(self._held or {}), **values}
-        self._held = None
-        if values:
-            write_through(self.session, self.attempt, **values)
+        held_callback, self._held, self._held_callback = self._held_callback, None, {}
+        if values or held_callback:
+            write_rows(self.session, (self.attempt, values), (self.callback, held_callback))
 
     # ---- recording -----------------------------------------------------------------------------------
 

@@ -300,22 +300,27 @@ def close_through(conversation: Conversation, status: str, reason: str | None) -
         conversation.write_attempt()  # ending the callback's open attempts must not take this one for open
     close_callback(conversation.session, conversation.plugins, conversation.callback, status, reason,
                    conversation.now, settings=conversation.settings, answers=conversation.known_answers(),
-                   others_open=others_open)
+                   others_open=others_open, write=conversation.set_callback)
 
 
 def close_callback(
     session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
     *, settings: Settings, open_attempts: str = "cancelled", answers: KnownAnswers | None = None,
-    others_open: bool = True,
+    others_open: bool = True, write: Callable[..., None] | None = None,
 ) -> None:
     """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
     the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
     could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
     rectification. What the caller knows spares the queries: `answers`, the callback's contact and its rated
-    answers; `others_open` False, that no attempt of the callback but the caller's own is still open."""
+    answers; `others_open` False, that no attempt of the callback but the caller's own is still open. `write`
+    sets the callback's columns (a conversation's `set_callback`, which holds them while its channel places the
+    attempt); by default they are written at once."""
     if callback.status in FINAL_CALLBACK:
         return
-    write_through(session, callback, status=status, reason=reason, closed_at=now)
+    if write is None:
+        write_through(session, callback, status=status, reason=reason, closed_at=now)
+    else:
+        write(status=status, reason=reason, closed_at=now)
     if others_open:
         end_open_attempts(session, callback.id, now, open_attempts)
     rectify.callback_closed(session, settings, callback, now, answers=answers)

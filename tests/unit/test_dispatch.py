@@ -600,3 +600,26 @@ def test_an_attempt_whose_turn_comes_late_is_read_again_and_finds_what_changed(c
         assert s.scalar(select(Callback.status).where(Callback.id == callback_of[second])) == "opted_out"
         assert s.scalar(select(func.count()).select_from(Contact)) == 1  # the second applicant was never called
     database.dispose()
+
+
+def test_a_call_that_ends_while_placing_writes_its_attempt_and_closes_its_callback_together(cli, workdir,
+                                                                                           monkeypatch):
+    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
+    start_round(cli, workdir, monkeypatch, 1)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    statements: list[str] = []
+    event.listen(database.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert dispatch.place_queued(database, settings, plugins, attempt_id, now).state == "completed"
+    writes = [s for s in statements if "UPDATE attempts SET" in s or "UPDATE callbacks SET" in s][1:]  # after the take
+    if database.engine.dialect.name == "postgresql":
+        assert len(writes) == 1 and "UPDATE attempts SET" in writes[0] and "UPDATE callbacks SET" in writes[0]
+    else:
+        assert len(writes) == 2
+    with database.session() as s:
+        attempt = s.get(Attempt, attempt_id)
+        callback = s.get(Callback, attempt.callback_id)
+        assert (attempt.status, attempt.provider_id, attempt.ended_at) == ("completed", f"SIM-{attempt_id}", now)
+        assert (callback.status, callback.reason, callback.closed_at) == ("completed", None, now)
+    database.dispose()
