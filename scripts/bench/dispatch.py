@@ -4,7 +4,7 @@ applicant answers the whole survey) and no provider rate, for 1 and 2 worker pro
 shared by two workers through Redis, against its setting.
 
     .venv/bin/python scripts/bench/dispatch.py [--callbacks N] [--database sqlite|postgresql] [--rate R]
-                                               [--pool solo|threads]
+                                               [--pool solo|threads|both]
 
 Starts its own redis-server (and, for --database postgresql, a throwaway PostgreSQL server, as root) on
 loopback. Each run gets a fresh database with one open round of N callbacks; the clock runs from Monday
@@ -13,8 +13,8 @@ scheduling every callback's first attempt, claiming, the messages through Redis,
 survey. Beside it, the time beat's process took to start before that tick (Python and its imports, a one-off
 that does not grow with the round) and the rate counting it too; and the rate from the first outcome to the last
 (the steady state). Each worker process places one attempt at a time (`--pool solo`), or with --pool threads four
-at once on threads. Each run has its own Redis databases, so nothing an earlier run left queued starts its work
-early.
+at once on threads; by default both are measured, one after the other (the limiter's run uses solo). Each run
+has its own Redis databases, so nothing an earlier run left queued starts its work early.
 Target: >= 500 attempts/s on a 2-core machine.
 """
 
@@ -200,36 +200,41 @@ def main() -> None:
     parser.add_argument("--callbacks", type=int, default=4000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="provider rate for the limiter run (a second)")
-    parser.add_argument("--pool", choices=tuple(POOLS), default="solo",
-                        help="how each worker process places: solo (one at a time) or threads (four at once)")
+    parser.add_argument("--pool", choices=(*POOLS, "both"), default="both",
+                        help="how each worker process places: solo (one at a time), threads (four at once), or both "
+                             "measured one after the other")
     args = parser.parse_args()
-    pool = POOLS[args.pool]
+    pools = list(POOLS) if args.pool == "both" else [args.pool]
     folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
     folder.chmod(0o755)  # the PostgreSQL server runs as its own user
     ledger = folder / "ledger.csv"
     write_ledger(ledger, args.callbacks)
-    print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions; "
-          f"each worker process: {' '.join(pool)}")
+    print(f"{os.cpu_count()} cores; database {args.database}; simulator, every applicant answers all 6 questions")
     try:
         with redis_server(folder) as broker:
             pg = postgres_server(folder) if args.database == "postgresql" else None
             server = pg.__enter__() if pg else None
             try:
-                for workers in (1, 2):
-                    url = fresh_database(args.database, server, folder, f"bench_{workers}")
-                    result = run(folder / f"run{workers}", url, broker, workers, None, ledger, redis_db=2 * workers,
-                                 pool=pool)
-                    attempts, elapsed, first_tick = result["attempts"], result["elapsed"], result["first_tick"]
-                    end_to_end = elapsed - first_tick
-                    print(f"{workers} worker process(es): {attempts} attempts in {end_to_end:.1f} s end to end = "
-                          f"{attempts / end_to_end:.0f} attempts/s (target >= 500); beat took {first_tick:.1f} s to "
-                          f"start before its first tick ({attempts / elapsed:.0f}/s counting that); "
-                          f"{attempts / max(result['placing'], 1e-9):.0f}/s first to last outcome")
+                runs = 0  # each run on its own Redis databases, the limiter's run on the last ones
+                for name in pools:
+                    for workers in (1, 2):
+                        url = fresh_database(args.database, server, folder, f"bench_{name}_{workers}")
+                        result = run(folder / f"run-{name}-{workers}", url, broker, workers, None, ledger,
+                                     redis_db=2 * runs, pool=POOLS[name])
+                        runs += 1
+                        attempts, elapsed, first_tick = result["attempts"], result["elapsed"], result["first_tick"]
+                        end_to_end = elapsed - first_tick
+                        print(f"{workers} worker process(es), {' '.join(POOLS[name])}: {attempts} attempts in "
+                              f"{end_to_end:.1f} s end to end = {attempts / end_to_end:.0f} attempts/s "
+                              f"(target >= 500); beat took {first_tick:.1f} s to start before its first tick "
+                              f"({attempts / elapsed:.0f}/s counting that); "
+                              f"{attempts / max(result['placing'], 1e-9):.0f}/s first to last outcome")
                 limited = min(args.callbacks, int(args.rate * 20))
                 url = fresh_database(args.database, server, folder, "bench_rate")
                 small = folder / "ledger-rate.csv"
                 write_ledger(small, limited)
-                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=6, pool=pool)
+                result = run(folder / "run-rate", url, broker, 2, args.rate, small, redis_db=2 * runs,
+                             pool=POOLS[pools[0]])
                 ended = result["ended"]
                 window = 10.0
                 within = sum(1 for t in ended if (t - ended[0]).total_seconds() < window)
