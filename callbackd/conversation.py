@@ -268,22 +268,20 @@ class Conversation:
 
     def set_attempt(self, **values: Any) -> None:
         """Set columns of the attempt: written now, or, while its channel places it, held for `write_attempt`."""
-        if self._held is None:
-            write_through(self.session, self.attempt, **values)
-            return
-        for key, value in values.items():
-            set_committed_value(self.attempt, key, value)
-        self._held.update(values)
+        self._set(self.attempt, self._held, values)
 
     def set_callback(self, **values: Any) -> None:
         """Set columns of the callback (closing it): written now, or, while its channel places the attempt, held
         for `write_attempt`."""
-        if self._held is None:
-            write_through(self.session, self.callback, **values)
+        self._set(self.callback, None if self._held is None else self._held_callback, values)
+
+    def _set(self, row: Attempt | Callback, held: dict[str, Any] | None, values: dict[str, Any]) -> None:
+        if held is None:
+            write_through(self.session, row, **values)
             return
         for key, value in values.items():
-            set_committed_value(self.callback, key, value)
-        self._held_callback.update(values)
+            set_committed_value(row, key, value)
+        held.update(values)
 
     def hold_attempt(self) -> None:
         """Hold the attempt's and the callback's columns set from now on until `write_attempt`: a channel that

@@ -459,12 +459,18 @@ def test_a_worker_whose_lease_ran_out_leaves_the_attempt_to_the_worker_that_took
     database.dispose()
 
 
-def test_a_chunk_is_taken_at_once_and_a_repeated_delivery_places_none_of_it(cli, workdir, monkeypatch):
-    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
-    start_round(cli, workdir, monkeypatch, 4)
+def claimed_by_a_tick(cli, workdir: Path, monkeypatch, cases: int, **simulated: object) -> tuple:
+    """A round of `cases` simulated callbacks whose first attempts a tick has claimed, every applicant answering
+    (unless `simulated` says otherwise): (settings, plugins, database, the claimed ids, now)."""
+    simulator(workdir, **{"no_answer_rate": 0.0, "refuse_rate": 0.0, "hang_up_rate": 0.0, **simulated})
+    start_round(cli, workdir, monkeypatch, cases)
     settings, plugins, database = load_settings(), load_plugins(), db()
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    return settings, plugins, database, dispatch.tick(database, settings, plugins, now).claimed, now
+
+
+def test_a_chunk_is_taken_at_once_and_a_repeated_delivery_places_none_of_it(cli, workdir, monkeypatch):
+    settings, plugins, database, claimed, now = claimed_by_a_tick(cli, workdir, monkeypatch, 4)
     with database.session() as s:  # another delivery took the second already
         s.execute(update(Attempt).where(Attempt.id == claimed[1]).values(status="placing", started_at=now))
     first = dispatch.place_many(database, settings, plugins, claimed, now)
@@ -556,11 +562,7 @@ def placing_reads(database: Database) -> list[str]:
 
 
 def test_a_messages_attempts_are_read_for_placing_with_one_query(cli, workdir, monkeypatch):
-    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
-    start_round(cli, workdir, monkeypatch, 4)
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    settings, plugins, database, claimed, now = claimed_by_a_tick(cli, workdir, monkeypatch, 4)
     reads = placing_reads(database)
     placed = dispatch.place_many(database, settings, plugins, claimed, now)
     assert [p and p.state for p in placed] == ["completed"] * 4
@@ -573,11 +575,8 @@ def test_a_messages_attempts_are_read_for_placing_with_one_query(cli, workdir, m
 def test_an_attempt_whose_turn_comes_late_is_read_again_and_finds_what_changed(cli, workdir, monkeypatch):
     # one call every two seconds: the second attempt's turn comes long after the message's attempts were read,
     # and meanwhile its applicant's number opts out (an SMS reply to another survey, say)
-    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0, per_second=0.5)
-    start_round(cli, workdir, monkeypatch, 2)
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    first, second = dispatch.tick(database, settings, plugins, now).claimed
+    settings, plugins, database, (first, second), now = claimed_by_a_tick(cli, workdir, monkeypatch, 2,
+                                                                          per_second=0.5)
     with database.session() as s:
         callback_of = dict(s.execute(select(Attempt.id, Attempt.callback_id)).tuples().all())
         phone = s.scalar(select(Callback.phone).where(Callback.id == callback_of[second]))
@@ -604,11 +603,7 @@ def test_an_attempt_whose_turn_comes_late_is_read_again_and_finds_what_changed(c
 
 def test_a_call_that_ends_while_placing_writes_its_attempt_and_closes_its_callback_together(cli, workdir,
                                                                                            monkeypatch):
-    simulator(workdir, no_answer_rate=0.0, refuse_rate=0.0, hang_up_rate=0.0)
-    start_round(cli, workdir, monkeypatch, 1)
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    (attempt_id,) = dispatch.tick(database, settings, plugins, now).claimed
+    settings, plugins, database, (attempt_id,), now = claimed_by_a_tick(cli, workdir, monkeypatch, 1)
     statements: list[str] = []
     event.listen(database.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     assert dispatch.place_queued(database, settings, plugins, attempt_id, now).state == "completed"
