@@ -185,12 +185,14 @@ def write_rows(session: Session, *writes: tuple[Any, dict[str, Any]]) -> None:
     key = tuple((mapper.local_table, *values) for mapper, _, values in loaded)
     statement = _WRITES.get(key)
     if statement is None:
-        *first, last = (
-            update(table).where(table.c.id == bindparam(f"_{n}_row"))
-            .values({mapper.get_property(name).columns[0].key: bindparam(f"_{n}_{name}") for name in values})
-            for n, (mapper, _, values) in enumerate(loaded)
-            for table in [cast(Table, mapper.local_table)]
-        )
+        updates = []
+        for n, (mapper, _, values) in enumerate(loaded):
+            table = cast(Table, mapper.local_table)
+            updates.append(
+                update(table).where(table.c.id == bindparam(f"_{n}_row"))
+                .values({mapper.get_property(name).columns[0].key: bindparam(f"_{n}_{name}") for name in values})
+            )
+        *first, last = updates
         statement = _WRITES[key] = last.add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(first)))
     parameters: dict[str, Any] = {}
     for n, (_, row_id, values) in enumerate(loaded):
