@@ -144,7 +144,8 @@ _CALENDAR = shanghai_calendar()
 
 @settings(max_examples=200, deadline=None)
 @given(
-    start=st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 11, 30)),
+    # ends stay in 2026, the year chinese-calendar covers: crossing into 2027 is tested on its own below
+    start=st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 11, 24)),
     count=st.integers(min_value=-25, max_value=25),
 )
 def test_add_workdays_lands_on_a_working_day_counted_by_workdays_between(start: date, count: int) -> None:
