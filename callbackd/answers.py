@@ -164,6 +164,10 @@ def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
     return {a.question: a for a in session.scalars(select(Answer).where(Answer.contact_id == contact_id))}
 
 
+# on the table, not the entity: a plain INSERT, without the ORM's bulk machinery
+_INSERT_ANSWER = insert(_answers)
+
+
 def add_answer(
     session: Session,
     plugins: Plugins,
@@ -201,13 +205,12 @@ def write_answers(
 ) -> None:
     """Write answers (question, level, raw) the caller knows are new, with one statement, without telling the
     plugins (`announce_all`)."""
-    # a plain INSERT, not the ORM's unit of work, which would cost more than the write; its rows in one VALUES list,
-    # so the server runs one statement for a survey's answers, not one an answer
-    session.connection().execute(insert(_answers).values([{
+    # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
+    session.connection().execute(_INSERT_ANSWER, [{
         "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
         "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
         "recorded_at": now,
-    } for question, level, raw in given]))
+    } for question, level, raw in given])
 
 
 def announce_all(

@@ -41,12 +41,17 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
     # hide_parameters: a failing statement's message must never carry a phone number into a log or a terminal
     if parsed.get_backend_name() != "sqlite":
         try:
-            return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+            engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         except ImportError as exc:
             raise DatabaseError(
                 f"database_url {parsed.render_as_string()} needs its driver ({exc.name}); for PostgreSQL install "
                 f"callbackd with the postgres extra: pip install 'callbackd[postgres]'"
             ) from None
+        # several rows in one INSERT ... VALUES, as SQLAlchemy does for psycopg2, instead of psycopg's pipelined
+        # statement a row: the server runs one statement for a survey's answers, not one an answer
+        if engine.dialect.name == "postgresql":
+            engine.dialect.use_insertmanyvalues_wo_returning = True
+        return engine
     if parsed.database and parsed.database != ":memory:":
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,6 @@ def test_a_surveys_answers_go_in_one_statement_on_postgresql(database):
     inserts = [statement for statement in statements if statement.startswith("INSERT INTO answers")]
     assert len(inserts) == 1, inserts
     if database.engine.dialect.name == "postgresql":  # the three rows in one INSERT, not a statement a row
-        assert inserts[0].count("%(contact_id") == 3, inserts
+        assert inserts[0].count("%(contact_id__") == 3, inserts
     with database.session() as session:
         assert len(session.scalars(select(Answer).where(Answer.contact_id == made.id)).all()) == 3
