@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbackd.config import Settings
-from callbackd.db import chunks
+from callbackd.db import among
 from callbackd.models import Attempt, Callback
 from callbackd.workdays import Calendar, load_schedule
 
@@ -91,11 +91,11 @@ class CallingPolicy:
         wanted = set(phones)
         today: dict[str, tuple[int, datetime | None]] = {}
         if wanted and self.calendar.in_calling_hours(now):
-            for chunk in chunks(sorted(wanted)):
+            for among_phones in among(session, Callback.phone, sorted(wanted)):
                 rows = session.execute(
                     select(Callback.phone, func.count(), func.max(Attempt.started_at))
                     .join(Callback, Callback.id == Attempt.callback_id)
-                    .where(Callback.phone.in_(chunk), Attempt.started_at.is_not(None),
+                    .where(among_phones, Attempt.started_at.is_not(None),
                            Attempt.started_at >= self.day_start(now))
                     .group_by(Callback.phone)
                 ).all()

@@ -7,7 +7,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, inspect, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapper, Session, class_mapper, make_transient_to_detached, sessionmaker
@@ -220,6 +236,33 @@ def chunks(ids: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
     """`ids` in slices of `size`: IN lists and batches of a bounded length."""
     for start in range(0, len(ids), size):
         yield ids[start:start + size]
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that `column` is one of `values`, together covering them all, for a statement run once each. On
+    PostgreSQL a single `column = ANY(array)`: one parameter, so its driver parses the query once, not the
+    thousands of placeholders of an IN list each time; elsewhere an IN list for each `chunks` slice."""
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return
+    for chunk in chunks(values):
+        yield column.in_(chunk)
+
+
+def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` of `model` (each with the same keys). On PostgreSQL with one statement whatever their number,
+    each column one array parameter (`unnest`): a query its driver parses once, not one with a placeholder a value;
+    elsewhere with the driver's executemany."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(model), rows)
+        return
+    mapper: Mapper[Any] = class_mapper(model)
+    columns = [mapper.get_property(key).columns[0] for key in rows[0]]
+    arrays = [func.unnest(bindparam(None, [row[key] for row in rows], type_=ARRAY(column.type)))
+              for key, column in zip(rows[0], columns, strict=True)]
+    session.execute(insert(cast(Table, mapper.local_table)).from_select(columns, select(*arrays)))
 
 
 class Database:

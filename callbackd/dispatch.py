@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock, events, rectify
@@ -38,7 +38,7 @@ from callbackd.conversation import (
     opted_out,
     read_placing,
 )
-from callbackd.db import Database, chunks, write_through
+from callbackd.db import Database, among, chunks, insert_rows, write_through
 from callbackd.events import CallbackEvent
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, Window
 from callbackd.phones import mask_in
@@ -99,39 +99,40 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
     """
     first = CallingPolicy(settings).first_slot(now)
     rows = session.execute(
-        select(Callback.id, Round.channel_plan, Case.phone_sms, Callback.phone)
+        select(Callback.id, Callback.round_id, Case.phone_sms, OptOut.id.is_not(None).label("opted_out"))
         .join(Round, Round.id == Callback.round_id)
         .join(Case, Case.id == Callback.case_id)
+        .outerjoin(OptOut, OptOut.phone == Callback.phone)
         .where(Callback.status == "pending", Round.active_week.is_not(None))
         .order_by(Callback.id)
     ).all()
     if not rows:
         return 0
-    blocked = set(session.scalars(select(OptOut.phone).where(OptOut.phone.in_({r.phone for r in rows}))))
+    plans: dict[int, list[str]] = {round_id: plan for round_id, plan in session.execute(
+        select(Round.id, Round.channel_plan).where(Round.id.in_({row.round_id for row in rows}))
+    )}
     taken: set[int] = set()
-    for chunk in chunks([row.id for row in rows]):
+    for among_ids in among(session, Callback.id, [row.id for row in rows]):
         taken.update(session.scalars(
-            update(Callback).where(Callback.id.in_(chunk), Callback.status == "pending")
+            update(Callback).where(among_ids, Callback.status == "pending")
             .values(status="in_progress").returning(Callback.id)
             .execution_options(synchronize_session=False)
         ))
     first_attempts = []
-    for callback_id, plan, sms_capable, phone in rows:
+    for callback_id, round_id, sms_capable, blocked in rows:
         if callback_id not in taken:
             continue  # another scheduler took it
-        channels = usable_channels(plugins, plan, sms_capable)
-        if phone in blocked or not channels:
+        channels = usable_channels(plugins, plans[round_id], sms_capable)
+        if blocked or not channels:
             callback = session.get(Callback, callback_id)
             assert callback is not None
             session.refresh(callback)
-            reason = "opted_out" if phone in blocked else "no_channel"
-            close_callback(session, plugins, callback, "opted_out" if phone in blocked else "invalid", reason, now,
-                           settings=settings)
+            close_callback(session, plugins, callback, "opted_out" if blocked else "invalid",
+                           "opted_out" if blocked else "no_channel", now, settings=settings)
             continue
         first_attempts.append({"callback_id": callback_id, "channel": channels[0], "number": 1, "status": "due",
                                "due_at": first, "detail": ""})
-    if first_attempts:
-        session.execute(insert(Attempt), first_attempts)
+    insert_rows(session, Attempt, first_attempts)
     return len(first_attempts)
 
 
@@ -408,16 +409,16 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -
             later.setdefault(when, []).append(attempt_id)
     held = 0
     for when, ids in later.items():
-        for chunk in chunks(ids):
+        for among_ids in among(session, Attempt.id, ids):
             moved = session.execute(
-                update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "due").values(due_at=when)
+                update(Attempt).where(among_ids, Attempt.status == "due").values(due_at=when)
                 .execution_options(synchronize_session=False)
             )
             held += moved.rowcount  # type: ignore[attr-defined]
     taken: set[int] = set()
-    for chunk in chunks(chosen):
+    for among_ids in among(session, Attempt.id, chosen):
         taken.update(session.scalars(
-            update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "due")
+            update(Attempt).where(among_ids, Attempt.status == "due")
             .values(status="queued", started_at=now).returning(Attempt.id)
             .execution_options(synchronize_session=False)
         ))

@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock
 from callbackd.config import SamplingRule, Settings
+from callbackd.db import insert_rows
 from callbackd.errors import ConfigError, NotFoundError, RoundError
 from callbackd.models import Attempt, Callback, Case, OptOut, Round, RoundWindow, Window
 from callbackd.periods import add_months, parse_week
@@ -379,16 +380,14 @@ def open_round(
          "selected": len(w.picks), "shortfall": w.shortfall, "candidate_hash": w.candidate_hash}
         for w in windows
     ]
-    if tallies:
-        session.execute(insert(RoundWindow), tallies)
+    insert_rows(session, RoundWindow, tallies)
     callbacks = [
         {"round_id": round_.id, "case_id": p.candidate.case_id, "window_id": w.window_id, "phone": p.candidate.phone,
          "rule": p.candidate.pool or None, "stratum": p.stratum, "draw_key": p.draw_key, "due_at": p.due_at,
          "status": "pending", "created_at": now}
         for w in windows for p in w.picks
     ]
-    if callbacks:
-        session.execute(insert(Callback), callbacks)
+    insert_rows(session, Callback, callbacks)
     audit.record(
         session, "round.replace" if existing else "round.open", f"round {round_.id}", week=period.week,
         seed=seed, candidate_hash=round_.candidate_hash, selected=len(callbacks),

@@ -378,6 +378,37 @@ def test_a_lapsed_lease_puts_the_attempt_back_and_a_provider_known_one_stays(cli
     database.dispose()
 
 
+def test_a_tick_takes_a_round_of_thousands_with_statements_of_a_few_parameters(cli, workdir, monkeypatch):
+    """Past one IN list's slice (500), every pending callback gets one first attempt and the due ones are claimed;
+    an opted-out number closes without one. On PostgreSQL each id list is one array parameter, so no statement
+    carries a placeholder a value (its driver would parse thousands of them on every tick)."""
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text("[dispatch]\nbatch = 1100\n", encoding="utf-8")
+    monkeypatch.setenv("CALLBACKD_NOW", NOW)
+    rows = [case_row(f"K{i}", f"窗口{i // 20:02d}", phone=phone_for(i)) for i in range(1210)]
+    assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
+    assert cli("round", "open", "--week", "2026-W48", "--seed", "t").code == 0, "round open"
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    with database.session() as s:
+        s.add(OptOut(phone="+86" + phone_for(613), source="operator", note="", created_at=now))
+    parameters: list[int] = []
+    event.listen(database.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, params, context, many: parameters.append(len(params or ())))
+    report = dispatch.tick(database, settings, plugins, now)
+    assert report.scheduled == 1209 and len(report.claimed) == 1100 and len(set(report.claimed)) == 1100
+    with database.session() as s:
+        assert s.scalar(select(func.count(func.distinct(Attempt.callback_id)))) == 1209
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 1209
+        assert s.scalar(select(func.count()).select_from(Attempt).where(Attempt.status == "queued")) == 1100
+        assert s.scalar(select(Callback.status).where(Callback.phone == "+86" + phone_for(613))) == "opted_out"
+        assert s.scalar(select(func.count()).select_from(Callback).where(Callback.status == "in_progress")) == 1209
+    if database.engine.dialect.name == "postgresql":
+        assert max(parameters) <= 10
+    assert dispatch.tick(database, settings, plugins, now).scheduled == 0  # nothing twice
+    database.dispose()
+
+
 def test_a_tick_outside_calling_hours_holds_everything_to_the_next_slot(cli, workdir, monkeypatch):
     start_round(cli, workdir, monkeypatch, 3)
     settings, plugins, database = load_settings(), load_plugins(), db()
