@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import JSON, Select, Table, Text, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import CTE, JSON, Select, Table, Text, bindparam, func, insert, literal_column, select, true
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,14 @@ class KnownAnswers:
     rated: Sequence[tuple[str, str | None, str]]
     fresh: bool = False  # the contact was made in this transaction: no rectification names it yet
     case_type: str | None = None  # the callback's case type, when the caller read it
+    # writes the contact's row if the caller still holds it (a conversation placing its attempt holds it for the
+    # attempt's write): called before anything reads the contact or its answers, or names it in another row
+    write_held: Callable[[], None] | None = None
+
+    def written(self) -> None:
+        """The contact and its answers are in the database from now on."""
+        if self.write_held is not None:
+            self.write_held()
 
 
 def new_contact(
@@ -93,34 +101,47 @@ _contacts, _answers = cast(Table, Contact.__table__), cast(Table, Answer.__table
 _INSERT_CONTACT = insert(_contacts)
 
 
-def _contact_with_answers() -> Select[int]:
-    """PostgreSQL: a contact and its first answers in one statement, its id returned (the answers arrive as one
-    JSON array of [question, level, raw], so one statement serves any number of them, and one text parameter
-    costs the driver less than an array a column)."""
+def _contact_with_answers(*, prefix: str = "", with_id: bool = False) -> tuple[CTE, CTE]:
+    """PostgreSQL: a contact and its first answers as two CTEs of one statement, the contact's id returned by the
+    first (the answers arrive as one JSON array of [question, level, raw], so one statement serves any number of
+    them, and one text parameter costs the driver less than an array a column). Its parameters are named with
+    `prefix` (`contact_parameters`); `with_id`: the contact's id is one, taken from its sequence beforehand."""
+    def p(name: str, **kwargs: Any) -> Any:
+        return bindparam(prefix + name, **kwargs)
+
     contact = (
         insert(_contacts).values(
-            source=bindparam("source"), channel=bindparam("channel"), window_id=bindparam("window_id"),
-            callback_id=bindparam("callback_id"), contacted_at=bindparam("contacted_at"),
-            simulated=bindparam("simulated"), survey_version=bindparam("survey_version"), suggestion="",
-            external_key=None, created_at=bindparam("now"),
+            source=p("source"), channel=p("channel"), window_id=p("window_id"), callback_id=p("callback_id"),
+            contacted_at=p("contacted_at"), simulated=p("simulated"), survey_version=p("survey_version"),
+            suggestion=p("suggestion"), external_key=None, created_at=p("now"), **({"id": p("id")} if with_id else {}),
         ).returning(_contacts.c.id).cte("contact")
     )
-    answer = func.json_array_elements(cast_(bindparam("given", type_=Text), JSON)).table_valued("value") \
+    answer = func.json_array_elements(cast_(p("given", type_=Text), JSON)).table_valued("value") \
         .render_derived(name="answer")
     given = select(*(answer.c.value.op("->>")(literal_column(str(i))).label(name)
                      for i, name in enumerate(("question", "level", "raw")))).subquery("given")
     answered = insert(_answers).from_select(
         ["contact_id", "question", "level", "raw", "window_id", "source", "contacted_at", "recorded_at"],
         select(contact.c.id, given.c.question, given.c.level, given.c.raw,
-               *(bindparam(name, type_=_answers.c[column].type) for name, column in (
+               *(p(name, type_=_answers.c[column].type) for name, column in (
                    ("window_id", "window_id"), ("source", "source"), ("contacted_at", "contacted_at"),
                    ("now", "recorded_at"))))
         .select_from(contact.join(given, true())),  # every answer with the one contact
-    )
-    return select(contact.c.id).add_cte(answered.cte("answered"))
+    ).cte("answered")
+    return contact, answered
 
 
-_CONTACT_WITH_ANSWERS = _contact_with_answers()
+def _select_id(ctes: tuple[CTE, CTE]) -> Select[int]:
+    contact, answered = ctes
+    return select(contact.c.id).add_cte(answered)
+
+
+_CONTACT_WITH_ANSWERS = _select_id(_contact_with_answers())
+# PostgreSQL: a contact whose id was taken beforehand and its first answers, for a WITH before another statement
+# (a conversation's write of its attempt: `HeldContact`)
+CONTACT_PREFIX = "contact_"  # not a column's name: the CTEs may go before an UPDATE of a table with such columns
+CONTACT_CTES = _contact_with_answers(prefix=CONTACT_PREFIX, with_id=True)
+_CONTACT_WITH_ID = _select_id(CONTACT_CTES)
 
 
 def insert_contact(
@@ -145,10 +166,8 @@ def insert_contact(
     }
     connection = session.connection()
     if given and connection.dialect.name == "postgresql":
-        contact_id = connection.execute(_CONTACT_WITH_ANSWERS, {
-            **values, "now": now,
-            "given": json.dumps([(question, level, raw[:20]) for question, level, raw in given], ensure_ascii=False),
-        }).scalar_one()
+        contact_id = connection.execute(_CONTACT_WITH_ANSWERS,
+                                        contact_parameters({**values, "suggestion": ""}, now, given)).scalar_one()
         return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
     result = connection.execute(_INSERT_CONTACT, {**values, "suggestion": "", "external_key": None,
                                                   "created_at": now})
@@ -158,6 +177,25 @@ def insert_contact(
     if given:
         write_answers(session, contact, given, now)
     return contact
+
+
+def contact_parameters(
+    values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]], *, prefix: str = "",
+) -> dict[str, Any]:
+    """The parameters of the PostgreSQL statements that insert a contact (`values`, with its suggestion) and its
+    first answers `given` (question, level, raw), named with `prefix`."""
+    parameters = {**values, "now": now,
+                  "given": json.dumps([(question, level, raw[:20]) for question, level, raw in given],
+                                      ensure_ascii=False)}
+    return {prefix + name: value for name, value in parameters.items()}
+
+
+def write_contact(
+    session: Session, values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]]
+) -> None:
+    """PostgreSQL: insert a contact whose id was taken beforehand (`values`, with its id and suggestion) and its
+    first answers `given`, with one statement."""
+    session.connection().execute(_CONTACT_WITH_ID, contact_parameters(values, now, given, prefix=CONTACT_PREFIX))
 
 
 def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:

@@ -90,6 +90,11 @@ class Conversation:
     # the channel returns (`hold_attempt`, `write_attempt`); None when they are written as they are set
     _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _held_callback: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    # PostgreSQL, placing: an id taken from the contacts' sequence beforehand; the contact made with it (its
+    # columns and its answers) is held for the attempt's write until anything else needs its row
+    _contact_id: int | None = field(default=None, repr=False)
+    _held_contact: tuple[dict[str, Any], list[tuple[str, str | None, str]]] | None = field(
+        default=None, init=False, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -185,7 +190,8 @@ class Conversation:
             level, raw = self._answers.get(question.key, (None, ""))
             if level is not None:
                 rated.append((question.key, level, raw))
-        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type)
+        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type,
+                            write_held=self._write_contact)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -244,8 +250,11 @@ class Conversation:
         text = text.strip()
         if not text or self.finished:
             return
-        contact = self._ensure_contact()
-        write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact first
+        if self._held_contact is not None:
+            self._held_contact[0]["suggestion"] = text[:2000]  # written with the contact
+        else:
+            contact = self._ensure_contact()
+            write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact
         self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
@@ -290,13 +299,25 @@ class Conversation:
         if self._held is None:
             self._held = {}
 
-    def write_attempt(self, **values: Any) -> None:
+    def write_attempt(self, *, last: bool = False, **values: Any) -> None:
         """Write what is held (and `values`), and write what is set from now on as it is set. Called before
-        anything reads the attempt or the callback from the database."""
+        anything reads the attempt or the callback from the database. `last`: nothing else is written in the
+        transaction."""
         values = {**(self._held or {}), **values}
         held_callback, self._held, self._held_callback = self._held_callback, None, {}
-        if values or held_callback:
-            write_rows(self.session, (self.attempt, values), (self.callback, held_callback))
+        contact, self._held_contact = self._held_contact, None
+        before = None if contact is None else (
+            answers.CONTACT_CTES,
+            answers.contact_parameters(contact[0], self.now, contact[1], prefix=answers.CONTACT_PREFIX),
+        )
+        if values or held_callback or before:
+            write_rows(self.session, (self.attempt, values), (self.callback, held_callback), before=before, last=last)
+
+    def _write_contact(self) -> None:
+        """Write the contact held for the attempt's write: something else is about to need its row."""
+        contact, self._held_contact = self._held_contact, None
+        if contact is not None:
+            answers.write_contact(self.session, contact[0], self.now, contact[1])
 
     # ---- recording -----------------------------------------------------------------------------------
 
@@ -304,13 +325,19 @@ class Conversation:
         return self._contact_row or self._make_contact(())
 
     def _make_contact(self, given: Sequence[tuple[str, str | None, str]]) -> ContactRow:
-        """Make the callback's contact, with its first answers `given` (written, not announced)."""
-        self._contact_row = answers.insert_contact(
-            self.session, source="follow_up" if self.facts.follow_up else "callback",
-            channel=self.facts.channel, window_id=self.facts.window_id,
-            contacted_at=self.now, now=self.now, callback_id=self.facts.callback_id, simulated=self.simulated,
-            survey_version=self.survey.version, given=given,
-        )
+        """Make the callback's contact, with its first answers `given` (written, not announced). While its
+        channel places the attempt, a contact whose id was taken beforehand is held for the attempt's write."""
+        values: dict[str, Any] = {
+            "source": "follow_up" if self.facts.follow_up else "callback", "channel": self.facts.channel,
+            "window_id": self.facts.window_id, "callback_id": self.facts.callback_id, "contacted_at": self.now,
+            "simulated": self.simulated, "survey_version": self.survey.version,
+        }
+        if self._held is not None and self._contact_id is not None and given:
+            self._held_contact = ({**values, "id": self._contact_id, "suggestion": ""}, list(given))
+            self._contact_row = ContactRow(self._contact_id, self.facts.callback_id, self.facts.window_id,
+                                           str(values["source"]), self.facts.channel, self.now)
+        else:
+            self._contact_row = answers.insert_contact(self.session, now=self.now, given=given, **values)
         self._contact_made = True
         return self._contact_row
 
@@ -326,6 +353,9 @@ class Conversation:
         fresh = list(new.values())
         if self._contact_row is None:
             contact = self._make_contact(fresh)
+        elif self._held_contact is not None:  # they go with the contact
+            contact = self._contact_row
+            self._held_contact[1].extend(fresh)
         else:
             contact = self._contact_row
             answers.write_answers(self.session, contact, fresh, self.now)
@@ -419,7 +449,7 @@ def read_placing(session: Session, attempt_ids: Sequence[int]) -> dict[int, list
 
 def open_conversation(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False,
-    read: Sequence[Sequence[Any]] | None = None,
+    read: Sequence[Sequence[Any]] | None = None, reserved_contact: int | None = None,
 ) -> Conversation:
     """The conversation of an attempt, for a webhook or the dispatcher (`placing`: it reads what placing needs
     too), in one query, or from the rows `read_placing` read (`read`, for placing). Raises `NotFoundError`."""
@@ -455,6 +485,7 @@ def open_conversation(
     return Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
         simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=values,
+        _contact_id=reserved_contact,
         _answers={question: (level, raw) for question, level, raw in given},
     )
 

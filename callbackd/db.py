@@ -183,9 +183,13 @@ def write_row(session: Session, model: type, row_id: Any, **values: Any) -> None
     show_written(session, model, [row_id], **values)
 
 
-def write_rows(session: Session, *writes: tuple[Any, dict[str, Any]]) -> None:
+def write_rows(
+    session: Session, *writes: tuple[Any, dict[str, Any]], before: tuple[Sequence[Any], dict[str, Any]] | None = None,
+    last: bool = False,
+) -> None:
     """Set columns of several rows, each (row, values) as `write_through` would: on PostgreSQL with one statement
-    (every UPDATE but the last in a WITH), elsewhere with one UPDATE a row."""
+    (every UPDATE but the last in a WITH, after the CTEs of `before`, (CTEs, their parameters)), elsewhere with
+    one UPDATE a row. `last`: nothing else is written in the transaction (`run_last`)."""
     loaded = []
     for row, values in writes:
         if values:
@@ -194,11 +198,12 @@ def write_rows(session: Session, *writes: tuple[Any, dict[str, Any]]) -> None:
                 write_through(session, row, **values)
             else:
                 loaded.append((state.mapper, state.identity[0], values))
-    if len(loaded) < 2 or session.get_bind().dialect.name != "postgresql":
+    if before is None and (len(loaded) < 2 or session.get_bind().dialect.name != "postgresql"):
         for mapper, row_id, values in loaded:
             write_row(session, mapper.class_, row_id, **values)
         return
-    key = tuple((mapper.local_table, *values) for mapper, _, values in loaded)
+    ctes, parameters = before or ((), {})
+    key = (tuple(ctes), *((mapper.local_table, *values) for mapper, _, values in loaded))
     statement = _WRITES.get(key)
     if statement is None:
         updates = []
@@ -208,15 +213,39 @@ def write_rows(session: Session, *writes: tuple[Any, dict[str, Any]]) -> None:
                 update(table).where(table.c.id == bindparam(f"_{n}_row"))
                 .values({mapper.get_property(name).columns[0].key: bindparam(f"_{n}_{name}") for name in values})
             )
-        *first, last = updates
-        statement = _WRITES[key] = last.add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(first)))
-    parameters: dict[str, Any] = {}
+        *first, final = updates
+        statement = _WRITES[key] = final.add_cte(*ctes, *(write.cte(f"write_{n}") for n, write in enumerate(first)))
+    parameters = dict(parameters)
     for n, (_, row_id, values) in enumerate(loaded):
         parameters[f"_{n}_row"] = row_id
         parameters.update((f"_{n}_{name}", value) for name, value in values.items())
-    session.connection().execute(statement, parameters)
+    if last:
+        run_last(session, statement, parameters)
+    else:
+        session.connection().execute(statement, parameters)
     for mapper, row_id, values in loaded:
         show_written(session, mapper.class_, [row_id], **values)
+
+
+def run_last(session: Session, statement: Any, parameters: dict[str, Any]) -> None:
+    """Run the last statement of a transaction. On PostgreSQL, when it is also the first (nothing has run in the
+    transaction yet), it runs on its own: one statement is atomic by itself, and the BEGIN and COMMIT round trips
+    are spared."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(statement, parameters)
+        return
+    from psycopg.pq import TransactionStatus
+
+    driver = cast(Any, connection.connection.dbapi_connection)
+    if driver.info.transaction_status != TransactionStatus.IDLE:  # the transaction has begun: it goes on
+        connection.execute(statement, parameters)
+        return
+    driver.autocommit = True  # no BEGIN before it; the COMMIT that follows finds nothing to commit
+    try:
+        connection.execute(statement, parameters)
+    finally:
+        driver.autocommit = False
 
 
 def show_written(session: Session, model: type, row_ids: Iterable[Any], **values: Any) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from callbackd import audit, clock, events, rectify
@@ -161,14 +161,15 @@ def claim(session: Session, attempt_id: int, now: datetime) -> bool:
 
 def start_claimed(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
-    taken_at: datetime | None = None, read: Sequence[Sequence[Any]] | None = None,
+    taken_at: datetime | None = None, read: Sequence[Sequence[Any]] | None = None, contact_id: int | None = None,
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
     `record_start` records in a fresh transaction; None when there is nothing more to record (the conversation
     happened inside `start`, and its outcome and the channel's word are in this transaction). With `taken_at`,
     the take this worker made: an attempt whose lease ran out and that another worker took since is left to
     that worker. With `read`, what `read_placing` read of the attempt a moment ago, instead of reading it now."""
-    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True, read=read)
+    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True, read=read,
+                                     reserved_contact=contact_id)
     attempt, callback = conversation.attempt, conversation.callback
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
@@ -195,7 +196,7 @@ def start_claimed(
     if attempt.status != "placing":
         # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
         provider = {"provider_id": result.provider_id} if result.provider_id and attempt.provider_id is None else {}
-        conversation.write_attempt(**provider)
+        conversation.write_attempt(last=True, **provider)
         return attempt.status, None
     conversation.write_attempt()
     return attempt.status, result
@@ -467,23 +468,37 @@ def place_many(
     that answers slowly, or its rate) is read again when it is placed. Each attempt is then placed in its own
     transaction (all of them on one connection), after waiting for the provider account's rate. An attempt whose
     placing raises ends as `failed` (its retry or fallback follows); the others go on.
+
+    On PostgreSQL the take also takes an id from the contacts' sequence for each attempt (one left unused, by a
+    call nobody answered, is a gap in the ids and nothing more): a call whose whole survey happens while its
+    channel places it (the simulator) then writes its contact, answers, attempt and callback with one statement,
+    on its own, without BEGIN and COMMIT round trips.
     """
     taken_at = now or clock.now()
-    taken: dict[int, str] = {}
+    taken: dict[int, tuple[str, int | None]] = {}
     with database.one_connection() as connected:
         with connected.session() as session:
+            contact_id = contact_ids(session)
             for chunk in chunks(attempt_ids):
-                taken.update((attempt_id, channel) for attempt_id, channel in session.execute(
+                taken.update((attempt_id, (channel, contact)) for attempt_id, channel, contact in session.execute(
                     update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
-                    .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
+                    .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel, contact_id)
                     .execution_options(synchronize_session=False)
                 ))
             read = read_placing(session, list(taken)) if taken else {}
         read_at = time_module.monotonic()
         return [None if attempt_id not in taken
-                else _place_taken(connected, settings, plugins, attempt_id, taken[attempt_id], taken_at, now,
+                else _place_taken(connected, settings, plugins, attempt_id, *taken[attempt_id], taken_at, now,
                                   read.get(attempt_id), read_at)
                 for attempt_id in attempt_ids]
+
+
+def contact_ids(session: Session) -> Any:
+    """A column for the take's RETURNING: on PostgreSQL an id taken from the contacts' sequence for each attempt
+    (its conversation's contact then goes in the statement that writes the attempt), else none."""
+    if session.get_bind().dialect.name != "postgresql":
+        return literal(None)
+    return func.nextval(func.pg_get_serial_sequence("contacts", "id"))
 
 
 # How long what placing read of a message's attempts may stand in for reading an attempt again when its turn comes:
@@ -493,7 +508,8 @@ READ_FRESH_FOR = 0.5  # seconds
 
 def _place_taken(
     database: Database, settings: Settings, plugins: Plugins, attempt_id: int, channel_name: str,
-    taken_at: datetime, now: datetime | None, read: Sequence[Sequence[Any]] | None, read_at: float,
+    contact_id: int | None, taken_at: datetime, now: datetime | None, read: Sequence[Sequence[Any]] | None,
+    read_at: float,
 ) -> Placement:
     try:
         rate = getattr(plugins.channel(channel_name), "rate_limit", None)
@@ -503,7 +519,7 @@ def _place_taken(
         when = now or clock.now()
         fresh = read if time_module.monotonic() - read_at <= READ_FRESH_FOR else None
         with database.session() as session:
-            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at, fresh)
+            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at, fresh, contact_id)
         if result is not None:
             with database.session() as session:
                 state = record_start(session, settings, plugins, attempt_id, result, when)

@@ -228,6 +228,8 @@ def callback_closed(
     `answers`, the callback's contact and rated answers when the caller knows them (a conversation does), spares
     reading them."""
     if callback.follow_up:
+        if answers is not None:
+            answers.written()  # read back below
         _follow_up_closed(session, settings, callback, now)
         return
     if answers is None:
@@ -241,6 +243,7 @@ def callback_closed(
             review_contact(session, settings, unhappy, now)
             return
     elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
+        answers.written()  # the rectification names the contact
         review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh,
                        case_type=answers.case_type)
         return

@@ -15,7 +15,7 @@ from callbackd import dispatch
 from callbackd.config import load_settings
 from callbackd.conversation import open_conversation
 from callbackd.db import Database
-from callbackd.models import Answer, Attempt, AuditEvent, Callback, Contact, OptOut
+from callbackd.models import Answer, Attempt, AuditEvent, Callback, Contact, OptOut, Rectification
 from callbackd.plugins import load_plugins
 from tests.conftest import case_row, phone_for, write_csv
 
@@ -88,12 +88,15 @@ def test_no_answer_is_retried_then_unreachable_with_its_reason(cli, workdir, mon
 
 
 def test_the_same_seed_gives_the_same_simulated_answers(cli, workdir, monkeypatch):
+    # by callback: contact ids differ between databases (PostgreSQL takes one for each attempt when it is taken)
+    answers_by_callback = select(Contact.callback_id, Answer.question, Answer.raw).join(
+        Contact, Contact.id == Answer.contact_id)
     simulator(workdir, hang_up_rate=0.2, no_answer_rate=0.3)
     start_round(cli, workdir, monkeypatch, 12)
     dispatch_at(cli, monkeypatch, NOW)
     database = db()
     with database.session() as s:
-        first = sorted(s.execute(select(Answer.contact_id, Answer.question, Answer.raw)).all())
+        first = sorted(s.execute(answers_by_callback).all())
     database.dispose()
     assert first
     second_db = Database(f"sqlite:///{workdir / 'again.db'}")
@@ -101,7 +104,7 @@ def test_the_same_seed_gives_the_same_simulated_answers(cli, workdir, monkeypatc
     start_round(cli, workdir, monkeypatch, 12)
     dispatch_at(cli, monkeypatch, NOW)
     with second_db.session() as s:
-        assert sorted(s.execute(select(Answer.contact_id, Answer.question, Answer.raw)).all()) == first
+        assert sorted(s.execute(answers_by_callback).all()) == first
     second_db.dispose()
 
 
@@ -648,4 +651,75 @@ def test_a_call_that_ends_while_placing_writes_its_attempt_and_closes_its_callba
         callback = s.get(Callback, attempt.callback_id)
         assert (attempt.status, attempt.provider_id, attempt.ended_at) == ("completed", f"SIM-{attempt_id}", now)
         assert (callback.status, callback.reason, callback.closed_at) == ("completed", None, now)
+    database.dispose()
+
+
+def placing_writes(database: Database) -> list[tuple[str, bool]]:
+    """The statements the database runs from now on, each with whether it ran on its own (no transaction begun
+    around it: the driver in autocommit mode)."""
+    seen: list[tuple[str, bool]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        driver = conn.connection.dbapi_connection
+        seen.append((statement, bool(getattr(driver, "autocommit", False))))
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_placing_whose_survey_completes_writes_the_whole_call_with_one_statement(cli, workdir, monkeypatch):
+    """PostgreSQL: the contact (with an id taken when the attempt was), its answers and suggestion, the attempt
+    and the closed callback go in one statement, run on its own without BEGIN and COMMIT. Elsewhere, and whatever
+    the database, the same rows result."""
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text(
+        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
+        'profiles = { "社保窗口" = [1.0, 0.0, 0.0] }\n', encoding="utf-8")
+    start_round(cli, workdir, monkeypatch, 4)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    assert dispatch.place_queued(database, settings, plugins, claimed[0], now).state == "completed"  # reads the survey
+    statements = placing_writes(database)
+    assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed[1:], now)] == [
+        "completed"] * 3
+    placing = statements[2:]  # after the take and its read
+    if database.engine.dialect.name == "postgresql":
+        assert len(placing) == 3  # one an attempt
+        for statement, alone in placing:
+            assert alone and "INSERT INTO contacts" in statement and "INSERT INTO answers" in statement
+            assert "UPDATE attempts SET" in statement and "UPDATE callbacks SET" in statement
+    else:
+        assert len(placing) > 3
+    with database.session() as s:
+        for attempt_id in claimed:
+            attempt = s.get(Attempt, attempt_id)
+            contact = s.scalar(select(Contact).where(Contact.callback_id == attempt.callback_id))
+            assert contact is not None and contact.suggestion and contact.contacted_at == now
+            assert contact.simulated and contact.channel == "simulator" and contact.source == "callback"
+            answered = s.scalars(select(Answer).where(Answer.contact_id == contact.id)).all()
+            assert len(answered) == 7 and sum(a.level is None for a in answered) == 1  # six ratings, the text
+            assert (attempt.status, s.get(Callback, attempt.callback_id).status) == ("completed", "completed")
+    database.dispose()
+
+
+def test_a_held_contact_is_written_before_a_rectification_names_it(cli, workdir, monkeypatch):
+    """Every applicant 不满意: each callback's rectification names its contact, written in the same transaction
+    before it (on PostgreSQL the contact is held for the attempt's write until then)."""
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text(
+        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
+        'profiles = { "社保窗口" = [0.0, 0.0, 1.0] }\n', encoding="utf-8")
+    start_round(cli, workdir, monkeypatch, 3)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed, now)] == [
+        "completed"] * 3
+    with database.session() as s:
+        named = {(r.callback_id, r.contact_id) for r in s.scalars(select(Rectification))}
+        made = {(c.callback_id, c.id) for c in s.scalars(select(Contact))}
+        assert len(named) == 3 and named == made
+        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.level == "不满意")) == 18
+        assert all(c.suggestion for c in s.scalars(select(Contact)))
     database.dispose()
