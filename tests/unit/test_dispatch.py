@@ -667,18 +667,24 @@ def placing_writes(database: Database) -> list[tuple[str, bool]]:
     return seen
 
 
+def answering_with(cli, workdir: Path, monkeypatch, cases: int, shares: str) -> tuple:
+    """As `claimed_by_a_tick`, every applicant answering with the window's `shares` of 满意, 基本满意, 不满意 and
+    leaving a suggestion."""
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text(
+        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
+        f'profiles = {{ "社保窗口" = [{shares}] }}\n', encoding="utf-8")
+    start_round(cli, workdir, monkeypatch, cases)
+    settings, plugins, database = load_settings(), load_plugins(), db()
+    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    return settings, plugins, database, dispatch.tick(database, settings, plugins, now).claimed, now
+
+
 def test_a_placing_whose_survey_completes_writes_the_whole_call_with_one_statement(cli, workdir, monkeypatch):
     """PostgreSQL: the contact (with an id taken when the attempt was), its answers and suggestion, the attempt
     and the closed callback go in one statement, run on its own without BEGIN and COMMIT. Elsewhere, and whatever
     the database, the same rows result."""
-    (workdir / "config").mkdir(exist_ok=True)
-    (workdir / "config" / "callbackd.toml").write_text(
-        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
-        'profiles = { "社保窗口" = [1.0, 0.0, 0.0] }\n', encoding="utf-8")
-    start_round(cli, workdir, monkeypatch, 4)
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 4, "1.0, 0.0, 0.0")
     assert dispatch.place_queued(database, settings, plugins, claimed[0], now).state == "completed"  # reads the survey
     statements = placing_writes(database)
     assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed[1:], now)] == [
@@ -706,14 +712,7 @@ def test_a_placing_whose_survey_completes_writes_the_whole_call_with_one_stateme
 def test_a_held_contact_is_written_before_a_rectification_names_it(cli, workdir, monkeypatch):
     """Every applicant 不满意: each callback's rectification names its contact, written in the same transaction
     before it (on PostgreSQL the contact is held for the attempt's write until then)."""
-    (workdir / "config").mkdir(exist_ok=True)
-    (workdir / "config" / "callbackd.toml").write_text(
-        "[channels.simulator]\nno_answer_rate = 0.0\nrefuse_rate = 0.0\nhang_up_rate = 0.0\nsuggestion_rate = 1.0\n"
-        'profiles = { "社保窗口" = [0.0, 0.0, 1.0] }\n', encoding="utf-8")
-    start_round(cli, workdir, monkeypatch, 3)
-    settings, plugins, database = load_settings(), load_plugins(), db()
-    now = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    claimed = dispatch.tick(database, settings, plugins, now).claimed
+    settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 3, "0.0, 0.0, 1.0")
     assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed, now)] == [
         "completed"] * 3
     with database.session() as s:
