@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import CTE, JSON, Select, Table, Text, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import CTE, JSON, Table, Text, bindparam, func, insert, literal_column, select, true
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from callbackd import events
+from callbackd.db import Held
 from callbackd.events import AnswerEvent
 from callbackd.models import Answer, Contact, Window
 
@@ -63,9 +64,11 @@ class KnownAnswers:
     rated: Sequence[tuple[str, str | None, str]]
     fresh: bool = False  # the contact was made in this transaction: no rectification names it yet
     case_type: str | None = None  # the callback's case type, when the caller read it
-    # writes the contact's row if the caller still holds it (a conversation placing its attempt holds it for the
-    # attempt's write): called before anything reads the contact or its answers, or names it in another row
+    # a caller that still holds the contact's row for a write of its own (a conversation placing its attempt):
+    # `write_held` writes it at once, called before anything reads the contact or its answers; `hold` takes
+    # inserts that name the contact (a rectification) to write with it
     write_held: Callable[[], None] | None = None
+    hold: Callable[[Held], None] | None = None
 
     def written(self) -> None:
         """The contact and its answers are in the database from now on."""
@@ -105,7 +108,7 @@ def _contact_with_answers(*, prefix: str = "", with_id: bool = False) -> tuple[C
     """PostgreSQL: a contact and its first answers as two CTEs of one statement, the contact's id returned by the
     first (the answers arrive as one JSON array of [question, level, raw], so one statement serves any number of
     them, and one text parameter costs the driver less than an array a column). Its parameters are named with
-    `prefix` (`contact_parameters`); `with_id`: the contact's id is one, taken from its sequence beforehand."""
+    `prefix` (`_contact_parameters`); `with_id`: the contact's id is one, taken from its sequence beforehand."""
     def p(name: str, **kwargs: Any) -> Any:
         return bindparam(prefix + name, **kwargs)
 
@@ -131,17 +134,12 @@ def _contact_with_answers(*, prefix: str = "", with_id: bool = False) -> tuple[C
     return contact, answered
 
 
-def _select_id(ctes: tuple[CTE, CTE]) -> Select[int]:
-    contact, answered = ctes
-    return select(contact.c.id).add_cte(answered)
-
-
-_CONTACT_WITH_ANSWERS = _select_id(_contact_with_answers())
-# PostgreSQL: a contact whose id was taken beforehand and its first answers, for a WITH before another statement
-# (a conversation's write of its attempt: `HeldContact`)
-CONTACT_PREFIX = "contact_"  # not a column's name: the CTEs may go before an UPDATE of a table with such columns
-CONTACT_CTES = _contact_with_answers(prefix=CONTACT_PREFIX, with_id=True)
-_CONTACT_WITH_ID = _select_id(CONTACT_CTES)
+_contact, _answered = _contact_with_answers()
+_CONTACT_WITH_ANSWERS = select(_contact.c.id).add_cte(_answered)
+# PostgreSQL: a contact whose id was taken beforehand and its first answers, held for another statement; the prefix
+# is no column's name, as the CTEs may go before an UPDATE of a table with such columns (`held_contact`)
+_HELD_PREFIX = "contact_"
+_HELD_CONTACT = _contact_with_answers(prefix=_HELD_PREFIX, with_id=True)
 
 
 def insert_contact(
@@ -167,7 +165,7 @@ def insert_contact(
     connection = session.connection()
     if given and connection.dialect.name == "postgresql":
         contact_id = connection.execute(_CONTACT_WITH_ANSWERS,
-                                        contact_parameters({**values, "suggestion": ""}, now, given)).scalar_one()
+                                        _contact_parameters({**values, "suggestion": ""}, now, given)).scalar_one()
         return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
     result = connection.execute(_INSERT_CONTACT, {**values, "suggestion": "", "external_key": None,
                                                   "created_at": now})
@@ -179,7 +177,7 @@ def insert_contact(
     return contact
 
 
-def contact_parameters(
+def _contact_parameters(
     values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]], *, prefix: str = "",
 ) -> dict[str, Any]:
     """The parameters of the PostgreSQL statements that insert a contact (`values`, with its suggestion) and its
@@ -190,12 +188,10 @@ def contact_parameters(
     return {prefix + name: value for name, value in parameters.items()}
 
 
-def write_contact(
-    session: Session, values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]]
-) -> None:
-    """PostgreSQL: insert a contact whose id was taken beforehand (`values`, with its id and suggestion) and its
-    first answers `given`, with one statement."""
-    session.connection().execute(_CONTACT_WITH_ID, contact_parameters(values, now, given, prefix=CONTACT_PREFIX))
+def held_contact(values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]]) -> Held:
+    """PostgreSQL: the insert of a contact whose id was taken beforehand (`values`, with its id and suggestion) and
+    of its first answers `given`, held for another statement (`db.write_rows`, `db.write_held`)."""
+    return _HELD_CONTACT, _contact_parameters(values, now, given, prefix=_HELD_PREFIX)
 
 
 def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:

@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from callbackd import answers
 from callbackd.answers import ContactRow, KnownAnswers
-from callbackd.db import as_loaded, chunks, show_written, write_row, write_rows, write_through
+from callbackd.db import Held, as_loaded, chunks, show_written, write_held, write_row, write_rows, write_through
 from callbackd.errors import NotFoundError
 from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 from callbackd.surveys import Choice, Question, SmsReading, Survey
@@ -91,10 +91,12 @@ class Conversation:
     _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _held_callback: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     # PostgreSQL, placing: an id taken from the contacts' sequence beforehand; the contact made with it (its
-    # columns and its answers) is held for the attempt's write until anything else needs its row
+    # columns and its answers) is held for the attempt's write until anything else needs its row, with the inserts
+    # that name it (a rectification and its audit event)
     _contact_id: int | None = field(default=None, repr=False)
     _held_contact: tuple[dict[str, Any], list[tuple[str, str | None, str]]] | None = field(
         default=None, init=False, repr=False)
+    _held_with_contact: list[Held] = field(default_factory=list, init=False, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -190,8 +192,9 @@ class Conversation:
             level, raw = self._answers.get(question.key, (None, ""))
             if level is not None:
                 rated.append((question.key, level, raw))
+        held = self._held_contact is not None
         return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type,
-                            write_held=self._write_contact)
+                            write_held=self._write_contact, hold=self._held_with_contact.append if held else None)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -305,19 +308,22 @@ class Conversation:
         transaction."""
         values = {**(self._held or {}), **values}
         held_callback, self._held, self._held_callback = self._held_callback, None, {}
-        contact, self._held_contact = self._held_contact, None
-        before = None if contact is None else (
-            answers.CONTACT_CTES,
-            answers.contact_parameters(contact[0], self.now, contact[1], prefix=answers.CONTACT_PREFIX),
-        )
+        before = self._take_held_contact()
         if values or held_callback or before:
             write_rows(self.session, (self.attempt, values), (self.callback, held_callback), before=before, last=last)
 
     def _write_contact(self) -> None:
-        """Write the contact held for the attempt's write: something else is about to need its row."""
+        """Write the contact held for the attempt's write (and what names it): something else needs its row."""
+        held = self._take_held_contact()
+        if held:
+            write_held(self.session, held)
+
+    def _take_held_contact(self) -> list[Held]:
         contact, self._held_contact = self._held_contact, None
-        if contact is not None:
-            answers.write_contact(self.session, contact[0], self.now, contact[1])
+        if contact is None:
+            return []
+        held, self._held_with_contact = self._held_with_contact, []
+        return [answers.held_contact(contact[0], self.now, contact[1]), *held]
 
     # ---- recording -----------------------------------------------------------------------------------
 

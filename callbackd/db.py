@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -183,13 +184,17 @@ def write_row(session: Session, model: type, row_id: Any, **values: Any) -> None
     show_written(session, model, [row_id], **values)
 
 
+# Inserts held for another statement, as PostgreSQL CTEs to go before it, and their parameters: what a conversation
+# placing its attempt writes with the attempt (its contact and answers, a rectification and its audit event)
+Held = tuple[Sequence[Any], dict[str, Any]]
+
+
 def write_rows(
-    session: Session, *writes: tuple[Any, dict[str, Any]], before: tuple[Sequence[Any], dict[str, Any]] | None = None,
-    last: bool = False,
+    session: Session, *writes: tuple[Any, dict[str, Any]], before: Sequence[Held] = (), last: bool = False
 ) -> None:
     """Set columns of several rows, each (row, values) as `write_through` would: on PostgreSQL with one statement
-    (every UPDATE but the last in a WITH, after the CTEs of `before`, (CTEs, their parameters)), elsewhere with
-    one UPDATE a row. `last`: nothing else is written in the transaction (`run_last`)."""
+    (every UPDATE but the last in a WITH, after the inserts held `before`), elsewhere with one UPDATE a row.
+    `last`: nothing else is written in the transaction (`run_last`)."""
     loaded = []
     for row, values in writes:
         if values:
@@ -198,12 +203,12 @@ def write_rows(
                 write_through(session, row, **values)
             else:
                 loaded.append((state.mapper, state.identity[0], values))
-    if before is None and (len(loaded) < 2 or session.get_bind().dialect.name != "postgresql"):
+    if not before and (len(loaded) < 2 or session.get_bind().dialect.name != "postgresql"):
         for mapper, row_id, values in loaded:
             write_row(session, mapper.class_, row_id, **values)
         return
-    ctes, parameters = before or ((), {})
-    key = (tuple(ctes), *((mapper.local_table, *values) for mapper, _, values in loaded))
+    ctes = [cte for held, _ in before for cte in held]
+    key = (*ctes, *((mapper.local_table, *values) for mapper, _, values in loaded))
     statement = _WRITES.get(key)
     if statement is None:
         updates = []
@@ -215,7 +220,9 @@ def write_rows(
             )
         *first, final = updates
         statement = _WRITES[key] = final.add_cte(*ctes, *(write.cte(f"write_{n}") for n, write in enumerate(first)))
-    parameters = dict(parameters)
+    parameters: dict[str, Any] = {}
+    for _, held_parameters in before:
+        parameters.update(held_parameters)
     for n, (_, row_id, values) in enumerate(loaded):
         parameters[f"_{n}_row"] = row_id
         parameters.update((f"_{n}_{name}", value) for name, value in values.items())
@@ -225,6 +232,18 @@ def write_rows(
         session.connection().execute(statement, parameters)
     for mapper, row_id, values in loaded:
         show_written(session, mapper.class_, [row_id], **values)
+
+
+def write_held(session: Session, held: Sequence[Held]) -> None:
+    """PostgreSQL: write inserts held for another statement now, with one statement of their own."""
+    ctes = tuple(cte for statement, _ in held for cte in statement)
+    statement = _WRITES.get(ctes)
+    if statement is None:
+        statement = _WRITES[ctes] = select(literal_column("1")).add_cte(*ctes)
+    parameters: dict[str, Any] = {}
+    for _, held_parameters in held:
+        parameters.update(held_parameters)
+    session.connection().execute(statement, parameters)
 
 
 def run_last(session: Session, statement: Any, parameters: dict[str, Any]) -> None:

@@ -18,19 +18,20 @@ Every step is kept in the rectification's history and in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import CTE, String, Table, bindparam, func, insert, literal, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from callbackd import audit
 from callbackd.answers import ContactFacts, KnownAnswers
 from callbackd.calling import calendar_for
 from callbackd.config import DISSATISFIED, Settings
-from callbackd.db import as_loaded
+from callbackd.db import Held, as_loaded
 from callbackd.errors import CallbackdError, NotFoundError
 from callbackd.models import Answer, Callback, Case, Contact, Rectification, Round, Window
 from callbackd.workdays import Calendar
@@ -94,8 +95,11 @@ def open_rectification(
     contact: ContactFacts | None = None,
     case_type: str = "",
     calendar: Calendar | None = None,
-) -> Rectification:
-    """Open a rectification for a window, due in the configured working days, and audit it."""
+    hold: Callable[[Held], None] | None = None,
+) -> Rectification | None:
+    """Open a rectification for a window, due in the configured working days, and audit it. `hold`: a caller that
+    holds its writes for one statement of its own (a conversation placing its attempt, on PostgreSQL) takes the
+    rectification's insert and its audit event's; the rectification is then not returned."""
     calendar = calendar or calendar_for(settings)
     due = due_after(settings, calendar, case_type, now)
     values: dict[str, Any] = {
@@ -106,27 +110,51 @@ def open_rectification(
         "on_time": None, "loops": 0, "closed_at": None, "escalated_at": None,
         "history": [{"step": "opened", "at": now.isoformat(), "due": due.isoformat(), "reason": reason}],
     }
+    detail = {"window_id": window_id, "trigger": trigger, "case_type": case_type, "due": due.isoformat()}
+    if hold is not None:
+        hold((_HELD_RECTIFICATION, {**{_HELD_PREFIX + name: value for name, value in values.items()},
+                                    **audit.held_event_parameters(_HELD_AUDIT_PREFIX, **detail)}))
+        return None
     # one INSERT on the table for its id, not a flush of everything the session holds (a callback closing has
     # its attempt and callback pending, which go with the commit)
     inserted = session.connection().execute(_INSERT_RECTIFICATION, values).inserted_primary_key
     assert inserted is not None
     rectification = as_loaded(session, Rectification, {"id": int(inserted[0]), **values})
-    audit.record(session, "rectification.open", f"rectification {rectification.id}", window_id=window_id,
-                 trigger=trigger, case_type=case_type, due=due.isoformat())
+    audit.record(session, "rectification.open", f"rectification {rectification.id}", **detail)
     return rectification
 
 
-_INSERT_RECTIFICATION = insert(cast(Table, Rectification.__table__))
+_rectifications = cast(Table, Rectification.__table__)
+_INSERT_RECTIFICATION = insert(_rectifications)
+
+
+def _held_rectification() -> tuple[CTE, CTE]:
+    """PostgreSQL: a rectification and its audit event as CTEs of another statement (`open_rectification`'s
+    `hold`), their parameters named with prefixes that are no column's name."""
+    opened = (
+        insert(_rectifications)
+        .values({column.name: bindparam(_HELD_PREFIX + column.name, type_=column.type)
+                 for column in _rectifications.c if column.name != "id"})
+        .returning(_rectifications.c.id).cte("rectification")
+    )
+    subject = literal("rectification ", String).concat(cast_(opened.c.id, String))
+    return opened, audit.held_event("rectification.open", subject, opened, _HELD_AUDIT_PREFIX)
+
+
+_HELD_PREFIX, _HELD_AUDIT_PREFIX = "rectification_", "rectification_audit_"
+_HELD_RECTIFICATION = _held_rectification()
 
 
 def review_contact(
     session: Session, settings: Settings, contact: ContactFacts, now: datetime, labels: dict[str, str] | None = None,
     rated: Sequence[tuple[str, str | None, str]] | None = None, fresh: bool = False, case_type: str | None = None,
+    hold: Callable[[Held], None] | None = None,
 ) -> Rectification | None:
     """Open a rectification when `contact` holds a 不满意 answer and has none yet (a follow-up callback's contact
     verifies a rectification instead). `labels` names the questions (key -> dimension); `rated`, the contact's
     rated answers (question, level, raw) when the caller knows them; `fresh`, that the contact was made in this
-    transaction, so that none can name it yet; `case_type`, its callback's case type when the caller knows it."""
+    transaction, so that none can name it yet; `case_type`, its callback's case type when the caller knows it;
+    `hold`, a caller that holds the contact for a write of its own (`open_rectification`)."""
     if contact.source == FOLLOW_UP_SOURCE:
         return None
     if rated is None:
@@ -148,7 +176,7 @@ def review_contact(
     reason, answers = _cause(session, callback, rated, labels)
     return open_rectification(
         session, settings, window_id=contact.window_id, trigger="dissatisfied", reason=reason, answers=answers,
-        now=now, callback=callback, contact=contact, case_type=case_type,
+        now=now, callback=callback, contact=contact, case_type=case_type, hold=hold,
     )
 
 
@@ -243,9 +271,10 @@ def callback_closed(
             review_contact(session, settings, unhappy, now)
             return
     elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
-        answers.written()  # the rectification names the contact
+        if answers.hold is None:
+            answers.written()  # the rectification names the contact
         review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh,
-                       case_type=answers.case_type)
+                       case_type=answers.case_type, hold=answers.hold)
         return
     if callback.status not in NOT_MADE:
         return  # refused, opted_out: the applicant was reached and declined, which the window does not owe

@@ -709,16 +709,30 @@ def test_a_placing_whose_survey_completes_writes_the_whole_call_with_one_stateme
     database.dispose()
 
 
-def test_a_held_contact_is_written_before_a_rectification_names_it(cli, workdir, monkeypatch):
-    """Every applicant 不满意: each callback's rectification names its contact, written in the same transaction
-    before it (on PostgreSQL the contact is held for the attempt's write until then)."""
-    settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 3, "0.0, 0.0, 1.0")
-    assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed, now)] == [
+def test_a_rectification_for_a_dissatisfied_answer_goes_with_the_call_it_names(cli, workdir, monkeypatch):
+    """Every applicant 不满意: each callback's rectification names its contact and is audited with its id. On
+    PostgreSQL the contact, its answers, the rectification, its audit event, the attempt and the callback are one
+    statement, run on its own."""
+    settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 4, "0.0, 0.0, 1.0")
+    assert dispatch.place_queued(database, settings, plugins, claimed[0], now).state == "completed"  # reads the survey
+    statements = placing_writes(database)
+    assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed[1:], now)] == [
         "completed"] * 3
+    if database.engine.dialect.name == "postgresql":
+        placing = statements[2:]  # after the take and its read
+        assert len(placing) == 3 and all(alone for _, alone in placing)
+        assert all("INSERT INTO rectifications" in statement and "INSERT INTO audit_events" in statement
+                   and "UPDATE callbacks SET" in statement for statement, _ in placing)
     with database.session() as s:
-        named = {(r.callback_id, r.contact_id) for r in s.scalars(select(Rectification))}
+        rectifications = s.scalars(select(Rectification)).all()
         made = {(c.callback_id, c.id) for c in s.scalars(select(Contact))}
-        assert len(named) == 3 and named == made
-        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.level == "不满意")) == 18
+        assert len(rectifications) == 4 and {(r.callback_id, r.contact_id) for r in rectifications} == made
+        assert {(r.trigger, r.status, r.opened_at) for r in rectifications} == {("dissatisfied", "open", now)}
+        opened = {e.subject: e.detail for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "rectification.open"))}
+        assert opened == {f"rectification {r.id}": {"window_id": r.window_id, "trigger": "dissatisfied",
+                                                     "case_type": r.case_type, "due": r.due_at.isoformat()}
+                          for r in rectifications}
+        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.level == "不满意")) == 24
         assert all(c.suggestion for c in s.scalars(select(Contact)))
     database.dispose()
