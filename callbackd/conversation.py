@@ -194,7 +194,7 @@ class Conversation:
                 rated.append((question.key, level, raw))
         held = self._held_contact is not None
         return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type,
-                            write_held=self._write_contact, hold=self._held_with_contact.append if held else None)
+                            write_held=self._write_contact, hold=self._hold_with_contact if held else None)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -317,6 +317,13 @@ class Conversation:
         held = self._take_held_contact()
         if held:
             write_held(self.session, held)
+
+    def _hold_with_contact(self, held: Held) -> None:
+        """Hold an insert that names the contact for the attempt's write; once the contact is written, write it."""
+        if self._held_contact is None:
+            write_held(self.session, [held])
+        else:
+            self._held_with_contact.append(held)
 
     def _take_held_contact(self) -> list[Held]:
         contact, self._held_contact = self._held_contact, None

@@ -203,6 +203,10 @@ def write_rows(
                 write_through(session, row, **values)
             else:
                 loaded.append((state.mapper, state.identity[0], values))
+    if not loaded:
+        if before:
+            write_held(session, before)
+        return
     if not before and (len(loaded) < 2 or session.get_bind().dialect.name != "postgresql"):
         for mapper, row_id, values in loaded:
             write_row(session, mapper.class_, row_id, **values)

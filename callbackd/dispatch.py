@@ -196,7 +196,7 @@ def start_claimed(
     if attempt.status != "placing":
         # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
         provider = {"provider_id": result.provider_id} if result.provider_id and attempt.provider_id is None else {}
-        conversation.write_attempt(last=True, **provider)
+        conversation.write_attempt(last=True, **provider)  # nothing follows it in this transaction
         return attempt.status, None
     conversation.write_attempt()
     return attempt.status, result
@@ -471,8 +471,9 @@ def place_many(
 
     On PostgreSQL the take also takes an id from the contacts' sequence for each attempt (one left unused, by a
     call nobody answered, is a gap in the ids and nothing more): a call whose whole survey happens while its
-    channel places it (the simulator) then writes its contact, answers, attempt and callback with one statement,
-    on its own, without BEGIN and COMMIT round trips.
+    channel places it (the simulator) then writes its contact and answers, the rectification a 不满意 opens and
+    its audit event, the attempt and the callback with one statement, on its own, without BEGIN and COMMIT round
+    trips.
     """
     taken_at = now or clock.now()
     taken: dict[int, tuple[str, int | None]] = {}
