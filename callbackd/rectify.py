@@ -126,6 +126,7 @@ def open_rectification(
 
 _rectifications = cast(Table, Rectification.__table__)
 _INSERT_RECTIFICATION = insert(_rectifications)
+_HELD_PREFIX, _HELD_AUDIT_PREFIX = "rectification_", "rectification_audit_"
 
 
 def _held_rectification() -> tuple[CTE, CTE]:
@@ -141,7 +142,6 @@ def _held_rectification() -> tuple[CTE, CTE]:
     return opened, audit.held_event("rectification.open", subject, opened, _HELD_AUDIT_PREFIX)
 
 
-_HELD_PREFIX, _HELD_AUDIT_PREFIX = "rectification_", "rectification_audit_"
 _HELD_RECTIFICATION = _held_rectification()
 
 

@@ -654,7 +654,7 @@ def test_a_call_that_ends_while_placing_writes_its_attempt_and_closes_its_callba
     database.dispose()
 
 
-def placing_writes(database: Database) -> list[tuple[str, bool]]:
+def statements_run(database: Database) -> list[tuple[str, bool]]:
     """The statements the database runs from now on, each with whether it ran on its own (no transaction begun
     around it: the driver in autocommit mode)."""
     seen: list[tuple[str, bool]] = []
@@ -686,7 +686,7 @@ def test_a_placing_whose_survey_completes_writes_the_whole_call_with_one_stateme
     the database, the same rows result."""
     settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 4, "1.0, 0.0, 0.0")
     assert dispatch.place_queued(database, settings, plugins, claimed[0], now).state == "completed"  # reads the survey
-    statements = placing_writes(database)
+    statements = statements_run(database)
     assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed[1:], now)] == [
         "completed"] * 3
     placing = statements[2:]  # after the take and its read
@@ -715,7 +715,7 @@ def test_a_rectification_for_a_dissatisfied_answer_goes_with_the_call_it_names(c
     statement, run on its own."""
     settings, plugins, database, claimed, now = answering_with(cli, workdir, monkeypatch, 4, "0.0, 0.0, 1.0")
     assert dispatch.place_queued(database, settings, plugins, claimed[0], now).state == "completed"  # reads the survey
-    statements = placing_writes(database)
+    statements = statements_run(database)
     assert [p and p.state for p in dispatch.place_many(database, settings, plugins, claimed[1:], now)] == [
         "completed"] * 3
     if database.engine.dialect.name == "postgresql":
