@@ -2,6 +2,6 @@
 
 import sys
 
-from callbackd.cli import main
+from callbackd.app.cli import main
 
 sys.exit(main())

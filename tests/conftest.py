@@ -17,10 +17,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from callbackd.cli import main
-from callbackd.config import Settings, load_settings
-from callbackd.db import Database
-from callbackd.synthetic import HEADER
+from callbackd.app.cli import main
+from callbackd.app.synthetic import HEADER
+from callbackd.core.settings import Settings, load_settings
+from callbackd.store.db import Database
 
 # `scripts/test` runs the suite twice: on SQLite, then with CALLBACKD_TEST_POSTGRES naming a loopback PostgreSQL
 # server, where every test gets a database of its own.

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callbackd.channels import Channel, StartResult
-from callbackd.conversation import Conversation
-from callbackd.exports import Exporter, write_atomically
-from callbackd.hookspecs import hookimpl
+from callbackd.api.channels import Channel, StartResult
+from callbackd.api.formats import Exporter
+from callbackd.api.hookspecs import hookimpl
+from callbackd.contact.conversation import Conversation
+from callbackd.store.files import write_atomically
 
 
 class OperatorChannel:

@@ -22,11 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from callbackd.channels import Channel, StartResult
-from callbackd.config import LEVEL_NAMES, Settings
-from callbackd.conversation import Conversation
-from callbackd.errors import ConfigError
-from callbackd.hookspecs import hookimpl
+from callbackd.api.channels import Channel, StartResult
+from callbackd.api.hookspecs import hookimpl
+from callbackd.contact.conversation import Conversation
+from callbackd.core.errors import ConfigError
+from callbackd.core.settings import Settings
+from callbackd.core.vocabulary import LEVEL_NAMES
 
 SUGGESTIONS = (
     "希望增加周末服务时间。",

@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from callbackd.channels import Channel, StartResult
-from callbackd.config import Settings
-from callbackd.conversation import Conversation
-from callbackd.errors import ConfigError
-from callbackd.hookspecs import hookimpl
-from callbackd.phones import mask_in
+from callbackd.api.channels import Channel, StartResult
+from callbackd.api.hookspecs import hookimpl
+from callbackd.contact.conversation import Conversation
+from callbackd.core.errors import ConfigError
+from callbackd.core.phones import mask_in
+from callbackd.core.settings import Settings
 
 ENVIRONMENT = {
     "public_base_url": "CALLBACKD_TWILIO_PUBLIC_BASE_URL",

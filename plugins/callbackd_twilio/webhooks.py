@@ -17,12 +17,14 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from callbackd import clock, dispatch, receipts
-from callbackd.conversation import Conversation, open_attempt_for, open_conversation
-from callbackd.errors import NotFoundError
-from callbackd.phones import PhoneError, normalise
-from callbackd.surveys import Question, Survey, is_opt_out
-from callbackd.web import WebContext, context
+from callbackd.app.web import WebContext, context
+from callbackd.contact import dispatch
+from callbackd.contact.conversation import Conversation, open_attempt_for, open_conversation
+from callbackd.core import clock
+from callbackd.core.errors import NotFoundError
+from callbackd.core.phones import PhoneError, normalise
+from callbackd.rounds.surveys import Question, Survey, is_opt_out
+from callbackd.store import receipts
 from callbackd_twilio import TwilioSettings, credentials, hook_url, twilio_settings
 
 MACHINE = {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
@@ -346,7 +348,7 @@ def _conversation(session: Any, web: WebContext, attempt_id: int) -> Conversatio
 
 
 def _opted_out_text(web: WebContext) -> str:
-    from callbackd.sampling import survey_in_force
+    from callbackd.rounds.sampling import survey_in_force
 
     return survey_in_force(web.settings).render("opted_out_sms", language(web), organisation=web.settings.organisation)
 

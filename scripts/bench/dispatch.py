@@ -37,9 +37,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
-from callbackd.db import Database
-from callbackd.models import Attempt, Callback
-from callbackd.synthetic import HEADER
+from callbackd.app.synthetic import HEADER
+from callbackd.store.db import Database
+from callbackd.store.models import Attempt, Callback
 
 BIN = Path(sys.executable).with_name("callbackd")
 MONDAY = "2026-11-23T10:00:00+08:00"

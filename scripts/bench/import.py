@@ -34,7 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from callbackd.synthetic import ledger_rows, write_ledger_csv
+from callbackd.app.synthetic import ledger_rows, write_ledger_csv
 
 TARGET_RATIO = 5.0
 MONTH = date(2026, 11, 1)

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from callbackd.db import Database
+from callbackd.store.db import Database
 
 QUESTIONS = ("attitude", "efficiency", "rules", "off_book", "integrity", "overall")
 LEVELS = ("满意", "基本满意", "不满意")

@@ -52,13 +52,14 @@ def free_port() -> int:
 
 def prepare(folder: Path, calls: int) -> list[int]:
     """A database with `calls` voice attempts already answered; returns their ids."""
-    from callbackd import dispatch, synthetic
-    from callbackd.config import load_settings
-    from callbackd.conversation import open_conversation
-    from callbackd.db import Database
-    from callbackd.ledger import import_ledger
-    from callbackd.plugins import load_plugins
-    from callbackd.sampling import open_round
+    from callbackd.api.manager import load_plugins
+    from callbackd.app import synthetic
+    from callbackd.contact import dispatch
+    from callbackd.contact.conversation import open_conversation
+    from callbackd.core.settings import load_settings
+    from callbackd.intake.ledger import import_ledger
+    from callbackd.rounds.sampling import open_round
+    from callbackd.store.db import Database
 
     settings = load_settings()
     database = Database(settings.database_url)
@@ -240,7 +241,7 @@ def summarise_wrk(output: str, concurrency: int, server_cpu: float, wrk_cpu: flo
 
 def in_process(requests: list[tuple[str, bytes, dict[str, str]]]) -> None:
     """Call the ASGI app directly, one request at a time: the application's own cost per request."""
-    from callbackd.web import create_app
+    from callbackd.app.web import create_app
 
     app = create_app()
 

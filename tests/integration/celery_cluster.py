@@ -24,9 +24,9 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from callbackd.conversation import FINAL_CALLBACK, OPEN_ATTEMPT
-from callbackd.db import Database
-from callbackd.models import Attempt, Callback
+from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
+from callbackd.store.db import Database
+from callbackd.store.models import Attempt, Callback
 
 CALLBACKD = Path(sys.executable).with_name("callbackd")
 STARTUP_SECONDS = 60.0

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from callbackd.db import Database
-from callbackd.models import Answer, Attempt, Callback, Case, Contact, OptOut, WebhookReceipt
+from callbackd.store.db import Database
+from callbackd.store.models import Answer, Attempt, Callback, Case, Contact, OptOut, WebhookReceipt
 from tests.conftest import write_csv
 from tests.integration.twilio_emulator import TwilioEmulator
 
@@ -165,7 +165,7 @@ def leaked_phones(text: str, phones: set[str]) -> list[str]:
 
 
 class WebServer:
-    """The project's web app (`callbackd.web.create_app`) under uvicorn, in a thread, on a socket bound first."""
+    """The project's web app (`callbackd.app.web.create_app`) under uvicorn, in a thread, on a socket bound first."""
 
     def __init__(self) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -175,7 +175,7 @@ class WebServer:
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from callbackd.web import create_app
+        from callbackd.app.web import create_app
 
         # log_config=None: uvicorn's records propagate to the root logger, where the test captures them
         config = uvicorn.Config(create_app(), log_config=None, log_level="debug", access_log=True, lifespan="on")

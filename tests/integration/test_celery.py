@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from callbackd import dispatch
-from callbackd.clock import now
-from callbackd.config import load_settings
-from callbackd.db import Database
-from callbackd.models import Answer, Attempt, AuditEvent, Callback, Contact, Round
+from callbackd.contact import dispatch
+from callbackd.core.clock import now
+from callbackd.core.settings import load_settings
+from callbackd.store.db import Database
+from callbackd.store.models import Answer, Attempt, AuditEvent, Callback, Contact, Round
 from tests.conftest import POSTGRES, case_row, phone_for, write_csv
 from tests.integration.celery_cluster import Cluster, RedisServer, offset_to
 

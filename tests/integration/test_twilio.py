@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from callbackd.models import Attempt, Callback, Case
+from callbackd.store.models import Attempt, Callback, Case
 from tests.conftest import case_row
 from tests.integration.conftest import (
     ACCOUNT_SID,

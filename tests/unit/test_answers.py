@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from callbackd import answers
-from callbackd.db import Database
-from callbackd.models import Answer, Contact, Window
+from callbackd.contact import answers
+from callbackd.store.db import Database
+from callbackd.store.models import Answer, Contact, Window
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 CONTACTED = NOW - timedelta(minutes=3)

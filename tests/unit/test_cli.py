@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from callbackd.config import load_settings
-from callbackd.db import Database
-from callbackd.models import AuditEvent
+from callbackd.core.settings import load_settings
+from callbackd.store.db import Database
+from callbackd.store.models import AuditEvent
 from tests.conftest import POSTGRES, case_row, phone_for, write_csv
 
 

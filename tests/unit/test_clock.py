@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callbackd import clock
-from callbackd.errors import ConfigError
+from callbackd.core import clock
+from callbackd.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

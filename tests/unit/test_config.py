@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callbackd.config import Settings, bundled_config_dir, load_settings, settings_path
-from callbackd.errors import ConfigError
+from callbackd.core.errors import ConfigError
+from callbackd.core.settings import Settings, bundled_config_dir, load_settings, settings_path
 
 BUNDLED = bundled_config_dir() / "callbackd.toml"
 

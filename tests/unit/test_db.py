@@ -8,8 +8,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from callbackd.db import MIGRATIONS, SCHEMA_HEAD, Database, current_revision, schema_state, upgrade
-from callbackd.models import Base
+from callbackd.store.db import MIGRATIONS, SCHEMA_HEAD, Database, current_revision, schema_state, upgrade
+from callbackd.store.models import Base
 
 
 def test_the_migrations_build_exactly_the_models(workdir):

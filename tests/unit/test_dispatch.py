@@ -11,12 +11,12 @@ from pathlib import Path
 from openpyxl import load_workbook
 from sqlalchemy import event, func, select, update
 
-from callbackd import dispatch
-from callbackd.config import load_settings
-from callbackd.conversation import open_conversation
-from callbackd.db import Database
-from callbackd.models import Answer, Attempt, AuditEvent, Callback, Contact, OptOut, Rectification
-from callbackd.plugins import load_plugins
+from callbackd.api.manager import load_plugins
+from callbackd.contact import dispatch
+from callbackd.contact.conversation import open_conversation
+from callbackd.core.settings import load_settings
+from callbackd.store.db import Database
+from callbackd.store.models import Answer, Attempt, AuditEvent, Callback, Contact, OptOut, Rectification
 from tests.conftest import case_row, phone_for, write_csv
 
 NOW = "2026-11-23T10:00:00+08:00"
@@ -197,7 +197,7 @@ def test_claims_are_atomic_and_repeated_digits_change_nothing(cli, workdir, monk
 
 
 SPY = """
-from callbackd.hookspecs import hookimpl
+from callbackd.api.hookspecs import hookimpl
 
 SEEN = []
 
@@ -213,8 +213,8 @@ def callback_closed(callback):
 """
 
 FLAKY = """
-from callbackd.channels import StartResult
-from callbackd.hookspecs import hookimpl
+from callbackd.api.channels import StartResult
+from callbackd.api.hookspecs import hookimpl
 
 
 class Flaky:
@@ -301,8 +301,8 @@ def test_operator_results_cannot_overwrite_an_applicants_own_answers(cli, workdi
 METERED = """
 import time
 
-from callbackd.channels import StartResult
-from callbackd.hookspecs import hookimpl
+from callbackd.api.channels import StartResult
+from callbackd.api.hookspecs import hookimpl
 
 STARTS = []
 
@@ -442,7 +442,7 @@ def test_placing_that_raises_ends_the_attempt_failed_and_reports_it(cli, workdir
 
 
 LEAKY = """
-from callbackd.hookspecs import hookimpl
+from callbackd.api.hookspecs import hookimpl
 
 class Leaky:
     name = "leaky"

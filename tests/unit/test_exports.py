@@ -17,21 +17,20 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.chart import BarChart
 
-from callbackd.config import ScoringSettings
-from callbackd.exports import (
-    BUILTIN_EXPORTERS,
+from callbackd.api.formats import Exporter
+from callbackd.api.manager import Registry
+from callbackd.core.settings import ScoringSettings
+from callbackd.measure.scoring import RANKED, TOO_FEW, Ranking, WindowScore, parse_period, wilson
+from callbackd.report.builtin import BUILTIN_EXPORTERS, write_xlsx
+from callbackd.report.exports import (
     SIMULATED_LABEL,
     ExportContext,
-    Exporter,
     default_filename,
-    write_atomically,
     write_csv,
     write_html,
     write_json,
-    write_xlsx,
 )
-from callbackd.plugins import Registry
-from callbackd.scoring import RANKED, TOO_FEW, Ranking, WindowScore, parse_period, wilson
+from callbackd.store.files import write_atomically
 
 ZONE = ZoneInfo("Asia/Shanghai")
 LABELS = {

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from callbackd import answers, dispatch, indicators, rectify, scoring
-from callbackd.models import Callback, Case, Rectification, Round, Window
-from callbackd.plugins import load_plugins
-from callbackd.sampling import survey_in_force
+from callbackd.api.manager import load_plugins
+from callbackd.contact import answers, dispatch, rectify
+from callbackd.measure import indicators, scoring
+from callbackd.rounds.sampling import survey_in_force
+from callbackd.store.models import Callback, Case, Rectification, Round, Window
 
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, 2026-W48
 QUESTIONS = ("attitude", "efficiency", "rules", "off_book", "integrity", "overall")

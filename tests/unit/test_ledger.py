@@ -20,13 +20,15 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from sqlalchemy import func, inspect, select
 
-from callbackd import ledger, ledger_parallel
-from callbackd.config import load_settings
-from callbackd.db import Database
-from callbackd.errors import LedgerFileError, StrictImportError
-from callbackd.models import Case, Window
-from callbackd.phones import PhoneError, normalise
-from callbackd.synthetic import HEADER, ledger_rows, write_ledger_csv
+from callbackd.app.synthetic import HEADER, ledger_rows, write_ledger_csv
+from callbackd.core.errors import LedgerFileError, StrictImportError
+from callbackd.core.phones import PhoneError, normalise
+from callbackd.core.settings import load_settings
+from callbackd.intake import ledger
+from callbackd.intake import parallel as ledger_parallel
+from callbackd.intake import rows as reading
+from callbackd.store.db import Database
+from callbackd.store.models import Case, Window
 from tests.conftest import case_row, phone_for, write_csv
 
 
@@ -448,10 +450,10 @@ phone_cells = st.one_of(
 
 
 @cache
-def _row_reader() -> ledger.RowReader:
+def _row_reader() -> reading.RowReader:
     settings = load_settings()
-    columns = ledger.header_map(HEADER, settings, Path("test.csv"))
-    return ledger.RowReader(settings, columns, lambda moment: moment, text_cells=True)
+    columns = reading.header_map(HEADER, settings, Path("test.csv"))
+    return reading.RowReader(settings, columns, lambda moment: moment, text_cells=True)
 
 
 @hypothesis_settings(max_examples=600, deadline=None)
@@ -465,7 +467,7 @@ def test_a_rows_phone_is_what_normalise_gives(cell):
     try:
         row = reader.read(case_row("P1", phone=cell))
         got: tuple | str = (row[5], row[6])
-    except ledger.RowProblem as exc:
+    except reading.RowProblem as exc:
         got = str(exc)
     assert got == expected
 
@@ -484,8 +486,8 @@ def test_a_rows_digest_is_blake2b_of_its_normalised_values_so_stored_digests_sta
 def test_rows_sent_by_the_reading_process_arrive_unchanged():
     import io
 
-    from callbackd.ledger_parallel import encode as _encode
-    from callbackd.ledger_parallel import receive as _receive
+    from callbackd.intake.parallel import encode as _encode
+    from callbackd.intake.parallel import receive as _receive
 
     aware = datetime(2026, 11, 3, 1, 5, tzinfo=UTC)
     messages = [
@@ -493,7 +495,7 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
                    None, "已办结", 1, "2026-11-03T09:05:00+08:00", "")]),
         ("rows", [("C2", "社保窗口", "补办", "即办件", "张三", "+861065521234", False, aware, aware, "已办结", True,
                    "2026-11-03T09:05:00+08:00", "2026-11-03T09:05:00+08:00")]),  # as PostgreSQL takes them
-        ("done", [ledger.RowError(3, None, "办件编号 missing")]),
+        ("done", [reading.RowError(3, None, "办件编号 missing")]),
     ]
     stream = io.BytesIO()
     for message in messages:
@@ -536,7 +538,7 @@ def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
     bounds = sorted({min(cut, len(text)) for cut in cuts})
     pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
     expected = list(csv.reader(io.StringIO(text, newline=""), csv.excel))
-    got = list(ledger._csv_rows(iter(pieces), csv.excel))
+    got = list(reading._csv_rows(iter(pieces), csv.excel))
     # a blank line is [] to csv.reader and [""] when split: both a row of no text, skipped alike
     assert [row if any(row) else [] for row in got] == [row if any(row) else [] for row in expected]
 
@@ -545,11 +547,11 @@ def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
 def test_a_gbk_file_with_gb18030_characters_further_on_decodes_whole_in_pieces(size):
     text = "办件编号,申请人\r\n" + "A1,张三\r\n" * 20 + "A2,刘䶮\r\n" + "A3,李四\r\n"  # 䶮: four bytes, GB18030 only
     data = text.encode("gb18030")
-    pieces = list(ledger._decode_pieces(_cut(data, size), ["gbk", "gb18030"], "not text"))
+    pieces = list(reading._decode_pieces(_cut(data, size), ["gbk", "gb18030"], "not text"))
     assert "".join(pieces) == text
     assert len(pieces) == -(-len(data) // size)  # one piece per `size` bytes: the file is never decoded whole
     with pytest.raises(LedgerFileError, match="not text"):
-        list(ledger._decode_pieces(_cut("A1,窗口\n".encode() + b"\xff\xff\n", size), ["gbk", "gb18030"], "not text"))
+        list(reading._decode_pieces(_cut("A1,窗口\n".encode() + b"\xff\xff\n", size), ["gbk", "gb18030"], "not text"))
 
 
 def _cut(data: bytes, size: int) -> Iterator[bytes]:
@@ -557,23 +559,23 @@ def _cut(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def test_a_file_read_in_pieces_is_utf8_while_it_is_and_says_so_when_it_mixes(workdir):
-    piece = ledger._DECODE_BYTES
+    piece = reading._DECODE_BYTES
     header = "case_id,applicant\n"
     ascii_rows = header + "A1,Zhang San\n" * (piece // 13 + 1)  # more than the first piece, all ASCII
     later = "A2,张三\n" * 1_000
     # ASCII is the same text in GBK: a GBK file whose first piece has no Chinese reads whole, started as UTF-8
     gbk = workdir / "gbk.csv"
     gbk.write_bytes((ascii_rows + later).encode("gbk"))
-    assert "".join(ledger.decoded(gbk, None)) == ascii_rows + later
+    assert "".join(reading.decoded(gbk, None)) == ascii_rows + later
     # UTF-8 with Chinese, then bytes that are not UTF-8: no encoding fits the whole file
     mixed = workdir / "mixed.csv"
     mixed.write_bytes((header + later).encode() * (piece // 5_000) + "A3,李四\n".encode("gbk"))
     with pytest.raises(LedgerFileError, match="not UTF-8 further on; give its encoding with --encoding"):
-        list(ledger.decoded(mixed, None))
+        list(reading.decoded(mixed, None))
     # read a piece at a time: the first text is there before the file's end is read
     big = workdir / "big.csv"
     big.write_bytes((header + later * 100).encode() * 3)
-    pieces = ledger.decoded(big, None)
+    pieces = reading.decoded(big, None)
     assert next(pieces).startswith(header)
     assert sum(map(len, pieces)) > 0
 
@@ -584,7 +586,7 @@ def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, dat
     rows = [case_row(f"Q{i:05d}", "人才服务窗口", phone=phone_for(i)) for i in range(60_000)]
     rows[50_000][2] = "补办,换领\n（加急）"
     path = write_csv(workdir / "quoted.csv", rows, encoding="gbk")
-    assert path.stat().st_size > 2 * ledger._DECODE_BYTES
+    assert path.stat().st_size > 2 * reading._DECODE_BYTES
     run = cli("ledger", "import", path, "--json")
     assert run.code == 0 and run.json()["errors"] == [] and run.json()["imported"] == 60_000
     with database.session() as s:
@@ -594,7 +596,7 @@ def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, dat
 
 
 def test_the_reading_process_reads_on_while_the_pipe_is_full_and_stops_when_nobody_reads():
-    from callbackd.ledger_parallel import Sender, receive
+    from callbackd.intake.parallel import Sender, receive
 
     readable, writable = os.pipe()
     out = open(writable, "wb")  # noqa: SIM115  (closed by the sender's owner below)

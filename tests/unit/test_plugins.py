@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from callbackd import hookspecs
-from callbackd.plugins import PluginError, load_plugins
+from callbackd.api import hookspecs
+from callbackd.api.manager import PluginError, load_plugins
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
@@ -28,8 +28,8 @@ def install_plugin(site: Path, name: str, source: str, monkeypatch: pytest.Monke
 
 
 CHANNEL_PLUGIN = """
-    from callbackd.channels import StartResult
-    from callbackd.hookspecs import hookimpl
+    from callbackd.api.channels import StartResult
+    from callbackd.api.hookspecs import hookimpl
 
     class Pager:
         name = "{channel}"
@@ -74,7 +74,7 @@ def test_a_duplicate_channel_names_both_plugins(tmp_path, monkeypatch, cli):
 
 def test_a_plugin_that_raises_is_reported_with_its_name(tmp_path, monkeypatch):
     install_plugin(tmp_path / "site", "broken_plugin", """
-        from callbackd.hookspecs import hookimpl
+        from callbackd.api.hookspecs import hookimpl
 
         @hookimpl
         def register_channels(register):
@@ -92,7 +92,7 @@ def test_a_plugin_that_fails_to_import_is_reported(tmp_path, monkeypatch):
 
 def test_a_misspelled_hook_fails_loudly(tmp_path, monkeypatch):
     install_plugin(tmp_path / "site", "misspelt", """
-        from callbackd.hookspecs import hookimpl
+        from callbackd.api.hookspecs import hookimpl
 
         @hookimpl
         def register_channel(register):
@@ -104,7 +104,7 @@ def test_a_misspelled_hook_fails_loudly(tmp_path, monkeypatch):
 
 def test_an_event_hook_that_raises_is_named(tmp_path, monkeypatch):
     install_plugin(tmp_path / "site", "noisy", """
-        from callbackd.hookspecs import hookimpl
+        from callbackd.api.hookspecs import hookimpl
 
         @hookimpl
         def callback_closed(callback):
@@ -167,7 +167,7 @@ def test_the_guide_example_runs_as_an_installed_plugin(tmp_path, monkeypatch, cl
 def test_a_plugin_reads_another_ledger_format(tmp_path, monkeypatch, cli):
     install_plugin(tmp_path / "site", "json_ledger", """
         import json
-        from callbackd.hookspecs import hookimpl
+        from callbackd.api.hookspecs import hookimpl
 
         class JsonLedger:
             name = "json-ledger"

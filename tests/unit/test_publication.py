@@ -10,7 +10,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 from openpyxl.chart import LineChart
 
-from callbackd.synthetic import FORM_HEADER
+from callbackd.app.synthetic import FORM_HEADER
 from tests.conftest import case_row, phone_for, write_csv
 
 NOW = "2026-11-27T10:00:00+08:00"
@@ -192,7 +192,7 @@ def test_the_audit_trail_records_and_exports_every_listed_action(cli, workdir, m
 
 
 def test_scheduled_reports_of_a_published_period_read_the_publication(cli, workdir, monkeypatch):
-    from callbackd import tasks
+    from callbackd.app import tasks
 
     setup_windows(cli, workdir, monkeypatch)
     assert cli("publish", "--period", "2026-W48").code == 0

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from callbackd import dispatch as dispatch_module
-from callbackd import rectify
-from callbackd.config import load_settings
-from callbackd.conversation import Conversation, open_conversation
-from callbackd.db import Database
-from callbackd.models import Attempt, AuditEvent, Callback, Contact, Rectification
-from callbackd.plugins import load_plugins
-from callbackd.synthetic import FORM_HEADER
-from callbackd.workdays import Calendar, ProvisionalCalendarWarning
+from callbackd.api.manager import load_plugins
+from callbackd.app.synthetic import FORM_HEADER
+from callbackd.contact import dispatch as dispatch_module
+from callbackd.contact import rectify
+from callbackd.contact.conversation import Conversation, open_conversation
+from callbackd.core.settings import load_settings
+from callbackd.core.workdays import Calendar, ProvisionalCalendarWarning
+from callbackd.store.db import Database
+from callbackd.store.models import Attempt, AuditEvent, Callback, Contact, Rectification
 from tests.conftest import case_row, phone_for, write_csv
 
 MONDAY = "2026-11-23T10:00:00+08:00"

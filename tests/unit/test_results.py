@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from callbackd.config import load_settings
-from callbackd.db import Database
-from callbackd.models import Answer, Contact
-from callbackd.synthetic import EVALUATOR_HEADER, FORM_HEADER
+from callbackd.app.synthetic import EVALUATOR_HEADER, FORM_HEADER
+from callbackd.core.settings import load_settings
+from callbackd.store.db import Database
+from callbackd.store.models import Answer, Contact
 from tests.conftest import case_row, write_csv
 
 SIX = ["满意", "满意", "基本满意", "满意", "满意", "满意"]

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from callbackd import ledger, sampling
-from callbackd.config import Settings
-from callbackd.db import Database
-from callbackd.errors import CallbackdError, RoundError
-from callbackd.models import Callback, Case, OptOut, RoundWindow
-from callbackd.sampling import allocate
-from callbackd.workdays import Calendar
+from callbackd.core.errors import CallbackdError, RoundError
+from callbackd.core.settings import Settings
+from callbackd.core.workdays import Calendar
+from callbackd.intake import ledger
+from callbackd.rounds import sampling
+from callbackd.rounds.sampling import allocate
+from callbackd.store.db import Database
+from callbackd.store.models import Callback, Case, OptOut, RoundWindow
 from tests.conftest import case_row, phone_for, write_csv
 
 MONDAY_W48 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai, Monday of 2026-W48
@@ -220,7 +221,7 @@ def test_allocate_is_proportional_by_largest_remainder():
 
 def test_stratified_draw_allocates_by_case_type(database, workdir, monkeypatch, settings):
     monkeypatch.setenv("CALLBACKD_SAMPLING__STRATIFY_BY", "case_type")
-    from callbackd.config import load_settings
+    from callbackd.core.settings import load_settings
 
     stratified = load_settings()
     rows = window_rows("社保窗口", 60, 0) + window_rows("社保窗口", 30, 100, case_type="承诺件")
@@ -255,7 +256,7 @@ def test_rate_rules_take_every_complaint_with_a_due_date(database, settings, wor
 
 
 def test_working_day_deadlines_skip_holidays_and_count_make_up_days(settings):
-    from callbackd.config import SamplingRule
+    from callbackd.core.settings import SamplingRule
 
     complaint = SamplingRule(name="投诉", case_types=["投诉"], share=1.0, within_days=3, working_days=True)
     calendar = Calendar.from_settings(settings)
@@ -273,7 +274,7 @@ def test_a_rate_rule_takes_its_share_of_cases_resolved_since_the_last_round(data
     (workdir / "config" / "callbackd.toml").write_text(
         '[[sampling.rules]]\nname = "承诺件抽查"\ncase_types = ["承诺件"]\nshare = 0.3\n', encoding="utf-8"
     )
-    from callbackd.config import load_settings
+    from callbackd.core.settings import load_settings
 
     ruled = load_settings()
     load(database, ruled, workdir / "l.csv", window_rows("社保窗口", 10, 0, case_type="承诺件", day=3))
@@ -375,8 +376,8 @@ def test_verify_catches_edited_tallies_and_draw_details(database, settings, work
 
 
 def test_a_round_whose_callbacks_were_scheduled_cannot_be_redrawn(database, settings, workdir):
-    from callbackd import dispatch
-    from callbackd.plugins import load_plugins
+    from callbackd.api.manager import load_plugins
+    from callbackd.contact import dispatch
 
     load(database, settings, workdir / "l.csv", window_rows("社保窗口", 5, 0))
     open_week(database, settings, "2026-W48")

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from callbackd import answers, scoring
-from callbackd.errors import CallbackdError
-from callbackd.models import Window
-from callbackd.plugins import load_plugins
-from callbackd.scoring import parse_period, wilson
+from callbackd.api.manager import load_plugins
+from callbackd.contact import answers
+from callbackd.core.errors import CallbackdError
+from callbackd.measure import scoring
+from callbackd.measure.scoring import parse_period, wilson
+from callbackd.store.models import Window
 
 QUESTIONS = ("attitude", "efficiency", "rules", "off_book", "integrity", "overall")
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, 2026-W48
@@ -123,7 +124,7 @@ def test_every_number_comes_from_the_settings(session, workdir, plugins):
         'question_weights = { overall = 4 }\n',
         encoding="utf-8",
     )
-    from callbackd.config import load_settings
+    from callbackd.core.settings import load_settings
 
     custom = load_settings()
     w = window(session, "社保窗口")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from callbackd.db import make_engine
-from callbackd.sqlite_writers import QueuedConnection, lock_path
+from callbackd.store.db import make_engine
+from callbackd.store.sqlite_writers import QueuedConnection, lock_path
 
 
 def _taken(database: Path) -> bool:

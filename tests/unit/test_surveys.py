@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callbackd.errors import ConfigError
-from callbackd.surveys import LEVELS, OPT_OUT_WORDS, Survey, is_opt_out, load_survey, load_surveys
+from callbackd.core.errors import ConfigError
+from callbackd.rounds.surveys import LEVELS, OPT_OUT_WORDS, Survey, is_opt_out, load_survey, load_surveys
 
 SURVEY_DIR = Path(__file__).resolve().parents[2] / "config" / "surveys"
 SIX = ("attitude", "efficiency", "rules", "off_book", "integrity", "overall")

@@ -14,11 +14,13 @@ import pytest
 from celery.schedules import crontab
 from sqlalchemy import select
 
-from callbackd import dispatch, reports, tasks
-from callbackd.config import load_settings
-from callbackd.db import Database
-from callbackd.models import AuditEvent, Round
-from callbackd.plugins import load_plugins
+from callbackd.api.manager import load_plugins
+from callbackd.app import tasks
+from callbackd.contact import dispatch
+from callbackd.core.settings import load_settings
+from callbackd.report import reports
+from callbackd.store.db import Database
+from callbackd.store.models import AuditEvent, Round
 from tests.conftest import case_row, phone_for, write_csv
 
 

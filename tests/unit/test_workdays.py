@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callbackd.config import bundled_config_dir, load_settings
-from callbackd.errors import CalendarError
-from callbackd.workdays import Calendar, ProvisionalCalendarWarning
+from callbackd.core.errors import CalendarError
+from callbackd.core.settings import bundled_config_dir, load_settings
+from callbackd.core.workdays import Calendar, ProvisionalCalendarWarning
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALLING_HOURS = [(time(9, 0), time(12, 0)), (time(14, 0), time(20, 0))]
@@ -365,7 +365,7 @@ def test_a_naive_instant_is_refused() -> None:
 
 
 def test_a_running_process_takes_an_edited_holidays_file_within_a_second(tmp_path: Path) -> None:
-    from callbackd.calling import calendar_for
+    from callbackd.rounds.calling import calendar_for
 
     folder = tmp_path / "site"
     calendar_in(folder)

@@ -1,0 +1,81 @@
+"""Every callbackd hook, in one module. Plugins implement them with `@hookimpl`; `plugins.py` loads them.
+
+Registration hooks receive a `register` callable owned by a typed registry; calling it twice with the same
+name is a start-up error naming both plugins. Event hooks receive plain values, never database rows: a plugin
+never touches tables, it calls core services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from callbackd.api.channels import Channel
+    from callbackd.api.events import AnswerEvent, CallbackEvent
+    from callbackd.api.formats import Exporter, LedgerReader
+
+PROJECT = "callbackd"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---- registration --------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_channels(register: Callable[[Channel], None]) -> None:
+    """Offer channels: call `register(channel)` once for each `callbackd.api.channels.Channel`.
+
+    :param register: adds one channel; a name another plugin already registered is a start-up error.
+    """
+
+
+@hookspec
+def register_routes(router: Any) -> None:
+    """Add HTTP routes (webhooks) to `router`, a `fastapi.APIRouter` the web app mounts under `/hooks/<plugin>/`.
+
+    Handlers call core services; the plugin that speaks a provider's protocol owns its webhooks.
+
+    :param router: the plugin's own router.
+    """
+
+
+@hookspec
+def register_ledger_readers(register: Callable[[LedgerReader], None]) -> None:
+    """Offer readers for more ledger file formats: call `register(reader)` for each `LedgerReader`.
+
+    :param register: adds one reader, keyed by the file suffixes it reads.
+    """
+
+
+@hookspec
+def register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Offer output formats: call `register(exporter)` for each `callbackd.api.formats.Exporter`.
+
+    Built-in formats are registered by an ordinary plugin marked `trylast`, so a plugin may replace one by
+    registering the same name first.
+
+    :param register: adds one exporter; a duplicate name is a start-up error.
+    """
+
+
+# ---- events --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def answer_recorded(answer: AnswerEvent) -> None:
+    """Called after an answer is recorded for a contact (in the same transaction).
+
+    :param answer: what was answered, by which source and window; no phone number.
+    """
+
+
+@hookspec
+def callback_closed(callback: CallbackEvent) -> None:
+    """Called when a callback reaches a final state (completed, partial, unreachable, refused, opted_out, invalid).
+
+    :param callback: the callback's id, window, case, final state and reason; no phone number.
+    """

@@ -1,0 +1,507 @@
+"""One attempt's conversation with an applicant: the core service a channel plugin talks to.
+
+A channel never touches tables. It gets a `Conversation` when its attempt starts (or loads one from a webhook
+with `open_conversation`) and tells it what happened: the applicant picked up, pressed a digit, replied by
+SMS, hung up, never answered, asked not to be contacted again. The conversation records answers on the
+callback's contact, keeps partial answers, and moves the attempt and the callback along (`dispatch.py` decides
+retries and fallbacks).
+
+Opening a conversation is one plain SQL query (every webhook and every placing opens one): it reads the attempt,
+its callback, case and window, and the contact's answers as values. The ORM rows of the attempt and the callback
+are made from those values, without another query, only when something changes them (picking up, finishing,
+an opt-out); from then on they are what the conversation reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Join, Table, bindparam, select
+from sqlalchemy.orm import Session, class_mapper
+from sqlalchemy.orm.attributes import set_committed_value
+
+from callbackd.contact import answers, attempts
+from callbackd.contact.answers import ContactRow, KnownAnswers
+from callbackd.core.errors import NotFoundError
+from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
+from callbackd.rounds.surveys import Choice, Question, SmsReading, Survey, round_survey
+from callbackd.store.db import Held, as_loaded, chunks, write_held, write_row, write_rows, write_through
+from callbackd.store.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
+
+if TYPE_CHECKING:
+    from callbackd.api.manager import Plugins
+    from callbackd.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Facts:
+    """An attempt and what it belongs to, as the database held them when the conversation opened."""
+
+    attempt_id: int
+    attempt_number: int
+    channel: str
+    attempt_status: str
+    callback_id: int
+    callback_status: str
+    round_id: int
+    window_id: int
+    phone: str
+    case_id: int
+    case_no: str
+    matter: str
+    case_type: str
+    phone_sms: bool
+    window: str
+    follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
+    # read when the conversation opens for placing; None otherwise
+    in_force: bool | None = None  # the callback's round is the one in force for its week (not replaced)
+    number_opted_out: bool | None = None  # the applicant's number has opted out (退订)
+    others_open: bool | None = None  # another attempt of the callback is still due or under way
+
+
+@dataclass
+class Conversation:
+    """What a channel may know and do for one attempt. Phone numbers appear here only for placing the contact."""
+
+    session: Session
+    settings: Settings
+    plugins: Plugins
+    now: datetime
+    facts: Facts
+    survey: Survey
+    simulated: bool
+    # the callback's contact and its answers (question -> (level, raw)), read when the conversation opened: this
+    # conversation is their only writer within its transaction
+    _contact_row: ContactRow | None = field(default=None, repr=False)
+    _answers: dict[str, tuple[str | None, str]] = field(default_factory=dict, repr=False)
+    _contact_made: bool = field(default=False, init=False, repr=False)  # by this conversation, just now
+    # the ORM rows, once something needs them
+    _attempt: Attempt | None = field(default=None, init=False, repr=False)
+    _callback: Callback | None = field(default=None, init=False, repr=False)
+    # the attempt's and the callback's columns as the conversation read them (attribute -> value)
+    _read: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    # the attempt's and the callback's columns set while its channel places it, written with one statement once
+    # the channel returns (`hold_attempt`, `write_attempt`); None when they are written as they are set
+    _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _held_callback: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    # PostgreSQL, placing: an id taken from the contacts' sequence beforehand; the contact made with it (its
+    # columns and its answers) is held for the attempt's write until anything else needs its row, with the inserts
+    # that name it (a rectification and its audit event)
+    _contact_id: int | None = field(default=None, repr=False)
+    _held_contact: tuple[dict[str, Any], list[tuple[str, str | None, str]]] | None = field(
+        default=None, init=False, repr=False)
+    _held_with_contact: list[Held] = field(default_factory=list, init=False, repr=False)
+
+    # ---- what the channel may read -------------------------------------------------------------------
+
+    @property
+    def attempt(self) -> Attempt:
+        """The attempt's ORM row (loaded on first use, with the callback's)."""
+        if self._attempt is None:
+            self._load_rows()
+        assert self._attempt is not None
+        return self._attempt
+
+    @property
+    def callback(self) -> Callback:
+        """The callback's ORM row (loaded on first use, with the attempt's)."""
+        if self._callback is None:
+            self._load_rows()
+        assert self._callback is not None
+        return self._callback
+
+    @property
+    def case(self) -> Case:
+        case = self.session.get(Case, self.facts.case_id)
+        assert case is not None
+        return case
+
+    def _load_rows(self, *, fresh: bool = False) -> None:
+        """The ORM rows of the attempt and the callback: rows this session holds already are kept as they are
+        (with changes not flushed); others are made from what the conversation read when it opened, or, when
+        `fresh`, read again (the conversation itself has changed them in the database since)."""
+        if not fresh and self._read is not None:
+            attempt_values, callback_values = self._read
+            self._attempt = as_loaded(self.session, Attempt, attempt_values)
+            self._callback = as_loaded(self.session, Callback, callback_values)
+            return
+        row = self.session.execute(_ROWS, {"attempt_id": self.facts.attempt_id}).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no attempt {self.facts.attempt_id}")
+        self._attempt, self._callback = row
+
+    @property
+    def attempt_id(self) -> int:
+        return self.facts.attempt_id
+
+    @property
+    def attempt_number(self) -> int:
+        return self.facts.attempt_number
+
+    @property
+    def callback_id(self) -> int:
+        return self.facts.callback_id
+
+    @property
+    def phone(self) -> str:
+        return self.facts.phone
+
+    @property
+    def sms_capable(self) -> bool:
+        return self.facts.phone_sms
+
+    @property
+    def case_no(self) -> str:
+        return self.facts.case_no
+
+    @property
+    def matter(self) -> str:
+        return self.facts.matter
+
+    @property
+    def window(self) -> str:
+        return self.facts.window
+
+    @property
+    def organisation(self) -> str:
+        return self.settings.organisation
+
+    @property
+    def finished(self) -> bool:
+        """The attempt has ended or its callback is closed: nothing more is recorded through it."""
+        if self._attempt is not None and self._callback is not None:
+            attempt_status, callback_status = self._attempt.status, self._callback.status
+        else:
+            attempt_status, callback_status = self.facts.attempt_status, self.facts.callback_status
+        return attempt_status not in OPEN_ATTEMPT or callback_status in FINAL_CALLBACK
+
+    def answered_keys(self) -> set[str]:
+        return set(self._answers)
+
+    def known_answers(self) -> KnownAnswers:
+        """The callback's contact and its rated answers in the survey's order, as this conversation knows them:
+        closing the callback needs no query to learn whether it opens a rectification."""
+        rated = []
+        for question in self.survey.questions:
+            level, raw = self._answers.get(question.key, (None, ""))
+            if level is not None:
+                rated.append((question.key, level, raw))
+        held = self._held_contact is not None
+        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type,
+                            write_held=self._write_contact, hold=self._hold_with_contact if held else None)
+
+    def current_question(self) -> Question | None:
+        """The next question still to ask, or None when every question is answered."""
+        return self.survey.next_question(self._answers.keys())
+
+    def pending_ratings(self) -> list[Question]:
+        return [q for q in self.survey.rating_questions() if q.key not in self._answers]
+
+    # ---- what the channel reports --------------------------------------------------------------------
+
+    def pick_up(self) -> None:
+        """The applicant answered the call (or the message was delivered and the survey is open)."""
+        if not self.finished:
+            self.set_attempt(status="answered")
+
+    def press(self, digit: str, question_key: str | None = None) -> Choice | None:
+        """A keypad digit for the current question (or `question_key`): the choice, or None when invalid.
+
+        A repeated delivery for a question already answered changes nothing and returns the stored choice.
+        """
+        return self.press_all([(question_key or "", digit)])[0]
+
+    def press_all(self, presses: Sequence[tuple[str, str]]) -> list[Choice | None]:
+        """Several keypad digits, each (question key, or "" for the current question; digit), as `press` would
+        take them one after the other, recorded with one statement (a channel that learns a whole survey at
+        once: a simulated applicant, a call's log)."""
+        choices: list[Choice | None] = []
+        fresh: dict[str, tuple[str, str | None, str]] = {}
+        for key, digit in presses:
+            question = self.survey.question(key) if key else self.survey.next_question(self._answers.keys() | fresh)
+            if question is None or question.kind != "rating" or self.finished:
+                choices.append(None)
+                continue
+            choice = self.survey.read_digit(question, digit)
+            stored = self._answers.get(question.key) or fresh.get(question.key)
+            if stored is not None:  # answered already: the same digit reads as the stored choice, another as none
+                choices.append(choice if choice is not None and choice.label == stored[-1] else None)
+                continue
+            if choice is not None:
+                fresh[question.key] = (question.key, choice.level, choice.label)
+            choices.append(choice)
+        self._record_all(list(fresh.values()))
+        return choices
+
+    def reply(self, text: str) -> SmsReading:
+        """An SMS reply: answers for the pending questions, an opt-out, or unreadable (nothing recorded)."""
+        reading = self.survey.read_sms(text, self.pending_ratings())
+        if reading.kind == "opt_out":
+            self.opt_out("sms", note=text[:200])  # honoured even after the survey closed
+        elif reading.kind == "answers" and not self.finished:
+            self._record_all([(key, choice.level, choice.label) for key, choice in reading.answers])
+        return reading
+
+    def suggest(self, text: str) -> None:
+        """The applicant's free suggestion (意见建议); marks the survey's text question answered."""
+        text = text.strip()
+        if not text or self.finished:
+            return
+        if self._held_contact is not None:
+            self._held_contact[0]["suggestion"] = text[:2000]  # written with the contact
+        else:
+            contact = self._ensure_contact()
+            write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact
+        self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
+
+    def opt_out(self, source: str, note: str = "") -> None:
+        """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
+        self.write_attempt()  # the opt-out ends the attempt in the database and reads it back
+        attempts.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note,
+                                settings=self.settings)
+        self._load_rows(fresh=True)  # the attempt and the callback as the opt-out left them
+
+    def finish(self, outcome: str, detail: str = "") -> None:
+        """The attempt ended: `completed`, `hung_up`, `no_answer`, `busy`, `failed`, `machine`,
+        `invalid_number`, `refused`. The dispatcher decides what follows (a retry, a fallback, a final state)."""
+        attempts.end_attempt(self, outcome, detail)
+
+    # ---- the attempt's own columns --------------------------------------------------------------------
+
+    def set_attempt(self, **values: Any) -> None:
+        """Set columns of the attempt: written now, or, while its channel places it, held for `write_attempt`."""
+        self._set(self.attempt, self._held, values)
+
+    def set_callback(self, **values: Any) -> None:
+        """Set columns of the callback (closing it): written now, or, while its channel places the attempt, held
+        for `write_attempt`."""
+        self._set(self.callback, None if self._held is None else self._held_callback, values)
+
+    def _set(self, row: Attempt | Callback, held: dict[str, Any] | None, values: dict[str, Any]) -> None:
+        if held is None:
+            write_through(self.session, row, **values)
+            return
+        for key, value in values.items():
+            set_committed_value(row, key, value)
+        held.update(values)
+
+    def hold_attempt(self) -> None:
+        """Hold the attempt's and the callback's columns set from now on until `write_attempt`: a channel that
+        holds the whole conversation while it places the attempt (picking up, the outcome, its provider's id, the
+        callback closing) then costs one statement on PostgreSQL instead of one each."""
+        if self._held is None:
+            self._held = {}
+
+    def write_attempt(self, *, last: bool = False, **values: Any) -> None:
+        """Write what is held (and `values`), and write what is set from now on as it is set. Called before
+        anything reads the attempt or the callback from the database. `last`: nothing else is written in the
+        transaction."""
+        values = {**(self._held or {}), **values}
+        held_callback, self._held, self._held_callback = self._held_callback, None, {}
+        before = self._take_held_contact()
+        if values or held_callback or before:
+            write_rows(self.session, (self.attempt, values), (self.callback, held_callback), before=before, last=last)
+
+    def _write_contact(self) -> None:
+        """Write the contact held for the attempt's write (and what names it): something else needs its row."""
+        held = self._take_held_contact()
+        if held:
+            write_held(self.session, held)
+
+    def _hold_with_contact(self, held: Held) -> None:
+        """Hold an insert that names the contact for the attempt's write; once the contact is written, write it."""
+        if self._held_contact is None:
+            write_held(self.session, [held])
+        else:
+            self._held_with_contact.append(held)
+
+    def _take_held_contact(self) -> list[Held]:
+        contact, self._held_contact = self._held_contact, None
+        if contact is None:
+            return []
+        held, self._held_with_contact = self._held_with_contact, []
+        return [answers.held_contact(contact[0], self.now, contact[1]), *held]
+
+    # ---- recording -----------------------------------------------------------------------------------
+
+    def _ensure_contact(self) -> ContactRow:
+        return self._contact_row or self._make_contact(())
+
+    def _make_contact(self, given: Sequence[tuple[str, str | None, str]]) -> ContactRow:
+        """Make the callback's contact, with its first answers `given` (written, not announced). While its
+        channel places the attempt, a contact whose id was taken beforehand is held for the attempt's write."""
+        values: dict[str, Any] = {
+            "source": "follow_up" if self.facts.follow_up else "callback", "channel": self.facts.channel,
+            "window_id": self.facts.window_id, "callback_id": self.facts.callback_id, "contacted_at": self.now,
+            "simulated": self.simulated, "survey_version": self.survey.version,
+        }
+        if self._held is not None and self._contact_id is not None and given:
+            self._held_contact = ({**values, "id": self._contact_id, "suggestion": ""}, list(given))
+            self._contact_row = ContactRow(self._contact_id, self.facts.callback_id, self.facts.window_id,
+                                           str(values["source"]), self.facts.channel, self.now)
+        else:
+            self._contact_row = answers.insert_contact(self.session, now=self.now, given=given, **values)
+        self._contact_made = True
+        return self._contact_row
+
+    def _record_all(self, given: Sequence[tuple[str, str | None, str]]) -> int:
+        """Record the answers (question, level, raw) not recorded yet, with one statement (the first ones with
+        the contact they make, on PostgreSQL); how many were new."""
+        new: dict[str, tuple[str, str | None, str]] = {}
+        for key, level, raw in given:
+            if key not in self._answers and key not in new:  # the first one of a question wins
+                new[key] = (key, level, raw)
+        if not new:
+            return 0
+        fresh = list(new.values())
+        if self._contact_row is None:
+            contact = self._make_contact(fresh)
+        elif self._held_contact is not None:  # they go with the contact
+            contact = self._contact_row
+            self._held_contact[1].extend(fresh)
+        else:
+            contact = self._contact_row
+            answers.write_answers(self.session, contact, fresh, self.now)
+        answers.announce_all(self.session, self.plugins, contact, fresh, self.now, window=self.facts.window)
+        for key, level, raw in fresh:
+            self._answers[key] = (level, raw[:20])
+        return len(new)
+
+    def record(self, question_key: str, level: str | None, raw: str) -> bool:
+        """Record an answer given by the applicant (a channel that reads answers itself, such as an operator's
+        result sheet, calls this); False when the question was answered already."""
+        if self.finished:
+            return False
+        return self._record_all([(question_key, level, raw)]) == 1
+
+
+# Built once, on the tables rather than the ORM entities: every webhook opens a conversation, and building the
+# statement, or loading rows into the ORM, would cost more than running it.
+_attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _opt_outs = (
+    cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
+)
+# What every conversation reads: the attempt, its callback, case and window; then the contact and its answers,
+# one row each (the answer columns last). Placing reads more in the same query: whether the round is in force,
+# whether the number opted out, whether another attempt of the callback is open, and every column of the attempt
+# and the callback, whose ORM rows are then made from them.
+_FACT_COLUMNS = (
+    _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
+    _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
+    _cases.c.matter, _cases.c.case_type, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
+)
+_ANSWER_COLUMNS = (
+    _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
+    _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
+)
+_others = _attempts.alias("others")
+_PLACING_FACTS = (
+    _rounds.c.active_week.is_not(None),
+    select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
+    select(_others.c.id).where(
+        _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id, _others.c.status.in_(OPEN_ATTEMPT),
+    ).exists(),
+)
+_ATTEMPT_ATTRIBUTES, _CALLBACK_ATTRIBUTES = (
+    [(attribute.key, attribute.columns[0]) for attribute in class_mapper(model).column_attrs]
+    for model in (Attempt, Callback)
+)
+_JOINED = (
+    _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
+    .join(_cases, _cases.c.id == _callbacks.c.case_id)
+    .join(_windows, _windows.c.id == _callbacks.c.window_id)
+)
+
+
+def _with_answers(joined: Join) -> Join:
+    return (joined.outerjoin(_contacts, _contacts.c.callback_id == _callbacks.c.id)
+            .outerjoin(_answers_table, _answers_table.c.contact_id == _contacts.c.id))
+
+
+_CONVERSATION = (
+    select(*_FACT_COLUMNS, *_ANSWER_COLUMNS)
+    .select_from(_with_answers(_JOINED))
+    .where(_attempts.c.id == bindparam("attempt_id"))
+)
+# placing reads several attempts at once (`read_placing`): each row starts with its attempt's id
+_PLACING_MANY = (
+    select(
+        _attempts.c.id, *_FACT_COLUMNS, *_PLACING_FACTS, *(column for _, column in _ATTEMPT_ATTRIBUTES),
+        *(column for _, column in _CALLBACK_ATTRIBUTES), *_ANSWER_COLUMNS,
+    )
+    .select_from(_with_answers(_JOINED.join(_rounds, _rounds.c.id == _callbacks.c.round_id)))
+    .where(_attempts.c.id.in_(bindparam("attempt_ids", expanding=True)))
+)
+
+
+_ROWS = (
+    select(Attempt, Callback).join(Callback, Callback.id == Attempt.callback_id)
+    .where(Attempt.id == bindparam("attempt_id"))
+)
+
+
+def read_placing(session: Session, attempt_ids: Sequence[int]) -> dict[int, list[Sequence[Any]]]:
+    """What placing reads of each of several attempts (the rows `open_conversation` takes as `read`), with one
+    query: a message's attempts are read together, not one query each."""
+    session.flush()
+    read: dict[int, list[Sequence[Any]]] = {}
+    for chunk in chunks(attempt_ids):
+        for row in session.connection().execute(_PLACING_MANY, {"attempt_ids": list(chunk)}):
+            read.setdefault(row[0], []).append(row[1:])
+    return read
+
+
+def open_conversation(
+    session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False,
+    read: Sequence[Sequence[Any]] | None = None, reserved_contact: int | None = None,
+) -> Conversation:
+    """The conversation of an attempt, for a webhook or the dispatcher (`placing`: it reads what placing needs
+    too), in one query, or from the rows `read_placing` read (`read`, for placing). Raises `NotFoundError`."""
+    rows: Sequence[Sequence[Any]]
+    if read is not None:
+        rows, placing = read, True
+    else:
+        session.flush()  # the query below reads the database: changes this session holds are written first
+        rows = (read_placing(session, [attempt_id]).get(attempt_id, []) if placing
+                else session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all())
+    if not rows:
+        raise NotFoundError(f"no attempt {attempt_id}")
+    first = rows[0]
+    facts_end = len(_FACT_COLUMNS)
+    (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
+     matter, case_type, phone_sms, window, follow_up) = first[:facts_end]
+    facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
+                  phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up)
+    values = None
+    if placing:
+        in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
+        facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
+                        others_open=bool(others_open))
+        attempt_at = facts_end + len(_PLACING_FACTS)
+        callback_at = attempt_at + len(_ATTEMPT_ATTRIBUTES)
+        values = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[attempt_at:callback_at], strict=True)),
+                dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-len(_ANSWER_COLUMNS)],
+                         strict=True)))
+    contact_id, source, contact_channel, contacted_at = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
+    contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
+                                                         contact_channel, contacted_at)
+    given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
+    return Conversation(
+        session, settings, plugins, now, facts, round_survey(session, round_id),
+        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=values,
+        _contact_id=reserved_contact,
+        _answers={question: (level, raw) for question, level, raw in given},
+    )
+
+
+def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:
+    """The newest attempt on one of `channels` still waiting for `phone` (an SMS survey awaiting its reply)."""
+    return session.scalar(
+        select(Attempt.id)
+        .join(Callback, Callback.id == Attempt.callback_id)
+        .where(Callback.phone == phone, Attempt.channel.in_(channels), Attempt.status.in_(("in_progress", "answered")))
+        .order_by(Attempt.id.desc())
+        .limit(1)
+    )

@@ -1,0 +1,1 @@
+"""Scores, rankings, indicators, publication, the annual evaluation and category policies."""

@@ -1,0 +1,140 @@
+"""Views of what the ledger and the rounds hold: windows, cases, callbacks. Phones are masked unless revealed,
+and every reveal is written to the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from callbackd.core.errors import CallbackdError, NotFoundError
+from callbackd.core.phones import mask
+from callbackd.core.vocabulary import reason_label
+from callbackd.store import audit
+from callbackd.store.models import Callback, Case, Window
+from callbackd.store.windows import window_id
+
+
+def list_windows(session: Session) -> list[dict[str, Any]]:
+    """Each window with its case counts."""
+    rows = session.execute(
+        select(
+            Window.name,
+            func.count(Case.id),
+            func.coalesce(func.sum(case((Case.resolved.is_(True), 1), else_=0)), 0),
+        )
+        .outerjoin(Case, Case.window_id == Window.id)
+        .group_by(Window.id, Window.name)
+        .order_by(Window.name)
+    )
+    return [{"window": name, "cases": total, "resolved": resolved} for name, total, resolved in rows]
+
+
+def list_cases(
+    session: Session, *, window: str | None = None, reveal: bool = False, limit: int | None = None,
+    confidential: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """Cases, newest resolution first; phones masked, and the applicants of `confidential` case types (举报)
+    hidden, unless `reveal` (which is audited)."""
+    query = select(Case, Window.name).join(Window, Window.id == Case.window_id)
+    if window is not None:
+        query = query.where(Case.window_id == window_id(session, window))
+    query = query.order_by(Case.resolved_at.desc().nulls_last(), Case.case_no)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [
+        {
+            "case_id": c.case_no,
+            "window": name,
+            "matter": c.matter,
+            "case_type": c.case_type,
+            "applicant": c.applicant if reveal or c.case_type not in confidential else "（保密）",
+            "phone": c.phone if reveal else mask(c.phone),
+            "sms": c.phone_sms,
+            "accepted_at": c.accepted_at.isoformat(),
+            "resolved_at": c.resolved_at.isoformat() if c.resolved_at else None,
+            "status": c.status,
+            "resolved": c.resolved,
+        }
+        for c, name in session.execute(query)
+    ]
+    if reveal:
+        audit.record(session, "phone.reveal", "cases list", window=window, cases=[r["case_id"] for r in rows])
+    return rows
+
+
+def list_callbacks(
+    session: Session, *, round_id: int | None = None, status: str | None = None, reveal: bool = False
+) -> list[dict[str, Any]]:
+    """Callbacks with their case and window; phones masked unless `reveal` (which is audited)."""
+    query = (
+        select(Callback, Case.case_no, Case.matter, Window.name)
+        .join(Case, Case.id == Callback.case_id)
+        .join(Window, Window.id == Callback.window_id)
+        .order_by(Callback.round_id, Window.name, Callback.draw_key, Callback.follow_up)
+    )
+    if round_id is not None:
+        query = query.where(Callback.round_id == round_id)
+    if status is not None:
+        from callbackd.core.vocabulary import FINAL_CALLBACK
+
+        known = ("pending", "in_progress", *FINAL_CALLBACK)
+        if status not in known:
+            raise CallbackdError(f"--status {status!r} is not a callback state ({', '.join(known)})")
+        query = query.where(Callback.status == status)
+    rows = [
+        {
+            "callback": cb.id,
+            "round": cb.round_id,
+            "window": name,
+            "case_id": case_no,
+            "matter": matter,
+            "phone": cb.phone if reveal else mask(cb.phone),
+            "rule": cb.rule,
+            "stratum": cb.stratum,
+            "due_at": cb.due_at.isoformat() if cb.due_at else None,
+            "status": cb.status,
+            "reason": cb.reason,
+            "reason_label": reason_label(cb.reason) or None,
+            "follow_up": cb.follow_up,
+            "caller_role": cb.caller_role,
+        }
+        for cb, case_no, matter, name in session.execute(query)
+    ]
+    if reveal:
+        audit.record(session, "phone.reveal", "callbacks list", round=round_id, callbacks=[r["callback"] for r in rows])
+    return rows
+
+
+def callsheet(session: Session, settings: Any, round_id: int, language: str = "zh-CN") -> dict[str, Any]:
+    """The operators' call sheet for a round: its callbacks waiting on the operator channel, with the full
+    number (the one view that has it; writing it is audited), the script, and the operator result columns."""
+    from callbackd.core.vocabulary import OPEN_ATTEMPT
+    from callbackd.rounds.surveys import Survey
+    from callbackd.store.models import Attempt, Round
+
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise NotFoundError(f"no round {round_id} (see `callbackd round list`)")
+    survey = Survey.from_snapshot(round_.survey)
+    rated = survey.rating_questions()
+    header = ["窗口", "办件编号", "事项名称", "申请人", "联系电话", "回访话术", "回访时间",
+              *(q.dimension for q in rated), "意见建议"]
+    rows = []
+    for _callback_id, name, case_no, matter, applicant, phone in session.execute(
+        select(Callback.id, Window.name, Case.case_no, Case.matter, Case.applicant, Callback.phone)
+        .join(Case, Case.id == Callback.case_id)
+        .join(Window, Window.id == Callback.window_id)
+        .join(Attempt, Attempt.callback_id == Callback.id)
+        .where(Callback.round_id == round_id, Attempt.channel == "operator", Attempt.status.in_(OPEN_ATTEMPT))
+        .order_by(Window.name, Case.case_no)
+    ):
+        context = {"organisation": settings.organisation, "window": name, "matter": matter}
+        script = "\n".join([survey.render("greeting_voice", language, **context),
+                            *(f"{i}. {q.text('voice', language)}" for i, q in enumerate(survey.questions, 1))])
+        rows.append([name, case_no, matter, applicant, phone, script, "", *([""] * len(rated)), ""])
+    audit.record(session, "phone.reveal", f"call sheet round {round_id}", callbacks=len(rows))
+    return {"title": f"{settings.organisation} 回访清单（第{round_id}批次 {round_.week}）", "header": header,
+            "rows": rows, "round": round_id}

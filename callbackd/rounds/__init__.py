@@ -1,0 +1,1 @@
+"""Weekly rounds (回访批次): surveys, sampling and its verification, the calling policy."""

@@ -1,0 +1,104 @@
+"""The audit trail: who did what, kept in the database. Recorded: rounds opened, replaced and verified; ledger
+and result imports; answer edits; exports and call sheets; publications and republications; every reveal of a
+phone number; every step of a rectification; exports of the trail itself."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import io
+import json
+import os
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import CTE, ColumnElement, Table, bindparam, insert, literal, select
+from sqlalchemy.orm import Session
+
+from callbackd.core import clock
+from callbackd.core.errors import CallbackdError
+from callbackd.store.models import AuditEvent
+
+
+def actor() -> str:
+    """Who is acting: `CALLBACKD_ACTOR` when a front end names its user, else the operating-system user."""
+    try:
+        name = os.environ.get("CALLBACKD_ACTOR") or getpass.getuser()
+    except OSError:
+        return "unknown"
+    return name[:100]
+
+
+# on the table, not the entity: an event is written, never read back in the transaction that records it, and the
+# unit of work's flush at commit costs more than the INSERT (a placing that opens a rectification records one)
+_events = cast(Table, AuditEvent.__table__)
+_INSERT_EVENT = insert(_events)
+
+
+def record(session: Session, action: str, subject: str, **detail: Any) -> None:
+    """Write one audit event in the session's transaction."""
+    # the column holds 200 characters; a longer subject (a deep file path) keeps its end, the informative part
+    subject = subject if len(subject) <= 200 else "…" + subject[-199:]
+    session.connection().execute(_INSERT_EVENT, {"at": clock.now(), "actor": actor(), "action": action,
+                                                 "subject": subject, "detail": detail})
+
+
+def held_event(action: str, subject: ColumnElement[str], source: CTE, prefix: str) -> CTE:
+    """PostgreSQL: an audit event as a CTE of another statement, its subject an expression on `source` (another
+    CTE, whose RETURNING gives what is known only once its row is written: its id); its time, actor and detail are
+    parameters named with `prefix` (`held_event_parameters`)."""
+    return insert(_events).from_select(
+        ["at", "actor", "action", "subject", "detail"],
+        select(*(bindparam(prefix + name, type_=_events.c[name].type) for name in ("at", "actor")),
+               literal(action, _events.c.action.type), subject,
+               bindparam(prefix + "detail", type_=_events.c.detail.type)).select_from(source),
+    ).cte(f"{source.name}_audit")
+
+
+def held_event_parameters(prefix: str, **detail: Any) -> dict[str, Any]:
+    return {prefix + "at": clock.now(), prefix + "actor": actor(), prefix + "detail": detail}
+
+
+def list_events(
+    session: Session, zone: ZoneInfo, *, action: str | None = None, since: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Audit events, oldest first: all, one action's, from a day on (in `zone`), or the newest `limit`."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if since is not None:
+        try:
+            day = date.fromisoformat(since.strip())
+        except ValueError:
+            raise CallbackdError(f"--since {since!r} is not a day such as 2026-11-01") from None
+        query = query.where(AuditEvent.at >= datetime.combine(day, time(0, 0), zone))
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {"id": e.id, "at": e.at.astimezone(zone).isoformat(), "actor": e.actor, "action": e.action,
+         "subject": e.subject, "detail": e.detail}
+        for e in reversed(session.scalars(query).all())
+    ]
+
+
+def write(rows: list[dict[str, Any]], path: Path) -> None:
+    """The events as CSV (UTF-8 with a byte-order mark, which Excel needs for Chinese) or JSON, by suffix."""
+    from callbackd.store.files import ExportError, write_atomically
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = (json.dumps(rows, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    elif suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["序号", "时间", "操作人", "操作", "对象", "详情"])
+        for row in rows:
+            writer.writerow([row["id"], row["at"], row["actor"], row["action"], row["subject"],
+                             json.dumps(row["detail"], ensure_ascii=False)])
+        data = buffer.getvalue().encode("utf-8-sig")
+    else:
+        raise ExportError(f"--out {path}: name a .csv or .json file")
+    write_atomically(path, lambda temporary: temporary.write_bytes(data))
