@@ -16,6 +16,14 @@ that does not grow with the round) and the rate counting it too; and the rate fr
 at once on threads; by default both are measured, one after the other (the limiter's run uses solo). Each run
 has its own Redis databases, so nothing an earlier run left queued starts its work early.
 Target: >= 500 attempts/s on a 2-core machine.
+
+With --channel twilio the calls go through the real twilio library to the Twilio emulator of the integration tests
+(tests/integration/twilio_emulator.py) on loopback, which answers each API request after 200 ms (--api-delay), as
+a provider under load does, and connects every call half a second after creating it, driving its signed webhooks
+against `callbackd serve`: status callbacks, the voice URL and six keypad answers. Two worker processes place on
+threads, within the account's rate (--rate, default 30 calls/s). Reported: calls placed a second (first to last
+call the provider created) against the rate, and whether every call's six answers were recorded once.
+Target: >= 0.95 of the rate.
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ from sqlalchemy import create_engine, func, select
 
 from callbackd.app.synthetic import HEADER
 from callbackd.store.db import Database
-from callbackd.store.models import Attempt, Callback
+from callbackd.store.models import Answer, Attempt, Callback, Contact
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BIN = Path(sys.executable).with_name("callbackd")
 MONDAY = "2026-11-23T10:00:00+08:00"
@@ -186,6 +196,135 @@ batch = 2000
             "first_tick": first_tick}
 
 
+# ---- Twilio: the real library against the emulator, webhooks through `callbackd serve` ---------------------------
+
+ACCOUNT_SID = "AC" + "be4c" * 8
+AUTH_TOKEN = "0123456789abcdef" * 2
+FROM_NUMBER = "+8657112345678"
+PUBLIC_BASE_URL = "https://callbacks.example.gov.cn"
+
+
+def wait_for(url: str, seconds: float = 20.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} did not answer within {seconds:.0f} s")
+
+
+def run_twilio(folder: Path, database_url: str, broker: str, rate: float, api_delay: float, ledger: Path) -> dict:
+    """One run: 2 worker processes on threads place calls through the twilio library against the emulator; the
+    emulator drives every call's webhooks against `callbackd serve`."""
+    sys.path.insert(0, str(ROOT))
+    from tests.integration.twilio_emulator import Person, TwilioEmulator
+
+    folder.mkdir()
+    (folder / "config").mkdir()
+    (folder / "config" / "callbackd.toml").write_text(f"""
+database_url = "{database_url}"
+[sampling]
+per_window = 20
+[workers]
+broker_url = "{broker}/0"
+tick_seconds = 0.5
+[dispatch]
+rate_storage = "{broker}/1"
+batch = 2000
+[channels.twilio]
+calls_per_second = {rate}
+""", encoding="utf-8")
+    port = free_port()
+    emulator = TwilioEmulator(ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL, f"http://127.0.0.1:{port}",
+                              sms_url=f"{PUBLIC_BASE_URL}/hooks/twilio/sms").start()
+    emulator.api_delay = api_delay
+    emulator.autoplay(Person(keys="111111"))
+    offset = (datetime.fromisoformat(MONDAY) - datetime.now(UTC)).total_seconds()
+    env = {**os.environ, "CALLBACKD_CLOCK_OFFSET": str(offset), "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CALLBACKD_TWILIO_FROM": FROM_NUMBER,
+           "CALLBACKD_TWILIO_PUBLIC_BASE_URL": PUBLIC_BASE_URL, "CALLBACKD_TWILIO_API_BASE_URL": emulator.url}
+    for args in (["ledger", "import", str(ledger)],
+                 ["round", "open", "--week", "2026-W48", "--seed", "bench", "--channel", "twilio-voice"]):
+        subprocess.run([str(BIN), *args], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+    processes = []
+
+    def start(name: str, *args: str) -> None:
+        log = (folder / f"{name}.log").open("wb")
+        processes.append(subprocess.Popen([str(BIN), *args], cwd=folder, env=env, stdout=log, stderr=log,
+                                          start_new_session=True))
+
+    try:
+        start("serve", "serve", "--port", str(port))
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        for n in range(2):
+            start(f"worker{n}", "worker", "--pool", "threads", "--concurrency", "8", "-n", f"bench{n}@%h",
+                  "--loglevel", "WARNING")
+        time.sleep(4)  # workers connect before the clock starts
+        database = Database(database_url)
+        with database.session() as session:
+            total = session.scalar(select(func.count()).select_from(Callback)) or 0
+        started = time.perf_counter()
+        start("beat", "beat", "--schedule", str(folder / "beat-state"), "--loglevel", "INFO")
+        while True:
+            with database.session() as session:
+                final = session.scalar(select(func.count()).select_from(Callback).where(Callback.status.in_(FINAL)))
+            if final == total:
+                break
+            if time.perf_counter() - started > 900:
+                sys.exit(f"gave up after 900 s with {final} of {total} callbacks final; see {folder}")
+            time.sleep(0.2)
+        with database.session() as session:
+            attempts = session.scalar(select(func.count()).select_from(Attempt))
+            completed = session.scalar(select(func.count()).select_from(Callback)
+                                       .where(Callback.status == "completed"))
+            per_contact = session.execute(
+                select(Contact.callback_id, func.count(Answer.id), func.count(func.distinct(Answer.question)))
+                .join(Answer, Answer.contact_id == Contact.id).group_by(Contact.callback_id)
+            ).all()
+        database.dispose()
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        emulator.stop()
+    created = sorted(call.created_at for call in emulator.calls)
+    span = created[-1] - created[0] if len(created) > 1 else 0.0
+    return {"callbacks": total, "attempts": attempts, "calls": len(created), "completed": completed,
+            "placed_rate": (len(created) - 1) / span if span else 0.0,
+            "answered_once": sum(1 for _, answers, questions in per_contact if answers == questions == 6),
+            "contacts": len(per_contact), "failures": emulator.failures}
+
+
+def main_twilio(args: argparse.Namespace, folder: Path) -> None:
+    callbacks = args.callbacks if args.callbacks_given else int(args.rate * 40)  # about 40 s at the rate
+    ledger = folder / "ledger.csv"
+    write_ledger(ledger, callbacks)
+    print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; database {args.database}; twilio-voice through the "
+          f"twilio library to the emulator ({args.api_delay * 1000:.0f} ms an API request); account rate "
+          f"{args.rate:g} calls/s; 2 worker processes on 8 threads each; webhooks through `callbackd serve`")
+    with redis_server(folder) as broker:
+        pg = postgres_server(folder) if args.database == "postgresql" else None
+        server = pg.__enter__() if pg else None
+        try:
+            url = fresh_database(args.database, server, folder, "bench_twilio")
+            result = run_twilio(folder / "run-twilio", url, broker, args.rate, args.api_delay, ledger)
+        finally:
+            if pg:
+                pg.__exit__(None, None, None)
+    placed = result["placed_rate"]
+    print(f"{result['calls']} calls placed for {result['attempts']} attempts of {result['callbacks']} callbacks: "
+          f"{placed:.1f} calls/s against the rate {args.rate:g}/s = {placed / args.rate:.2f} of it (target >= 0.95); "
+          f"load {os.getloadavg()[0]:.2f}")
+    print(f"completed callbacks {result['completed']}; contacts with their six answers recorded once "
+          f"{result['answered_once']} of {result['contacts']}; emulator failures {len(result['failures'])}"
+          + (f" (first: {result['failures'][0]})" if result["failures"] else ""))
+
+
 def beat_first_tick(log: Path) -> datetime:
     """When beat sent its first tick, from its log line `[2026-11-23 10:00:01,234: INFO/MainProcess] Scheduler:
     Sending due task tick (callbackd.tick)`."""
@@ -197,13 +336,27 @@ def beat_first_tick(log: Path) -> datetime:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--callbacks", type=int, default=4000)
+    parser.add_argument("--callbacks", type=int, default=None, help="default 4000 (twilio: 40 seconds at the rate)")
+    parser.add_argument("--channel", choices=("simulator", "twilio"), default="simulator")
+    parser.add_argument("--api-delay", type=float, default=0.2, help="twilio: seconds the emulator takes per request")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
-    parser.add_argument("--rate", type=float, default=20.0, help="provider rate for the limiter run (a second)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="provider rate a second (simulator: the limiter run, default 20; twilio: default 30)")
     parser.add_argument("--pool", choices=(*POOLS, "both"), default="both",
                         help="how each worker process places: solo (one at a time), threads (four at once), or both "
                              "measured one after the other")
     args = parser.parse_args()
+    args.callbacks_given = args.callbacks is not None
+    args.callbacks = args.callbacks or 4000
+    args.rate = args.rate or (30.0 if args.channel == "twilio" else 20.0)
+    if args.channel == "twilio":
+        folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-twilio-"))
+        folder.chmod(0o755)  # the PostgreSQL server runs as its own user
+        try:
+            main_twilio(args, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     pools = list(POOLS) if args.pool == "both" else [args.pool]
     folder = Path(tempfile.mkdtemp(prefix="callbackd-bench-dispatch-"))
     folder.chmod(0o755)  # the PostgreSQL server runs as its own user

@@ -32,8 +32,10 @@ import itertools
 import json
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -109,6 +111,7 @@ class Call:
     pressed: list[str | None] = field(default_factory=list)
     ended_by: str = ""  # "project" (<Hangup/> or no verbs left), "person" (hung up), or "" when never answered
     callbacks_sent: int = 0  # status callbacks so far (Twilio's SequenceNumber)
+    created_at: float = 0.0  # time.monotonic() when the API created it
 
     @property
     def transcript(self) -> str:
@@ -157,6 +160,10 @@ class TwilioEmulator:
         # at-least-once delivery: every webhook is sent twice, and the call goes on with the second answer (as
         # when Twilio retries a request whose response it lost)
         self.deliver_twice = False
+        # a provider under load answers each API request this many seconds after it arrives
+        self.api_delay = 0.0
+        self._autoplay: tuple[Person, float, ThreadPoolExecutor] | None = None
+        self.failures: list[str] = []  # what went wrong on calls connected by `autoplay`
         self._people: dict[str, list[Person]] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}
         self._played: set[str] = set()
@@ -181,6 +188,8 @@ class TwilioEmulator:
         return self
 
     def stop(self) -> None:
+        if self._autoplay is not None:
+            self._autoplay[2].shutdown(wait=True, cancel_futures=True)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=TIMEOUT)
@@ -215,6 +224,19 @@ class TwilioEmulator:
                 raise EmulatorError(f"call {call.sid}: no Person scripted for this number")
             self._connect(call, people.pop(0))
         return queued
+
+    def autoplay(self, person: Person, *, after: float = 0.5, threads: int = 32) -> None:
+        """From now on connect every call `after` seconds once the API created it, each on a thread of its own,
+        all answered by `person`: the network under load, for benchmarks (`play` drives one call at a time)."""
+        self._autoplay = (person, after, ThreadPoolExecutor(threads, thread_name_prefix="twilio-call"))
+
+    def _connect_later(self, call: Call, person: Person, after: float) -> None:
+        time.sleep(max(0.0, call.created_at + after - time.monotonic()))
+        try:
+            self._connect(call, person)
+        except Exception as exc:  # kept for the caller to report: a pool thread has nobody to raise to
+            with self._lock:
+                self.failures.append(f"call {call.sid}: {type(exc).__name__}: {exc}")
 
     def text(self, from_: str, body: str) -> list[str]:
         """The person at `from_` sends an SMS to the project's number; returns the bodies of its <Message> replies."""
@@ -391,6 +413,8 @@ class TwilioEmulator:
             return 401, _error(20003, "Authenticate", 401)
         if match["account"] != self.account_sid:
             return 404, _error(20404, f"The requested resource {path} was not found", 404)
+        if self.api_delay:
+            time.sleep(self.api_delay)
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         one = {key: values[-1] for key, values in form.items()}
         with self._lock:
@@ -422,9 +446,14 @@ class TwilioEmulator:
         detection = one.get("MachineDetection")
         if detection not in (None, "Enable", "DetectMessageEnd"):
             return 400, _error(21218, f"Invalid MachineDetection {detection}.")
-        call = Call(self._sid("CA"), one["To"], one["From"], url, one.get("StatusCallback"), events, detection)
+        call = Call(self._sid("CA"), one["To"], one["From"], url, one.get("StatusCallback"), events, detection,
+                    created_at=time.monotonic())
         with self._lock:
             self.calls.append(call)
+            if self._autoplay is not None:
+                person, after, pool = self._autoplay
+                self._played.add(call.sid)
+                pool.submit(self._connect_later, call, person, after)
         return 201, self._resource("Calls", call.sid, {
             "to": call.to, "to_formatted": call.to, "from": call.from_, "from_formatted": call.from_,
             "status": "queued", "direction": "outbound-api", "answered_by": None, "start_time": None,
