@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from callbackd.contact.conversation import Conversation
+    from callbackd.api.conversation import Conversation
 
 KINDS = ("voice", "sms", "operator", "onsite", "simulated")
 
@@ -41,7 +41,7 @@ class StartResult:
 class Channel(Protocol):
     """A way to reach an applicant. `name` is unique across plugins; `kind` is one of `KINDS`.
 
-    `start` places one attempt. It receives the attempt's `Conversation`, through which everything the
+    `start` places one attempt. It receives the attempt's `callbackd.api.Conversation`, through which everything the
     applicant says comes back into the core (answers, hang-ups, opt-outs); it never touches tables. A channel
     whose provider answers later (a phone call, an SMS reply) returns the provider's id and feeds the
     conversation from its webhooks; a channel that knows the outcome at once (the simulator) may finish the

@@ -1,8 +1,9 @@
-"""Every callbackd hook, in one module. Plugins implement them with `@hookimpl`; `plugins.py` loads them.
+"""Every callbackd hook, in one module. Plugins implement them with `@hookimpl`; `manager.py` loads them and calls
+them through pluggy (`manager.hook.<name>`).
 
 Registration hooks receive a `register` callable owned by a typed registry; calling it twice with the same
 name is a start-up error naming both plugins. Event hooks receive plain values, never database rows: a plugin
-never touches tables, it calls core services.
+never touches tables, it calls the core services it is handed (`callbackd.api.webhooks.WebhookServices`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from callbackd.api.channels import Channel
     from callbackd.api.events import AnswerEvent, CallbackEvent
     from callbackd.api.formats import Exporter, LedgerReader
+    from callbackd.api.webhooks import WebhookServices
 
 PROJECT = "callbackd"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -34,12 +36,14 @@ def register_channels(register: Callable[[Channel], None]) -> None:
 
 
 @hookspec
-def register_routes(router: Any) -> None:
+def register_routes(router: Any, services: WebhookServices) -> None:
     """Add HTTP routes (webhooks) to `router`, a `fastapi.APIRouter` the web app mounts under `/hooks/<plugin>/`.
 
-    Handlers call core services; the plugin that speaks a provider's protocol owns its webhooks.
+    Handlers call the core through `services`; the plugin that speaks a provider's protocol owns its webhooks.
 
-    :param router: the plugin's own router.
+    :param router: the plugin's own router (each plugin gets its own).
+    :param services: the core services its handlers may call: settings, one unit of work per delivery (receipts,
+        conversations, opt-outs), the opt-out words and the survey in force.
     """
 
 
@@ -67,7 +71,7 @@ def register_exporters(register: Callable[[Exporter], None]) -> None:
 
 @hookspec
 def answer_recorded(answer: AnswerEvent) -> None:
-    """Called after an answer is recorded for a contact (in the same transaction).
+    """Called once an answer recorded for a contact has been committed (never for a rolled-back one).
 
     :param answer: what was answered, by which source and window; no phone number.
     """
@@ -75,7 +79,8 @@ def answer_recorded(answer: AnswerEvent) -> None:
 
 @hookspec
 def callback_closed(callback: CallbackEvent) -> None:
-    """Called when a callback reaches a final state (completed, partial, unreachable, refused, opted_out, invalid).
+    """Called once a callback's final state (completed, partial, unreachable, refused, opted_out, invalid) has been
+    committed.
 
     :param callback: the callback's id, window, case, final state and reason; no phone number.
     """

@@ -2,7 +2,9 @@
 
 `CALLBACKD_DISABLE_PLUGIN_AUTOLOAD=1` loads no entry point except those `CALLBACKD_LOAD_PLUGINS=a,b` names;
 `CALLBACKD_LOAD_PLUGINS` may also name importable modules. Nothing happens at import time: `load_plugins()`
-builds a fresh manager each call. A plugin that fails is reported with its name; nothing is swallowed.
+builds a fresh manager each call. Hooks are called through pluggy (`manager.hook.<name>`; registration hooks
+through a per-plugin subset of it, see `Plugins.call_as`). A plugin that fails is reported with its name;
+nothing is swallowed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import pluggy
+from pluggy import HookCaller
 
 from callbackd.api import hookspecs
 from callbackd.api.channels import KINDS, Channel
@@ -101,8 +104,27 @@ class Plugins:
         return bool(getattr(self.manager.hook, hook).get_hookimpls())
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call an event hook on every plugin; a plugin that raises is reported with its name."""
-        call_each(self.manager, hook, **kwargs)
+        """Call an event hook on every plugin through pluggy; a plugin that raises is reported with its name."""
+        call_hook(getattr(self.manager.hook, hook), hook, **kwargs)
+
+    def implementers(self, hook: str) -> list[str]:
+        """The plugins implementing `hook` (wrappers aside), in the order pluggy calls them."""
+        impls = getattr(self.manager.hook, hook).get_hookimpls()
+        return [impl.plugin_name for impl in reversed(impls) if not (impl.wrapper or impl.hookwrapper)]
+
+    def call_as(self, plugin: str, hook: str, **kwargs: Any) -> Any:
+        """Call a registration hook for `plugin` alone (and every plugin's wrappers of it), through pluggy.
+
+        Registration is per plugin because what a plugin registers is its own: a `register` callable names its
+        plugin when a name is taken twice, and each plugin's routes go under `/hooks/<plugin>/`. pluggy calls every
+        implementation with the same arguments, so each plugin gets a hook caller of its own
+        (`subset_hook_caller`) instead of `manager.hook.<hook>`.
+        """
+        others = [
+            impl.plugin for impl in getattr(self.manager.hook, hook).get_hookimpls()
+            if impl.plugin_name != plugin and not (impl.wrapper or impl.hookwrapper)
+        ]
+        return call_hook(self.manager.subset_hook_caller(hook, remove_plugins=others), hook, **kwargs)
 
     def readers_by_suffix(self) -> dict[str, Any]:
         """Plugins' ledger readers, by the file suffixes they read."""
@@ -116,17 +138,30 @@ class Plugins:
         ]
 
 
-def call_each(manager: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[Any]:
-    """Call every implementation of `hook` in pluggy's order; wrap any exception with the plugin's name."""
-    results = []
-    for impl in reversed(getattr(manager.hook, hook).get_hookimpls()):
-        try:
-            results.append(impl.function(**{arg: kwargs[arg] for arg in impl.argnames}))
-        except CallbackdError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}") from exc
-    return results
+def call_hook(caller: HookCaller, hook: str, **kwargs: Any) -> Any:
+    """Call a hook through pluggy (`manager.hook.<hook>`, or a subset of it), so wrappers, `tryfirst`/`trylast`,
+    `firstresult` and hook-call monitoring apply; an exception a plugin raised becomes a `PluginError` naming it."""
+    try:
+        return caller(**kwargs)
+    except CallbackdError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {_raised_by(caller, exc)!r} failed in {hook}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _raised_by(caller: HookCaller, exc: BaseException) -> str:
+    """The plugin whose implementation of the hook raised `exc`: pluggy re-raises what an implementation raised
+    with its traceback intact, so the first of the hook's implementations on that traceback is the one."""
+    by_code = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in caller.get_hookimpls()}
+    frames = exc.__traceback__
+    while frames is not None:
+        name = by_code.get(frames.tb_frame.f_code)
+        if name is not None:
+            return name
+        frames = frames.tb_next
+    return "unknown"
 
 
 def _wanted() -> tuple[bool, list[str]]:
@@ -195,18 +230,12 @@ def load_plugins() -> Plugins:
     exporters: Registry[Any] = Registry("export format", lambda e: e.name)
     readers: Registry[Any] = Registry("ledger reader", lambda r: r.name)
     by_name = {p.name: p for p in loaded}
+    plugins = Plugins(manager, loaded, channels, exporters, readers)
     for hook, registry in (
         ("register_channels", channels), ("register_exporters", exporters), ("register_ledger_readers", readers)
     ):
-        for impl in reversed(getattr(manager.hook, hook).get_hookimpls()):
-            try:
-                impl.function(register=registry.register_for(impl.plugin_name, yields=impl.plugin_name == "builtin"))
-            except CallbackdError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}"
-                ) from exc
+        for name in plugins.implementers(hook):
+            plugins.call_as(name, hook, register=registry.register_for(name, yields=name == "builtin"))
     for name, channel in channels.items.items():
         if channel.kind not in KINDS:
             raise PluginError(f"channel {name!r} of plugin {channels.owners[name]!r} has unknown kind {channel.kind!r}")
@@ -217,4 +246,4 @@ def load_plugins() -> Plugins:
         plugin.hooks = sorted(
             caller.name for caller in manager.get_hookcallers(manager.get_plugin(plugin.name)) or []
         )
-    return Plugins(manager, loaded, channels, exporters, readers)
+    return plugins

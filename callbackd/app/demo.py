@@ -130,9 +130,10 @@ def run_demo(
         ratings = synthetic.write_table_csv(out / f"电子评价器-{month:%Y%m}.csv", synthetic.EVALUATOR_HEADER,
                                             synthetic.evaluator_rows(month, names, seed=seed))
         with database.session() as session:
-            result.forms = results.import_results(session, settings, plugins, survey, forms, "onsite").imported
-            result.ratings = results.import_results(session, settings, plugins, survey, ratings,
-                                                    "evaluator").imported
+            result.forms = results.import_results(session, settings, plugins, survey,
+                                                  results.ResultFile(forms, "onsite")).imported
+            result.ratings = results.import_results(session, settings, plugins, survey,
+                                                    results.ResultFile(ratings, "evaluator")).imported
         report("现场评价导入", 1, 1)
 
         with database.session() as session:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import CTE, JSON, Table, Text, bindparam, func, insert, literal_column, select, true
+from sqlalchemy import JSON, Table, Text, bindparam, func, insert, literal_column, select, true
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from callbackd.api import events
 from callbackd.api.events import AnswerEvent
-from callbackd.store.db import Held
 from callbackd.store.models import Answer, Contact, Window
 
 if TYPE_CHECKING:
@@ -62,39 +61,34 @@ class KnownAnswers:
 
     contact: ContactFacts | None
     rated: Sequence[tuple[str, str | None, str]]
-    fresh: bool = False  # the contact was made in this transaction: no rectification names it yet
+    contact_is_new: bool = False  # the contact was made in this transaction: no rectification names it yet
     case_type: str | None = None  # the callback's case type, when the caller read it
-    # a caller that still holds the contact's row for a write of its own (a conversation placing its attempt):
-    # `write_held` writes it at once, called before anything reads the contact or its answers; `hold` takes
-    # inserts that name the contact (a rectification) to write with it
-    write_held: Callable[[], None] | None = None
-    hold: Callable[[Held], None] | None = None
-
-    def written(self) -> None:
-        """The contact and its answers are in the database from now on."""
-        if self.write_held is not None:
-            self.write_held()
 
 
-def new_contact(
-    session: Session,
-    *,
-    source: str,
-    channel: str,
-    window_id: int,
-    contacted_at: datetime,
-    now: datetime,
-    callback_id: int | None = None,
-    simulated: bool = False,
-    survey_version: str = "",
-    external_key: str | None = None,
-) -> Contact:
+@dataclass(frozen=True)
+class NewContact:
+    """A contact about to be made: where it came from, its window, when the applicant was contacted."""
+
+    source: str
+    channel: str
+    window_id: int
+    contacted_at: datetime
+    callback_id: int | None = None
+    simulated: bool = False
+    survey_version: str = ""
+    external_key: str | None = None
+
+    def columns(self, now: datetime) -> dict[str, Any]:
+        """The contact's columns, made `now` (its suggestion still empty)."""
+        return {"source": self.source, "channel": self.channel, "window_id": self.window_id,
+                "callback_id": self.callback_id, "contacted_at": self.contacted_at, "simulated": self.simulated,
+                "survey_version": self.survey_version, "suggestion": "", "external_key": self.external_key,
+                "created_at": now}
+
+
+def new_contact(session: Session, made: NewContact, now: datetime) -> Contact:
     """Add a contact (the unit of scoring) and give it an id."""
-    contact = Contact(
-        source=source, channel=channel, window_id=window_id, callback_id=callback_id, contacted_at=contacted_at,
-        simulated=simulated, survey_version=survey_version, suggestion="", external_key=external_key,
-        created_at=now,
-    )
+    contact = Contact(**made.columns(now))
     session.add(contact)
     session.flush()
     return contact
@@ -104,94 +98,57 @@ _contacts, _answers = cast(Table, Contact.__table__), cast(Table, Answer.__table
 _INSERT_CONTACT = insert(_contacts)
 
 
-def _contact_with_answers(*, prefix: str = "", with_id: bool = False) -> tuple[CTE, CTE]:
-    """PostgreSQL: a contact and its first answers as two CTEs of one statement, the contact's id returned by the
-    first (the answers arrive as one JSON array of [question, level, raw], so one statement serves any number of
-    them, and one text parameter costs the driver less than an array a column). Its parameters are named with
-    `prefix` (`_contact_parameters`); `with_id`: the contact's id is one, taken from its sequence beforehand."""
-    def p(name: str, **kwargs: Any) -> Any:
-        return bindparam(prefix + name, **kwargs)
-
+def _contact_with_answers() -> Any:
+    """PostgreSQL: a contact and its first answers with one statement, the contact's id returned (the answers
+    arrive as one JSON array of [question, level, raw], so one statement serves any number of them, and one text
+    parameter costs the driver less than an array a column)."""
     contact = (
         insert(_contacts).values(
-            source=p("source"), channel=p("channel"), window_id=p("window_id"), callback_id=p("callback_id"),
-            contacted_at=p("contacted_at"), simulated=p("simulated"), survey_version=p("survey_version"),
-            suggestion=p("suggestion"), external_key=None, created_at=p("now"), **({"id": p("id")} if with_id else {}),
+            source=bindparam("source"), channel=bindparam("channel"), window_id=bindparam("window_id"),
+            callback_id=bindparam("callback_id"), contacted_at=bindparam("contacted_at"),
+            simulated=bindparam("simulated"), survey_version=bindparam("survey_version"),
+            suggestion=bindparam("suggestion"), external_key=bindparam("external_key"),
+            created_at=bindparam("created_at"),
         ).returning(_contacts.c.id).cte("contact")
     )
-    answer = func.json_array_elements(cast_(p("given", type_=Text), JSON)).table_valued("value") \
+    answer = func.json_array_elements(cast_(bindparam("given", type_=Text), JSON)).table_valued("value") \
         .render_derived(name="answer")
     given = select(*(answer.c.value.op("->>")(literal_column(str(i))).label(name)
                      for i, name in enumerate(("question", "level", "raw")))).subquery("given")
     answered = insert(_answers).from_select(
         ["contact_id", "question", "level", "raw", "window_id", "source", "contacted_at", "recorded_at"],
         select(contact.c.id, given.c.question, given.c.level, given.c.raw,
-               *(p(name, type_=_answers.c[column].type) for name, column in (
+               *(bindparam(name, type_=_answers.c[column].type) for name, column in (
                    ("window_id", "window_id"), ("source", "source"), ("contacted_at", "contacted_at"),
-                   ("now", "recorded_at"))))
+                   ("created_at", "recorded_at"))))
         .select_from(contact.join(given, true())),  # every answer with the one contact
     ).cte("answered")
-    return contact, answered
+    return select(contact.c.id).add_cte(answered)
 
 
-_contact, _answered = _contact_with_answers()
-_CONTACT_WITH_ANSWERS = select(_contact.c.id).add_cte(_answered)
-# PostgreSQL: a contact whose id was taken beforehand and its first answers, held for another statement; the prefix
-# is no column's name, as the CTEs may go before an UPDATE of a table with such columns (`held_contact`)
-_HELD_PREFIX = "contact_"
-_HELD_CONTACT = _contact_with_answers(prefix=_HELD_PREFIX, with_id=True)
+_CONTACT_WITH_ANSWERS = _contact_with_answers()
 
 
 def insert_contact(
-    session: Session,
-    *,
-    source: str,
-    channel: str,
-    window_id: int,
-    contacted_at: datetime,
-    now: datetime,
-    callback_id: int | None = None,
-    simulated: bool = False,
-    survey_version: str = "",
-    given: Sequence[tuple[str, str | None, str]] = (),
+    session: Session, made: NewContact, now: datetime, given: Sequence[tuple[str, str | None, str]] = (),
 ) -> ContactRow:
     """Add a contact with one INSERT, without loading it into the session (a webhook's first answer), and the
     answers `given` (question, level, raw) with it: in the same statement on PostgreSQL. The caller tells the
     plugins about the answers (`announce_all`)."""
-    values = {
-        "source": source, "channel": channel, "window_id": window_id, "callback_id": callback_id,
-        "contacted_at": contacted_at, "simulated": simulated, "survey_version": survey_version,
-    }
+    values = made.columns(now)
     connection = session.connection()
     if given and connection.dialect.name == "postgresql":
-        contact_id = connection.execute(_CONTACT_WITH_ANSWERS,
-                                        _contact_parameters({**values, "suggestion": ""}, now, given)).scalar_one()
-        return ContactRow(int(contact_id), callback_id, window_id, source, channel, contacted_at)
-    result = connection.execute(_INSERT_CONTACT, {**values, "suggestion": "", "external_key": None,
-                                                  "created_at": now})
-    inserted = result.inserted_primary_key[0] if result.inserted_primary_key else None
-    assert inserted is not None
-    contact = ContactRow(int(inserted), callback_id, window_id, source, channel, contacted_at)
-    if given:
+        answered = json.dumps([(question, level, raw[:20]) for question, level, raw in given], ensure_ascii=False)
+        contact_id = connection.execute(_CONTACT_WITH_ANSWERS, {**values, "given": answered}).scalar_one()
+    else:
+        inserted = connection.execute(_INSERT_CONTACT, values).inserted_primary_key
+        assert inserted is not None
+        contact_id = inserted[0]
+    contact = ContactRow(int(contact_id), made.callback_id, made.window_id, made.source, made.channel,
+                         made.contacted_at)
+    if given and connection.dialect.name != "postgresql":
         write_answers(session, contact, given, now)
     return contact
-
-
-def _contact_parameters(
-    values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]], *, prefix: str = "",
-) -> dict[str, Any]:
-    """The parameters of the PostgreSQL statements that insert a contact (`values`, with its suggestion) and its
-    first answers `given` (question, level, raw), named with `prefix`."""
-    parameters = {**values, "now": now,
-                  "given": json.dumps([(question, level, raw[:20]) for question, level, raw in given],
-                                      ensure_ascii=False)}
-    return {prefix + name: value for name, value in parameters.items()}
-
-
-def held_contact(values: dict[str, Any], now: datetime, given: Sequence[tuple[str, str | None, str]]) -> Held:
-    """PostgreSQL: the insert of a contact whose id was taken beforehand (`values`, with its id and suggestion) and
-    of its first answers `given`, held for another statement (`db.write_rows`, `db.write_held`)."""
-    return _HELD_CONTACT, _contact_parameters(values, now, given, prefix=_HELD_PREFIX)
 
 
 def answers_of(session: Session, contact_id: int) -> dict[str, Answer]:
@@ -257,14 +214,16 @@ def announce_all(
     if window is None:
         window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
     for question, level, raw in given:
-        announce(session, plugins, contact, question, level, raw[:20], now, window)
+        announce(session, plugins, contact, (question, level, raw[:20]), now, window)
 
 
 def announce(
-    session: Session, plugins: Plugins, contact: ContactFacts, question: str, level: str | None, raw: str,
+    session: Session, plugins: Plugins, contact: ContactFacts, answer: tuple[str, str | None, str],
     recorded_at: datetime, window: str | None = None,
 ) -> None:
-    """Tell the plugins about a recorded (or corrected) answer once the transaction commits."""
+    """Tell the plugins about a recorded (or corrected) answer (question, level, raw) once the transaction
+    commits."""
+    question, level, raw = answer
     if window is None:
         window = session.scalar(select(Window.name).where(Window.id == contact.window_id)) or ""
     events.defer(session, plugins, "answer_recorded", answer=AnswerEvent(

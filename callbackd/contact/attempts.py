@@ -1,145 +1,110 @@
-"""The attempt state machine: how an attempt's outcome ends it, what follows (a retry on the same channel, the
-plan's next channel, or a final state for the callback), closing a callback, and an applicant's opt-out (退订).
-
-Callback states: pending (nothing placed yet), in_progress, and the final completed, partial, unreachable,
-refused, opted_out, invalid. Attempt states: due, queued (claimed by a tick, handed to a worker), placing (taken
-by the worker that places it), in_progress, answered, then its outcome."""
+"""Applying the attempt state machine (`transitions.py`) to the database: recording how an attempt ended, adding
+the retry or the next channel's attempt, closing a callback, an applicant's opt-out (退订). What follows is decided
+by `transitions`; this module reads what it needs for that and writes the result, in the caller's transaction.
+A conversation and the dispatcher call it; it calls neither."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd.api import events
 from callbackd.api.events import CallbackEvent
 from callbackd.api.manager import Plugins
-from callbackd.contact import rectify
+from callbackd.contact import rectify, transitions
 from callbackd.contact.answers import KnownAnswers
+from callbackd.contact.context import Context
+from callbackd.contact.transitions import Close, Ended, NextChannel, Retry, Step
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
 from callbackd.rounds.calling import CallingPolicy
-from callbackd.store.db import show_written, write_through
+from callbackd.store.db import write_through
 from callbackd.store.models import Attempt, Callback, Case, OptOut, Round, Window
 
-if TYPE_CHECKING:
-    from callbackd.contact.conversation import Conversation
 
-_attempts = cast(Table, Attempt.__table__)
-
-
-RETRYABLE = ("no_answer", "busy", "failed", "machine", "hung_up", "not_configured", "rate_limited")
-
-
-# ended without ever reaching the applicant through no fault of theirs: they do not use up the applicant's tries
-NOT_A_TRY = ("not_configured", "rate_limited", "cancelled")
-
-
-OUTCOMES = ("completed", "invalid_number", "refused", *RETRYABLE)
-
-
-# the outcomes that close the callback: (its final status, the reason)
-FINAL_FOR: dict[str, tuple[str, str | None]] = {
-    "completed": ("completed", None), "partial": ("partial", None), "invalid_number": ("invalid", "invalid_number"),
-    "refused": ("refused", "refused"),
-}
-
-
-def usable_channels(plugins: Plugins, plan: list[str], sms_capable: bool) -> list[str]:
+def usable_channels(plugins: Plugins, plan: Sequence[str], sms_capable: bool) -> list[str]:
     """The plan's channels that can reach this number: an SMS channel only for a mobile."""
-    return [name for name in plan if sms_capable or plugins.channel(name).kind != "sms"]
+    return transitions.reachable(plan, {name: plugins.channel(name).kind for name in plan}, sms_capable)
 
 
-def end_attempt(conversation: Conversation, outcome: str, detail: str = "") -> None:
-    """Record how an attempt ended and decide what follows. A second report for an ended attempt changes
-    nothing (providers deliver status callbacks more than once)."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown attempt outcome {outcome!r} (known: {', '.join(OUTCOMES)})")
-    attempt, callback, now = conversation.attempt, conversation.callback, conversation.now
-    if attempt.status not in OPEN_ATTEMPT:
+def follow(context: Context, attempt: Attempt, ended: Ended, *, sms_capable: bool,
+           answers: KnownAnswers | None = None, others_open: bool = True) -> None:
+    """Carry out what follows an attempt that has ended (its outcome written already): for a failure, read the
+    tries its channel has used and the round's plan, and add the retry or the next channel's attempt, or close
+    the callback; for an outcome that closes the callback, close it. What the caller knows spares queries:
+    `answers`, the callback's contact and rated answers; `others_open` False, that no other attempt of the
+    callback is open."""
+    step: Step | None = ended.then
+    if ended.retryable:
+        step = _after_failure(context, attempt, ended.outcome, sms_capable)
+    if step is None:
         return
-    ratings = {q.key for q in conversation.survey.rating_questions()}
-    answered = conversation.answered_keys() & ratings
-    if outcome == "completed" and answered != ratings:
-        outcome = "hung_up"
-    if outcome == "hung_up" and answered:
-        outcome = "partial"
-    conversation.set_attempt(status=outcome, ended_at=now, detail=detail[:500])
-    if callback.status in FINAL_CALLBACK:
-        return  # a late report for a callback closed meanwhile (an opt-out, another attempt) reopens nothing
-    final = FINAL_FOR.get(outcome)
-    if final is None:
-        follow_up(conversation, outcome)
+    if isinstance(step, Close):
+        callback = context.session.get(Callback, attempt.callback_id)
+        assert callback is not None
+        close_callback(context, callback, step, answers=answers, others_open=others_open)
         return
-    close_through(conversation, *final)
+    take_step(context, attempt.callback_id, step)
 
 
-def follow_up(conversation: Conversation, outcome: str) -> None:
-    """After a failed attempt: retry the same channel while it has tries left, then fall back to the plan's
-    next channel that can reach the number, else the callback is unreachable with the last reason."""
-    settings, session, plugins = conversation.settings, conversation.session, conversation.plugins
-    attempt, callback, now = conversation.attempt, conversation.callback, conversation.now
-    conversation.write_attempt()  # the counts and spacing below read the attempt's outcome from the database
-    round_ = session.get(Round, callback.round_id)
-    assert round_ is not None
-    plan = usable_channels(plugins, round_.channel_plan, conversation.sms_capable)
-    tries = session.scalar(
-        select(func.count()).select_from(Attempt).where(
-            Attempt.callback_id == callback.id, Attempt.channel == attempt.channel,
-            Attempt.status.not_in(NOT_A_TRY),
-        )
-    ) or 0
-    number = (session.scalar(select(func.max(Attempt.number)).where(Attempt.callback_id == callback.id)) or 0) + 1
-    policy = CallingPolicy(settings)
-    if tries < settings.dispatch.attempts_per_channel:
-        due = policy.retry_at(session, callback.id, attempt.channel, now)
-        session.add(Attempt(callback_id=callback.id, channel=attempt.channel, number=number, status="due",
-                            due_at=due, detail=""))
+def _after_failure(context: Context, attempt: Attempt, outcome: str, sms_capable: bool) -> Step:
+    session = context.session
+    plan = session.scalar(
+        select(Round.channel_plan).join(Callback, Callback.round_id == Round.id)
+        .where(Callback.id == attempt.callback_id)
+    ) or []
+    outcomes = list(session.scalars(select(Attempt.status).where(
+        Attempt.callback_id == attempt.callback_id, Attempt.channel == attempt.channel)))
+    return transitions.after_failure(
+        outcome, attempt.channel, tries=transitions.tries_used(outcomes),
+        per_channel=context.settings.dispatch.attempts_per_channel,
+        plan=usable_channels(context.plugins, plan, sms_capable),
+    )
+
+
+def take_step(context: Context, callback_id: int, step: Step) -> None:
+    """Write a step of a callback: add its next attempt (a retry, spaced; the next channel's, at the next calling
+    slot), or close it."""
+    session, now = context.session, context.now
+    callback = session.get(Callback, callback_id)
+    assert callback is not None
+    if isinstance(step, Close):
+        close_callback(context, callback, step)
+        return
+    if callback.status == "pending":  # an attempt added by hand (an operator's result) before any tick took it
         write_through(session, callback, status="in_progress")
-        return
-    later = plan[plan.index(attempt.channel) + 1:] if attempt.channel in plan else []
-    if later:
-        session.add(Attempt(callback_id=callback.id, channel=later[0], number=number, status="due",
-                            due_at=policy.first_slot(now), detail=""))
-        return
-    close_through(conversation, "unreachable", outcome)
-
-
-def close_through(conversation: Conversation, status: str, reason: str | None) -> None:
-    """Close the conversation's callback with what the conversation knows: its answers, and whether another
-    attempt of the callback is open (when it read that)."""
-    others_open = conversation.facts.others_open is not False
-    if others_open:
-        conversation.write_attempt()  # ending the callback's open attempts must not take this one for open
-    close_callback(conversation.session, conversation.plugins, conversation.callback, status, reason,
-                   conversation.now, settings=conversation.settings, answers=conversation.known_answers(),
-                   others_open=others_open, write=conversation.set_callback)
+    policy = CallingPolicy(context.settings)
+    number = (session.scalar(select(func.max(Attempt.number)).where(Attempt.callback_id == callback_id)) or 0) + 1
+    if isinstance(step, Retry):
+        due = policy.retry_at(session, callback_id, step.channel, now)
+    else:
+        assert isinstance(step, NextChannel)
+        due = policy.first_slot(now)
+    session.add(Attempt(callback_id=callback_id, channel=step.channel, number=number, status="due", due_at=due,
+                        detail=""))
 
 
 def close_callback(
-    session: Session, plugins: Plugins, callback: Callback, status: str, reason: str | None, now: datetime,
-    *, settings: Settings, open_attempts: str = "cancelled", answers: KnownAnswers | None = None,
-    others_open: bool = True, write: Callable[..., None] | None = None,
+    context: Context, callback: Callback, close: Close, *, answers: KnownAnswers | None = None,
+    others_open: bool = True,
 ) -> None:
-    """Put a callback in a final state, end its attempts still due or under way (as `open_attempts`), and tell
-    the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback that
-    could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
-    rectification. What the caller knows spares the queries: `answers`, the callback's contact and its rated
-    answers; `others_open` False, that no attempt of the callback but the caller's own is still open. `write`
-    sets the callback's columns (a conversation's `set_callback`, which holds them while its channel places the
-    attempt); by default they are written at once."""
+    """Put a callback in a final state, end its attempts still due or under way (as `close.open_attempts`), and
+    tell the plugins once the transaction commits. In the same transaction a 不满意 answer, or a complaint callback
+    that could not be made (unreachable or invalid), opens a rectification, and a follow-up callback moves its
+    rectification. `answers`, the callback's contact and its rated answers when the caller knows them, spares
+    reading them; `others_open` False (the caller's own attempt has ended, and it read that no other was open)
+    spares ending them."""
+    session, now = context.session, context.now
     if callback.status in FINAL_CALLBACK:
         return
-    if write is None:
-        write_through(session, callback, status=status, reason=reason, closed_at=now)
-    else:
-        write(status=status, reason=reason, closed_at=now)
+    write_through(session, callback, status=close.status, reason=close.reason, closed_at=now)
     if others_open:
-        end_open_attempts(session, callback.id, now, open_attempts)
-    rectify.callback_closed(session, settings, callback, now, answers=answers)
+        end_open_attempts(session, callback.id, now, close.open_attempts)
+    rectify.callback_closed(session, context.settings, callback, now, answers=answers)
+    plugins = context.plugins
     if not plugins.listens("callback_closed"):
         return
     window_name = select(Window.name).where(Window.id == callback.window_id).scalar_subquery()
@@ -148,7 +113,7 @@ def close_callback(
     ).one()
     events.defer(session, plugins, "callback_closed", callback=CallbackEvent(
         callback_id=callback.id, round_id=callback.round_id, window=window, case_no=case_no, case_type=case_type,
-        status=status, reason=reason, closed_at=now,
+        status=close.status, reason=close.reason, closed_at=now,
     ))
 
 
@@ -161,29 +126,21 @@ def record_opt_out(
     if not opted_out(session, phone):
         session.add(OptOut(phone=phone, source=source, note=note, created_at=now))
         session.flush()
-    for callback in session.scalars(
-        select(Callback).where(Callback.phone == phone, Callback.status.not_in(FINAL_CALLBACK))
-    ).all():
-        close_callback(session, plugins, callback, "opted_out", "opted_out", now, open_attempts="opted_out",
-                       settings=settings)
+    context = Context(session, settings, plugins, now)
+    callbacks = {callback.id: callback for callback in session.scalars(
+        select(Callback).where(Callback.phone == phone, Callback.status.not_in(FINAL_CALLBACK)))}
+    closing = transitions.opt_out({callback_id: callback.status for callback_id, callback in callbacks.items()})
+    for callback_id, close in closing.items():
+        close_callback(context, callbacks[callback_id], close)
 
 
 def opted_out(session: Session, phone: str) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
 
 
-_END_OPEN_ATTEMPTS = (
-    update(_attempts)
-    .where(_attempts.c.callback_id == bindparam("callback"), _attempts.c.status.in_(OPEN_ATTEMPT))
-    .values(status=bindparam("ended_as"), ended_at=bindparam("ended"))
-    .returning(_attempts.c.id)
-)
-
-
 def end_open_attempts(session: Session, callback_id: int, now: datetime, status: str = "cancelled") -> None:
     """End every attempt of a callback that is still due or under way (the callback has closed)."""
-    session.flush()
-    ended = session.connection().execute(
-        _END_OPEN_ATTEMPTS, {"callback": callback_id, "ended_as": status, "ended": now}
-    ).scalars()
-    show_written(session, Attempt, ended, status=status, ended_at=now)
+    session.execute(
+        update(Attempt).where(Attempt.callback_id == callback_id, Attempt.status.in_(OPEN_ATTEMPT))
+        .values(status=status, ended_at=now)
+    )

@@ -6,10 +6,11 @@ SMS, hung up, never answered, asked not to be contacted again. The conversation 
 callback's contact, keeps partial answers, and moves the attempt and the callback along (`dispatch.py` decides
 retries and fallbacks).
 
-Opening a conversation is one plain SQL query (every webhook and every placing opens one): it reads the attempt,
-its callback, case and window, and the contact's answers as values. The ORM rows of the attempt and the callback
-are made from those values, without another query, only when something changes them (picking up, finishing,
-an opt-out); from then on they are what the conversation reads.
+Opening a conversation is one SQL query (every webhook and every placing opens one): it reads the attempt, its
+callback, case and window, and the contact's answers as values. A webhook's conversation loads the ORM rows of
+the attempt and the callback only when something changes them (picking up, finishing, an opt-out); placing, which
+nearly always changes them, loads them with that query. What changes is written as it changes, in the session's
+transaction.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Join, Table, bindparam, select
-from sqlalchemy.orm import Session, class_mapper
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session
 
-from callbackd.contact import answers, attempts
-from callbackd.contact.answers import ContactRow, KnownAnswers
+from callbackd.contact import answers, attempts, transitions
+from callbackd.contact.answers import ContactRow, KnownAnswers, NewContact
+from callbackd.contact.context import Context
 from callbackd.core.errors import NotFoundError
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
 from callbackd.rounds.surveys import Choice, Question, SmsReading, Survey, round_survey
-from callbackd.store.db import Held, as_loaded, chunks, write_held, write_row, write_rows, write_through
+from callbackd.store.db import write_row, write_through
 from callbackd.store.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
 
 if TYPE_CHECKING:
@@ -81,19 +82,6 @@ class Conversation:
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
-    # the attempt's and the callback's columns as the conversation read them (attribute -> value)
-    _read: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
-    # the attempt's and the callback's columns set while its channel places it, written with one statement once
-    # the channel returns (`hold_attempt`, `write_attempt`); None when they are written as they are set
-    _held: dict[str, Any] | None = field(default=None, init=False, repr=False)
-    _held_callback: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    # PostgreSQL, placing: an id taken from the contacts' sequence beforehand; the contact made with it (its
-    # columns and its answers) is held for the attempt's write until anything else needs its row, with the inserts
-    # that name it (a rectification and its audit event)
-    _contact_id: int | None = field(default=None, repr=False)
-    _held_contact: tuple[dict[str, Any], list[tuple[str, str | None, str]]] | None = field(
-        default=None, init=False, repr=False)
-    _held_with_contact: list[Held] = field(default_factory=list, init=False, repr=False)
 
     # ---- what the channel may read -------------------------------------------------------------------
 
@@ -119,19 +107,24 @@ class Conversation:
         assert case is not None
         return case
 
-    def _load_rows(self, *, fresh: bool = False) -> None:
-        """The ORM rows of the attempt and the callback: rows this session holds already are kept as they are
-        (with changes not flushed); others are made from what the conversation read when it opened, or, when
-        `fresh`, read again (the conversation itself has changed them in the database since)."""
-        if not fresh and self._read is not None:
-            attempt_values, callback_values = self._read
-            self._attempt = as_loaded(self.session, Attempt, attempt_values)
-            self._callback = as_loaded(self.session, Callback, callback_values)
-            return
+    def _load_rows(self) -> None:
+        """The ORM rows of the attempt and the callback, with one query (rows this session holds already are kept
+        as they are)."""
         row = self.session.execute(_ROWS, {"attempt_id": self.facts.attempt_id}).one_or_none()
         if row is None:
             raise NotFoundError(f"no attempt {self.facts.attempt_id}")
         self._attempt, self._callback = row
+
+    @property
+    def context(self) -> Context:
+        """The session, settings, plugins and time this conversation acts with."""
+        return Context(self.session, self.settings, self.plugins, self.now)
+
+    @property
+    def attempt_status(self) -> str:
+        """The attempt's status as it stands now (as read when the conversation opened, until something changed
+        it)."""
+        return self.facts.attempt_status if self._attempt is None else self._attempt.status
 
     @property
     def attempt_id(self) -> int:
@@ -189,9 +182,8 @@ class Conversation:
             level, raw = self._answers.get(question.key, (None, ""))
             if level is not None:
                 rated.append((question.key, level, raw))
-        held = self._held_contact is not None
-        return KnownAnswers(self._contact_row, rated, fresh=self._contact_made, case_type=self.facts.case_type,
-                            write_held=self._write_contact, hold=self._hold_with_contact if held else None)
+        return KnownAnswers(self._contact_row, rated, contact_is_new=self._contact_made,
+                            case_type=self.facts.case_type)
 
     def current_question(self) -> Question | None:
         """The next question still to ask, or None when every question is answered."""
@@ -219,21 +211,21 @@ class Conversation:
         take them one after the other, recorded with one statement (a channel that learns a whole survey at
         once: a simulated applicant, a call's log)."""
         choices: list[Choice | None] = []
-        fresh: dict[str, tuple[str, str | None, str]] = {}
+        pressed: dict[str, tuple[str, str | None, str]] = {}
         for key, digit in presses:
-            question = self.survey.question(key) if key else self.survey.next_question(self._answers.keys() | fresh)
+            question = self.survey.question(key) if key else self.survey.next_question(self._answers.keys() | pressed)
             if question is None or question.kind != "rating" or self.finished:
                 choices.append(None)
                 continue
             choice = self.survey.read_digit(question, digit)
-            stored = self._answers.get(question.key) or fresh.get(question.key)
+            stored = self._answers.get(question.key) or pressed.get(question.key)
             if stored is not None:  # answered already: the same digit reads as the stored choice, another as none
                 choices.append(choice if choice is not None and choice.label == stored[-1] else None)
                 continue
             if choice is not None:
-                fresh[question.key] = (question.key, choice.level, choice.label)
+                pressed[question.key] = (question.key, choice.level, choice.label)
             choices.append(choice)
-        self._record_all(list(fresh.values()))
+        self._record_all(list(pressed.values()))
         return choices
 
     def reply(self, text: str) -> SmsReading:
@@ -250,80 +242,49 @@ class Conversation:
         text = text.strip()
         if not text or self.finished:
             return
-        if self._held_contact is not None:
-            self._held_contact[0]["suggestion"] = text[:2000]  # written with the contact
-        else:
-            contact = self._ensure_contact()
-            write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact
+        contact = self._ensure_contact()
+        write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact
         self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
-        self.write_attempt()  # the opt-out ends the attempt in the database and reads it back
         attempts.record_opt_out(self.session, self.plugins, self.phone, source, self.now, note=note,
                                 settings=self.settings)
-        self._load_rows(fresh=True)  # the attempt and the callback as the opt-out left them
+        self._load_rows()  # the attempt and the callback as the opt-out left them
 
     def finish(self, outcome: str, detail: str = "") -> None:
         """The attempt ended: `completed`, `hung_up`, `no_answer`, `busy`, `failed`, `machine`,
-        `invalid_number`, `refused`. The dispatcher decides what follows (a retry, a fallback, a final state)."""
-        attempts.end_attempt(self, outcome, detail)
+        `invalid_number`, `refused`. What follows (a retry, a fallback, a final state) is the state machine's to
+        decide (`transitions.end`); a second report for an ended attempt changes nothing."""
+        ended = transitions.end(
+            outcome, attempt_status=self.attempt.status, callback_status=self.callback.status,
+            ratings=[q.key for q in self.survey.rating_questions()], answered=self._answers.keys(),
+        )
+        if ended is None:
+            return
+        self.set_attempt(status=ended.outcome, ended_at=self.now, detail=detail[:500])
+        attempts.follow(self.context, self.attempt, ended, sms_capable=self.sms_capable,
+                        answers=self.known_answers(), others_open=self.facts.others_open is not False)
+
+    @property
+    def picked_up(self) -> bool:
+        """The applicant answered (the attempt's status is `answered`)."""
+        return self.attempt_status == "answered"
+
+    @property
+    def detail(self) -> str:
+        """The attempt's provider-facing detail, as last set by `note` or `finish`."""
+        return self.attempt.detail or ""
+
+    def note(self, detail: str) -> None:
+        """Set the attempt's provider-facing detail without ending it (a channel's own mark, e.g. a re-ask)."""
+        self.set_attempt(detail=detail)
 
     # ---- the attempt's own columns --------------------------------------------------------------------
 
     def set_attempt(self, **values: Any) -> None:
-        """Set columns of the attempt: written now, or, while its channel places it, held for `write_attempt`."""
-        self._set(self.attempt, self._held, values)
-
-    def set_callback(self, **values: Any) -> None:
-        """Set columns of the callback (closing it): written now, or, while its channel places the attempt, held
-        for `write_attempt`."""
-        self._set(self.callback, None if self._held is None else self._held_callback, values)
-
-    def _set(self, row: Attempt | Callback, held: dict[str, Any] | None, values: dict[str, Any]) -> None:
-        if held is None:
-            write_through(self.session, row, **values)
-            return
-        for key, value in values.items():
-            set_committed_value(row, key, value)
-        held.update(values)
-
-    def hold_attempt(self) -> None:
-        """Hold the attempt's and the callback's columns set from now on until `write_attempt`: a channel that
-        holds the whole conversation while it places the attempt (picking up, the outcome, its provider's id, the
-        callback closing) then costs one statement on PostgreSQL instead of one each."""
-        if self._held is None:
-            self._held = {}
-
-    def write_attempt(self, *, last: bool = False, **values: Any) -> None:
-        """Write what is held (and `values`), and write what is set from now on as it is set. Called before
-        anything reads the attempt or the callback from the database. `last`: nothing else is written in the
-        transaction."""
-        values = {**(self._held or {}), **values}
-        held_callback, self._held, self._held_callback = self._held_callback, None, {}
-        before = self._take_held_contact()
-        if values or held_callback or before:
-            write_rows(self.session, (self.attempt, values), (self.callback, held_callback), before=before, last=last)
-
-    def _write_contact(self) -> None:
-        """Write the contact held for the attempt's write (and what names it): something else needs its row."""
-        held = self._take_held_contact()
-        if held:
-            write_held(self.session, held)
-
-    def _hold_with_contact(self, held: Held) -> None:
-        """Hold an insert that names the contact for the attempt's write; once the contact is written, write it."""
-        if self._held_contact is None:
-            write_held(self.session, [held])
-        else:
-            self._held_with_contact.append(held)
-
-    def _take_held_contact(self) -> list[Held]:
-        contact, self._held_contact = self._held_contact, None
-        if contact is None:
-            return []
-        held, self._held_with_contact = self._held_with_contact, []
-        return [answers.held_contact(contact[0], self.now, contact[1]), *held]
+        """Set columns of the attempt, written now."""
+        write_through(self.session, self.attempt, **values)
 
     # ---- recording -----------------------------------------------------------------------------------
 
@@ -331,19 +292,13 @@ class Conversation:
         return self._contact_row or self._make_contact(())
 
     def _make_contact(self, given: Sequence[tuple[str, str | None, str]]) -> ContactRow:
-        """Make the callback's contact, with its first answers `given` (written, not announced). While its
-        channel places the attempt, a contact whose id was taken beforehand is held for the attempt's write."""
-        values: dict[str, Any] = {
-            "source": "follow_up" if self.facts.follow_up else "callback", "channel": self.facts.channel,
-            "window_id": self.facts.window_id, "callback_id": self.facts.callback_id, "contacted_at": self.now,
-            "simulated": self.simulated, "survey_version": self.survey.version,
-        }
-        if self._held is not None and self._contact_id is not None and given:
-            self._held_contact = ({**values, "id": self._contact_id, "suggestion": ""}, list(given))
-            self._contact_row = ContactRow(self._contact_id, self.facts.callback_id, self.facts.window_id,
-                                           str(values["source"]), self.facts.channel, self.now)
-        else:
-            self._contact_row = answers.insert_contact(self.session, now=self.now, given=given, **values)
+        """Make the callback's contact, with its first answers `given` (written, not announced)."""
+        made = NewContact(
+            source="follow_up" if self.facts.follow_up else "callback", channel=self.facts.channel,
+            window_id=self.facts.window_id, contacted_at=self.now, callback_id=self.facts.callback_id,
+            simulated=self.simulated, survey_version=self.survey.version,
+        )
+        self._contact_row = answers.insert_contact(self.session, made, self.now, given)
         self._contact_made = True
         return self._contact_row
 
@@ -356,17 +311,14 @@ class Conversation:
                 new[key] = (key, level, raw)
         if not new:
             return 0
-        fresh = list(new.values())
+        recorded = list(new.values())
         if self._contact_row is None:
-            contact = self._make_contact(fresh)
-        elif self._held_contact is not None:  # they go with the contact
-            contact = self._contact_row
-            self._held_contact[1].extend(fresh)
+            contact = self._make_contact(recorded)
         else:
             contact = self._contact_row
-            answers.write_answers(self.session, contact, fresh, self.now)
-        answers.announce_all(self.session, self.plugins, contact, fresh, self.now, window=self.facts.window)
-        for key, level, raw in fresh:
+            answers.write_answers(self.session, contact, recorded, self.now)
+        answers.announce_all(self.session, self.plugins, contact, recorded, self.now, window=self.facts.window)
+        for key, level, raw in recorded:
             self._answers[key] = (level, raw[:20])
         return len(new)
 
@@ -384,9 +336,8 @@ _attempts, _callbacks, _rounds, _cases, _windows, _contacts, _answers_table, _op
     cast(Table, model.__table__) for model in (Attempt, Callback, Round, Case, Window, Contact, Answer, OptOut)
 )
 # What every conversation reads: the attempt, its callback, case and window; then the contact and its answers,
-# one row each (the answer columns last). Placing reads more in the same query: whether the round is in force,
-# whether the number opted out, whether another attempt of the callback is open, and every column of the attempt
-# and the callback, whose ORM rows are then made from them.
+# one row each (the answer columns last). Placing reads more in the same query: the ORM rows of the attempt and the
+# callback, whether the round is in force, whether the number opted out, whether another attempt is open.
 _FACT_COLUMNS = (
     _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
     _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
@@ -403,10 +354,6 @@ _PLACING_FACTS = (
     select(_others.c.id).where(
         _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id, _others.c.status.in_(OPEN_ATTEMPT),
     ).exists(),
-)
-_ATTEMPT_ATTRIBUTES, _CALLBACK_ATTRIBUTES = (
-    [(attribute.key, attribute.columns[0]) for attribute in class_mapper(model).column_attrs]
-    for model in (Attempt, Callback)
 )
 _JOINED = (
     _attempts.join(_callbacks, _callbacks.c.id == _attempts.c.callback_id)
@@ -425,14 +372,10 @@ _CONVERSATION = (
     .select_from(_with_answers(_JOINED))
     .where(_attempts.c.id == bindparam("attempt_id"))
 )
-# placing reads several attempts at once (`read_placing`): each row starts with its attempt's id
-_PLACING_MANY = (
-    select(
-        _attempts.c.id, *_FACT_COLUMNS, *_PLACING_FACTS, *(column for _, column in _ATTEMPT_ATTRIBUTES),
-        *(column for _, column in _CALLBACK_ATTRIBUTES), *_ANSWER_COLUMNS,
-    )
+_PLACING = (
+    select(Attempt, Callback, *_FACT_COLUMNS, *_PLACING_FACTS, *_ANSWER_COLUMNS)
     .select_from(_with_answers(_JOINED.join(_rounds, _rounds.c.id == _callbacks.c.round_id)))
-    .where(_attempts.c.id.in_(bindparam("attempt_ids", expanding=True)))
+    .where(_attempts.c.id == bindparam("attempt_id"))
 )
 
 
@@ -442,30 +385,20 @@ _ROWS = (
 )
 
 
-def read_placing(session: Session, attempt_ids: Sequence[int]) -> dict[int, list[Sequence[Any]]]:
-    """What placing reads of each of several attempts (the rows `open_conversation` takes as `read`), with one
-    query: a message's attempts are read together, not one query each."""
-    session.flush()
-    read: dict[int, list[Sequence[Any]]] = {}
-    for chunk in chunks(attempt_ids):
-        for row in session.connection().execute(_PLACING_MANY, {"attempt_ids": list(chunk)}):
-            read.setdefault(row[0], []).append(row[1:])
-    return read
-
-
 def open_conversation(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime, *, placing: bool = False,
-    read: Sequence[Sequence[Any]] | None = None, reserved_contact: int | None = None,
 ) -> Conversation:
     """The conversation of an attempt, for a webhook or the dispatcher (`placing`: it reads what placing needs
-    too), in one query, or from the rows `read_placing` read (`read`, for placing). Raises `NotFoundError`."""
+    too), with one query. Raises `NotFoundError`."""
+    session.flush()  # the query below reads the database: changes this session holds are written first
     rows: Sequence[Sequence[Any]]
-    if read is not None:
-        rows, placing = read, True
+    loaded: Sequence[Any] = ()
+    if placing:
+        rows = session.execute(_PLACING, {"attempt_id": attempt_id}).all()
+        if rows:
+            loaded, rows = rows[0][:2], [row[2:] for row in rows]
     else:
-        session.flush()  # the query below reads the database: changes this session holds are written first
-        rows = (read_placing(session, [attempt_id]).get(attempt_id, []) if placing
-                else session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all())
+        rows = session.connection().execute(_CONVERSATION, {"attempt_id": attempt_id}).all()
     if not rows:
         raise NotFoundError(f"no attempt {attempt_id}")
     first = rows[0]
@@ -474,26 +407,22 @@ def open_conversation(
      matter, case_type, phone_sms, window, follow_up) = first[:facts_end]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
                   phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up)
-    values = None
     if placing:
         in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
         facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
                         others_open=bool(others_open))
-        attempt_at = facts_end + len(_PLACING_FACTS)
-        callback_at = attempt_at + len(_ATTEMPT_ATTRIBUTES)
-        values = (dict(zip((key for key, _ in _ATTEMPT_ATTRIBUTES), first[attempt_at:callback_at], strict=True)),
-                dict(zip((key for key, _ in _CALLBACK_ATTRIBUTES), first[callback_at:-len(_ANSWER_COLUMNS)],
-                         strict=True)))
     contact_id, source, contact_channel, contacted_at = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at)
     given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
-    return Conversation(
+    conversation = Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),
-        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact, _read=values,
-        _contact_id=reserved_contact,
+        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact,
         _answers={question: (level, raw) for question, level, raw in given},
     )
+    if loaded:
+        conversation._attempt, conversation._callback = loaded
+    return conversation
 
 
 def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> int | None:

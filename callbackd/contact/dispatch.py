@@ -1,9 +1,6 @@
-"""The callback and attempt state machine: scheduling attempts from a round's channel plan, placing them through
-channel plugins, and deciding what follows each outcome (a retry, a fallback channel, a final state).
-
-Callback states: pending (nothing placed yet), in_progress, and the final completed, partial, unreachable,
-refused, opted_out, invalid. Attempt states: due, queued (claimed by a tick, handed to a worker), placing (taken
-by the worker that places it), in_progress, answered, then its outcome.
+"""Dispatch: scheduling attempts from a round's channel plan and placing them through channel plugins. What follows
+each outcome (a retry, a fallback channel, a final state) is the state machine's (`transitions.py`, applied by
+`attempts.py`).
 
 Scheduling lives in the database: a tick (the embedded runner's pass, or beat's task) claims what is due in one
 transaction and only then hands the ids to whoever places them; placing takes a claimed attempt with one
@@ -19,15 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, literal, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd.api.channels import StartResult
 from callbackd.api.manager import PluginError, Plugins
-from callbackd.contact.attempts import close_callback, end_attempt, record_opt_out, usable_channels
-from callbackd.contact.conversation import open_conversation, read_placing
+from callbackd.contact import transitions
+from callbackd.contact.attempts import close_callback, record_opt_out, usable_channels
+from callbackd.contact.context import Context
+from callbackd.contact.conversation import open_conversation
 from callbackd.contact.ratelimit import ProviderLimiter
 from callbackd.core import clock
 from callbackd.core.phones import mask_in
@@ -35,7 +34,7 @@ from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
 from callbackd.rounds.calling import CallingPolicy
 from callbackd.store import audit
-from callbackd.store.db import Database, among, chunks, insert_rows, write_through
+from callbackd.store.db import Database, among, chunks, insert_rows, write_row
 from callbackd.store.models import Attempt, Callback, Case, OptOut, Round
 
 _attempts = cast(Table, Attempt.__table__)
@@ -97,18 +96,18 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
             .execution_options(synchronize_session=False)
         ))
     first_attempts = []
+    context = Context(session, settings, plugins, now)
     for callback_id, round_id, sms_capable, blocked in rows:
         if callback_id not in taken:
             continue  # another scheduler took it
-        channels = usable_channels(plugins, plans[round_id], sms_capable)
-        if blocked or not channels:
+        step = transitions.begin(usable_channels(plugins, plans[round_id], sms_capable), opted_out=bool(blocked))
+        if isinstance(step, transitions.Close):
             callback = session.get(Callback, callback_id)
             assert callback is not None
             session.refresh(callback)
-            close_callback(session, plugins, callback, "opted_out" if blocked else "invalid",
-                           "opted_out" if blocked else "no_channel", now, settings=settings)
+            close_callback(context, callback, step)
             continue
-        first_attempts.append({"callback_id": callback_id, "channel": channels[0], "number": 1, "status": "due",
+        first_attempts.append({"callback_id": callback_id, "channel": step.channel, "number": 1, "status": "due",
                                "due_at": first, "detail": ""})
     insert_rows(session, Attempt, first_attempts)
     return len(first_attempts)
@@ -139,28 +138,26 @@ def claim(session: Session, attempt_id: int, now: datetime) -> bool:
 
 def start_claimed(
     session: Session, settings: Settings, plugins: Plugins, attempt_id: int, now: datetime,
-    taken_at: datetime | None = None, read: Sequence[Sequence[Any]] | None = None, contact_id: int | None = None,
+    taken_at: datetime | None = None,
 ) -> tuple[str, StartResult | None]:
     """Hand a claimed attempt to its channel. Returns the attempt's state and the channel's result, which
-    `record_start` records in a fresh transaction; None when there is nothing more to record (the conversation
+    `record_start` records in another transaction; None when there is nothing more to record (the conversation
     happened inside `start`, and its outcome and the channel's word are in this transaction). With `taken_at`,
     the take this worker made: an attempt whose lease ran out and that another worker took since is left to
-    that worker. With `read`, what `read_placing` read of the attempt a moment ago, instead of reading it now."""
-    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True, read=read,
-                                     reserved_contact=contact_id)
-    attempt, callback = conversation.attempt, conversation.callback
+    that worker."""
+    conversation = open_conversation(session, settings, plugins, attempt_id, now, placing=True)
+    facts, attempt = conversation.facts, conversation.attempt
     if attempt.status != "placing" or (taken_at is not None and attempt.started_at != taken_at):
         return attempt.status, None
-    if callback.status in FINAL_CALLBACK or not conversation.facts.in_force:
-        write_through(session, attempt, status="cancelled", ended_at=now)  # closed meanwhile, or its round replaced
+    if facts.callback_status in FINAL_CALLBACK or not facts.in_force:
+        write_row(session, Attempt, attempt_id, status="cancelled", ended_at=now)  # closed, or its round replaced
         return "cancelled", None
-    if conversation.facts.number_opted_out:
-        record_opt_out(session, plugins, callback.phone, "earlier", now, settings=settings)
+    if facts.number_opted_out:
+        record_opt_out(session, plugins, facts.phone, "earlier", now, settings=settings)
         return attempt.status, None
     # Nothing is written before the channel is called: a provider may call its webhooks before it answers,
     # and those must find the attempt as the claim left it.
-    channel = plugins.channel(attempt.channel)
-    conversation.hold_attempt()
+    channel = plugins.channel(facts.channel)
     try:
         result = channel.start(conversation)
     except PluginError:
@@ -169,15 +166,14 @@ def start_claimed(
         owner = plugins.channels.owners.get(channel.name, "?")
         raise PluginError(  # kept with the attempt and logged: never with the applicant's number
             f"plugin {owner!r} failed placing attempt {attempt_id} on channel {channel.name!r}: "
-            f"{type(exc).__name__}: {mask_in(exc, callback.phone)}"
+            f"{type(exc).__name__}: {mask_in(exc, facts.phone)}"
         ) from exc
-    if attempt.status != "placing":
-        # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
-        provider = {"provider_id": result.provider_id} if result.provider_id and attempt.provider_id is None else {}
-        conversation.write_attempt(last=True, **provider)  # nothing follows it in this transaction
-        return attempt.status, None
-    conversation.write_attempt()
-    return attempt.status, result
+    if attempt.status == "placing":
+        return attempt.status, result
+    # the conversation happened inside `start` (the simulator): the channel's word goes with its outcome
+    if result.provider_id and attempt.provider_id is None:
+        conversation.set_attempt(provider_id=result.provider_id)
+    return attempt.status, None
 
 
 def record_start(
@@ -193,7 +189,7 @@ def record_start(
             return state or "failed"
     conversation = open_conversation(session, settings, plugins, attempt_id, now)
     if conversation.attempt.status == "placing":
-        end_attempt(conversation, result.failure or "failed", result.detail)
+        conversation.finish(result.failure or "failed", result.detail)
     return conversation.attempt.status
 
 
@@ -214,7 +210,7 @@ def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt
     """End an attempt whose placing raised as `failed` (the next try or fallback follows as usual)."""
     conversation = open_conversation(session, settings, plugins, attempt_id, now)
     if conversation.attempt.status in OPEN_ATTEMPT:
-        end_attempt(conversation, "failed", detail)
+        conversation.finish("failed", detail)
 
 
 # ---- ticks and placing: the embedded runner and the Celery tasks share these --------------------------------
@@ -326,73 +322,56 @@ def place_many(
     (another delivery of the same message took it, or it closed meanwhile).
 
     Taking them (queued to placing, in one statement) commits before anything else, so a provider is never asked
-    twice for one attempt and no transaction stays open while a provider answers. What placing reads of them is
-    read with the take, in one query; an attempt whose turn comes more than `READ_FRESH_FOR` later (a provider
-    that answers slowly, or its rate) is read again when it is placed. Each attempt is then placed in its own
-    transaction (all of them on one connection), after waiting for the provider account's rate. An attempt whose
-    placing raises ends as `failed` (its retry or fallback follows); the others go on.
-
-    On PostgreSQL the take also takes an id from the contacts' sequence for each attempt (one left unused, by a
-    call nobody answered, is a gap in the ids and nothing more): a call whose whole survey happens while its
-    channel places it (the simulator) then writes its contact and answers, the rectification a 不满意 opens and
-    its audit event, the attempt and the callback with one statement, on its own, without BEGIN and COMMIT round
-    trips.
+    twice for one attempt and no transaction stays open while a provider answers. Each attempt is then placed in
+    its own transaction (all of them on one connection), after waiting for the provider account's rate. An
+    attempt whose placing raises ends as `failed` (its retry or fallback follows); the others go on.
     """
     taken_at = now or clock.now()
-    taken: dict[int, tuple[str, int | None]] = {}
+    taken: dict[int, str] = {}
     with database.one_connection() as connected:
         with connected.session() as session:
-            contact_id = contact_ids(session)
             for chunk in chunks(attempt_ids):
-                taken.update((attempt_id, (channel, contact)) for attempt_id, channel, contact in session.execute(
+                taken.update((attempt_id, channel) for attempt_id, channel in session.execute(
                     update(Attempt).where(Attempt.id.in_(chunk), Attempt.status == "queued")
-                    .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel, contact_id)
+                    .values(status="placing", started_at=taken_at).returning(Attempt.id, Attempt.channel)
                     .execution_options(synchronize_session=False)
                 ))
-            read = read_placing(session, list(taken)) if taken else {}
-        read_at = time_module.monotonic()
-        return [None if attempt_id not in taken
-                else _place_taken(connected, settings, plugins, attempt_id, *taken[attempt_id], taken_at, now,
-                                  read.get(attempt_id), read_at)
+        placing = Placing(connected, settings, plugins, taken_at, now)
+        return [None if attempt_id not in taken else placing.place(attempt_id, taken[attempt_id])
                 for attempt_id in attempt_ids]
 
 
-def contact_ids(session: Session) -> Any:
-    """A column for the take's RETURNING: on PostgreSQL an id taken from the contacts' sequence for each attempt
-    (its conversation's contact then goes in the statement that writes the attempt), else none."""
-    if session.get_bind().dialect.name != "postgresql":
-        return literal(None)
-    return func.nextval(func.pg_get_serial_sequence("contacts", "id"))
+@dataclass(frozen=True)
+class Placing:
+    """Placing the attempts one take took: the database (on one connection), settings, plugins, when the take
+    was made, and the time to place them at (None: the clock's, each when its turn comes)."""
 
+    database: Database
+    settings: Settings
+    plugins: Plugins
+    taken_at: datetime
+    now: datetime | None
 
-# How long what placing read of a message's attempts may stand in for reading an attempt again when its turn comes:
-# about what one provider's call to place takes, the time a placing's own reading is old when its call returns.
-READ_FRESH_FOR = 0.5  # seconds
-
-
-def _place_taken(
-    database: Database, settings: Settings, plugins: Plugins, attempt_id: int, channel_name: str,
-    contact_id: int | None, taken_at: datetime, now: datetime | None, read: Sequence[Sequence[Any]] | None,
-    read_at: float,
-) -> Placement:
-    try:
-        rate = getattr(plugins.channel(channel_name), "rate_limit", None)
-        limit = rate(settings) if rate is not None else None
-        if limit is not None:
-            limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
-        when = now or clock.now()
-        fresh = read if time_module.monotonic() - read_at <= READ_FRESH_FOR else None
-        with database.session() as session:
-            state, result = start_claimed(session, settings, plugins, attempt_id, when, taken_at, fresh, contact_id)
-        if result is not None:
-            with database.session() as session:
-                state = record_start(session, settings, plugins, attempt_id, result, when)
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-        with database.session() as session:
-            fail_attempt(session, settings, plugins, attempt_id, now or clock.now(), message)
-        return Placement("failed", f"attempt {attempt_id}: {message}")
-    return Placement(state)
+    def place(self, attempt_id: int, channel_name: str) -> Placement:
+        """Place one taken attempt in its own transaction; an attempt whose placing raises ends `failed`."""
+        settings, plugins = self.settings, self.plugins
+        try:
+            rate = getattr(plugins.channel(channel_name), "rate_limit", None)
+            limit = rate(settings) if rate is not None else None
+            if limit is not None:
+                limiter_for(settings.dispatch.rate_storage).wait(*limit)  # shared by every dispatcher
+            when = self.now or clock.now()
+            with self.database.session() as session:
+                state, result = start_claimed(session, settings, plugins, attempt_id, when, self.taken_at)
+            if result is not None:
+                with self.database.session() as session:
+                    state = record_start(session, settings, plugins, attempt_id, result, when)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            with self.database.session() as session:
+                fail_attempt(session, settings, plugins, attempt_id, self.now or clock.now(), message)
+            return Placement("failed", f"attempt {attempt_id}: {message}")
+        return Placement(state)
 
 
 # ---- the embedded runner ---------------------------------------------------------------------------------
@@ -444,8 +423,8 @@ def end_stale(session: Session, settings: Settings, plugins: Plugins, now: datet
         if limit is None or now - attempt.started_at < timedelta(minutes=limit):
             continue
         conversation = open_conversation(session, settings, plugins, attempt.id, now)
-        end_attempt(conversation, "hung_up" if attempt.status == "answered" else "no_answer",
-                    f"no word from the channel for {limit} minutes")
+        conversation.finish("hung_up" if attempt.status == "answered" else "no_answer",
+                            f"no word from the channel for {limit} minutes")
         ended += 1
     return ended
 

@@ -1,7 +1,7 @@
 """Rectifications (整改): what a window owes after a 不满意 answer or a complaint callback that could not be made.
 
 A rectification opens in the transaction that records its cause: a callback closing (`callback_closed`, called by
-`dispatch.close_callback`) or a result file recording a 不满意 on-site form, evaluator rating or operator answer
+`attempts.close_callback`) or a result file recording a 不满意 on-site form, evaluator rating or operator answer
 (`review_contact`). It is due in working days of the calendar (holidays skipped, 调休 make-up days counted),
 `[rectification] due_workdays` by default, per case type where configured.
 
@@ -18,13 +18,12 @@ Every step is kept in the rectification's history and in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CTE, String, Table, bindparam, func, insert, literal, select, update
-from sqlalchemy import cast as cast_
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callbackd.contact.answers import ContactFacts, KnownAnswers
@@ -34,7 +33,6 @@ from callbackd.core.vocabulary import DISSATISFIED, reason_label
 from callbackd.core.workdays import Calendar
 from callbackd.rounds.calling import calendar_for
 from callbackd.store import audit
-from callbackd.store.db import Held, as_loaded
 from callbackd.store.models import Answer, Callback, Case, Contact, Rectification, Round, Window
 
 STATES = ("open", "responded", "closed", "escalated", "withdrawn")
@@ -64,89 +62,59 @@ def _step(rectification: Rectification, step: str, at: datetime, **detail: Any) 
 # ---- opening ----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cause:
+    """Why a rectification opens and for whom: its window, its trigger (`dissatisfied`, `unreachable`), the reason
+    as the window reads it, the answers by dimension, and the callback, contact and case type it comes from."""
+
+    window_id: int
+    trigger: str
+    reason: str
+    answers: dict[str, str] = field(default_factory=dict)
+    callback: Callback | None = None
+    contact: ContactFacts | None = None
+    case_type: str = ""
+
+
 def open_rectification(
-    session: Session,
-    settings: Settings,
-    *,
-    window_id: int,
-    trigger: str,
-    reason: str,
-    answers: dict[str, str],
-    now: datetime,
-    callback: Callback | None = None,
-    contact: ContactFacts | None = None,
-    case_type: str = "",
-    calendar: Calendar | None = None,
-    hold: Callable[[Held], None] | None = None,
-) -> Rectification | None:
-    """Open a rectification for a window, due in the configured working days, and audit it. `hold`: a caller that
-    holds its writes for one statement of its own (a conversation placing its attempt, on PostgreSQL) takes the
-    rectification's insert and its audit event's; the rectification is then not returned."""
+    session: Session, settings: Settings, cause: Cause, now: datetime, calendar: Calendar | None = None,
+) -> Rectification:
+    """Open a rectification for a window, due in the configured working days, and audit it."""
     calendar = calendar or calendar_for(settings)
-    due = due_after(settings, calendar, case_type, now)
-    values: dict[str, Any] = {
-        "window_id": window_id, "callback_id": callback.id if callback else None,
-        "contact_id": contact.id if contact else None, "case_id": callback.case_id if callback else None,
-        "case_type": case_type, "trigger": trigger, "reason": reason, "answers": answers, "status": "open",
-        "opened_at": now, "due_at": due, "response": "", "responded_at": None, "responded_by": None,
-        "on_time": None, "loops": 0, "closed_at": None, "escalated_at": None,
-        "history": [{"step": "opened", "at": now.isoformat(), "due": due.isoformat(), "reason": reason}],
-    }
-    detail = {"window_id": window_id, "trigger": trigger, "case_type": case_type, "due": due.isoformat()}
-    if hold is not None:
-        hold((_HELD_RECTIFICATION, {**{_HELD_PREFIX + name: value for name, value in values.items()},
-                                    **audit.held_event_parameters(_HELD_AUDIT_PREFIX, **detail)}))
-        return None
-    # one INSERT on the table for its id, not a flush of everything the session holds (a callback closing has
-    # its attempt and callback pending, which go with the commit)
-    inserted = session.connection().execute(_INSERT_RECTIFICATION, values).inserted_primary_key
-    assert inserted is not None
-    rectification = as_loaded(session, Rectification, {"id": int(inserted[0]), **values})
-    audit.record(session, "rectification.open", f"rectification {rectification.id}", **detail)
-    return rectification
-
-
-_rectifications = cast(Table, Rectification.__table__)
-_INSERT_RECTIFICATION = insert(_rectifications)
-_HELD_PREFIX, _HELD_AUDIT_PREFIX = "rectification_", "rectification_audit_"
-
-
-def _held_rectification() -> tuple[CTE, CTE]:
-    """PostgreSQL: a rectification and its audit event as CTEs of another statement (`open_rectification`'s
-    `hold`), their parameters named with prefixes that are no column's name."""
-    opened = (
-        insert(_rectifications)
-        .values({column.name: bindparam(_HELD_PREFIX + column.name, type_=column.type)
-                 for column in _rectifications.c if column.name != "id"})
-        .returning(_rectifications.c.id).cte("rectification")
+    due = due_after(settings, calendar, cause.case_type, now)
+    rectification = Rectification(
+        window_id=cause.window_id, callback_id=cause.callback.id if cause.callback else None,
+        contact_id=cause.contact.id if cause.contact else None,
+        case_id=cause.callback.case_id if cause.callback else None, case_type=cause.case_type,
+        trigger=cause.trigger, reason=cause.reason, answers=cause.answers, status="open", opened_at=now, due_at=due,
+        response="", loops=0,
+        history=[{"step": "opened", "at": now.isoformat(), "due": due.isoformat(), "reason": cause.reason}],
     )
-    subject = literal("rectification ", String).concat(cast_(opened.c.id, String))
-    return opened, audit.held_event("rectification.open", subject, opened, _HELD_AUDIT_PREFIX)
-
-
-_HELD_RECTIFICATION = _held_rectification()
+    session.add(rectification)
+    session.flush()
+    audit.record(session, "rectification.open", f"rectification {rectification.id}", window_id=cause.window_id,
+                 trigger=cause.trigger, case_type=cause.case_type, due=due.isoformat())
+    return rectification
 
 
 def review_contact(
     session: Session, settings: Settings, contact: ContactFacts, now: datetime, labels: dict[str, str] | None = None,
-    rated: Sequence[tuple[str, str | None, str]] | None = None, fresh: bool = False, case_type: str | None = None,
-    hold: Callable[[Held], None] | None = None,
+    known: KnownAnswers | None = None,
 ) -> Rectification | None:
     """Open a rectification when `contact` holds a 不满意 answer and has none yet (a follow-up callback's contact
-    verifies a rectification instead). `labels` names the questions (key -> dimension); `rated`, the contact's
-    rated answers (question, level, raw) when the caller knows them; `fresh`, that the contact was made in this
-    transaction, so that none can name it yet; `case_type`, its callback's case type when the caller knows it;
-    `hold`, a caller that holds the contact for a write of its own (`open_rectification`)."""
+    verifies a rectification instead). `labels` names the questions (key -> dimension); `known`, the contact's
+    rated answers as the caller knows them (with whether it made the contact in this transaction, so that none
+    can name it yet, and its callback's case type), spares reading them."""
     if contact.source == FOLLOW_UP_SOURCE:
         return None
-    if rated is None:
-        rated = _rated(session, contact.id)
+    rated = known.rated if known is not None else _rated(session, contact.id)
     if not any(level == DISSATISFIED for _, level, _ in rated):
         return None
+    case_type = known.case_type if known is not None else None
     # what these read is not among the session's pending changes: they go to the database once, with the new
     # rectification, not once per read
     with session.no_autoflush:
-        if not fresh:
+        if known is None or not known.contact_is_new:
             existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
             if existing is not None:
                 return existing
@@ -156,10 +124,9 @@ def review_contact(
         elif case_type is None:
             case_type = session.scalar(select(Case.case_type).where(Case.id == callback.case_id)) or ""
     reason, answers = _cause(session, callback, rated, labels)
-    return open_rectification(
-        session, settings, window_id=contact.window_id, trigger="dissatisfied", reason=reason, answers=answers,
-        now=now, callback=callback, contact=contact, case_type=case_type, hold=hold,
-    )
+    return open_rectification(session, settings, Cause(
+        contact.window_id, "dissatisfied", reason, answers, callback=callback, contact=contact, case_type=case_type,
+    ), now)
 
 
 def _rated(session: Session, contact_id: int) -> list[tuple[str, str | None, str]]:
@@ -197,7 +164,7 @@ def answers_corrected(session: Session, settings: Settings, contact: ContactFact
     unhappy = any(level == DISSATISFIED for _, level, _ in rated)
     existing = session.scalar(select(Rectification).where(Rectification.contact_id == contact.id))
     if existing is None:
-        review_contact(session, settings, contact, now, rated=rated)
+        review_contact(session, settings, contact, now, known=KnownAnswers(contact, rated))
         return
     subject = f"rectification {existing.id}"
     if unhappy and existing.status == "withdrawn":
@@ -238,8 +205,6 @@ def callback_closed(
     `answers`, the callback's contact and rated answers when the caller knows them (a conversation does), spares
     reading them."""
     if callback.follow_up:
-        if answers is not None:
-            answers.written()  # read back below
         _follow_up_closed(session, settings, callback, now)
         return
     if answers is None:
@@ -253,10 +218,7 @@ def callback_closed(
             review_contact(session, settings, unhappy, now)
             return
     elif answers.contact is not None and any(level == DISSATISFIED for _, level, _ in answers.rated):
-        if answers.hold is None:
-            answers.written()  # the rectification names the contact
-        review_contact(session, settings, answers.contact, now, rated=answers.rated, fresh=answers.fresh,
-                       case_type=answers.case_type, hold=answers.hold)
+        review_contact(session, settings, answers.contact, now, known=answers)
         return
     if callback.status not in NOT_MADE:
         return  # refused, opted_out: the applicant was reached and declined, which the window does not owe
@@ -264,11 +226,10 @@ def callback_closed(
     if case_type in settings.rectification.open_on_unreachable and session.scalar(
         select(Rectification.id).where(Rectification.callback_id == callback.id)
     ) is None:
-        open_rectification(
-            session, settings, window_id=callback.window_id, trigger="unreachable",
-            reason=f"{case_type}回访无法联系：{reason_label(callback.reason)}", answers={}, now=now,
+        open_rectification(session, settings, Cause(
+            callback.window_id, "unreachable", f"{case_type}回访无法联系：{reason_label(callback.reason)}",
             callback=callback, case_type=case_type,
-        )
+        ), now)
 
 
 def date_from_entry(session: Session, settings: Settings, callback_id: int, now: datetime) -> None:
@@ -468,8 +429,8 @@ def list_rectifications(
     follow_ups = _follow_up_states(session, [r for r, *_ in rows])
     confidential = set(settings.policies.confidential_case_types)
     return [
-        describe(rectification, window, case_no, matter, suggestion, now, rectification.case_type in confidential,
-                 follow_ups.get(rectification.id))
+        describe(rectification, Listed(window, case_no, matter, suggestion), now,
+                 rectification.case_type in confidential, follow_ups.get(rectification.id))
         for rectification, window, case_no, matter, suggestion in rows
     ]
 
@@ -490,11 +451,22 @@ def _follow_up_states(session: Session, rectifications: Iterable[Rectification])
     return states
 
 
+@dataclass(frozen=True)
+class Listed:
+    """What a listing reads beside a rectification: its window's name, and its case's number and matter and its
+    contact's suggestion, when it has them."""
+
+    window: str
+    case_no: str | None = None
+    matter: str | None = None
+    suggestion: str | None = None
+
+
 def describe(
-    rectification: Rectification, window: str, case_no: str | None, matter: str | None, suggestion: str | None,
-    now: datetime, confidential: bool, follow_up: str | None = None,
+    rectification: Rectification, listed: Listed, now: datetime, confidential: bool, follow_up: str | None = None,
 ) -> dict[str, Any]:
     """One rectification as every window-facing output shows it."""
+    window, case_no, matter, suggestion = listed.window, listed.case_no, listed.matter, listed.suggestion
     overdue = rectification.status == "open" and rectification.due_at < now
     return {
         "id": rectification.id,

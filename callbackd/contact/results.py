@@ -43,6 +43,39 @@ class Layout:
     suggestion: bool
 
 
+@dataclass(frozen=True)
+class ResultFile:
+    """A result file to import: its path, its source (operator, onsite or evaluator), and for reading it, a CSV
+    file's text encoding or an XLSX file's worksheet."""
+
+    path: Path
+    source: str
+    encoding: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class _Importing:
+    """What every row of one import shares."""
+
+    session: Session
+    settings: Settings
+    plugins: Plugins
+    now: datetime
+    windows: dict[str, int]  # window name -> id
+    labels: dict[str, str]  # question key -> dimension
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One row's result: when the applicant was contacted, the answers (question -> (level, raw)), the
+    suggestion."""
+
+    contacted_at: datetime
+    given: dict[str, tuple[str, str]]
+    suggestion: str
+
+
 FORM_NUMBER = "编号"  # an optional column: the form's or the evaluator record's own number
 CALLER_ROLE = "回访人角色"  # an optional operator column: who called back (经理, 主管, 维修组长, ...)
 
@@ -83,13 +116,13 @@ def cell_level(value: Any, column: str) -> tuple[str, str] | None:
 
 
 def import_results(
-    session: Session, settings: Settings, plugins: Plugins, survey: Survey, path: Path, source: str,
-    *, strict: bool = False, encoding: str | None = None, sheet: str | None = None,
+    session: Session, settings: Settings, plugins: Plugins, survey: Survey, file: ResultFile, *, strict: bool = False,
 ) -> ImportReport:
-    """Import one result file of `source` (operator, onsite or evaluator) into the session's transaction."""
+    """Import one result file (operator, onsite or evaluator) into the session's transaction."""
+    path, source = file.path, file.source
     if source not in SOURCES:
         raise LedgerFileError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
-    rows = read_table(path, encoding, sheet)
+    rows = read_table(path, file.encoding, file.sheet)
     header = next(iter(rows), None)
     if header is None:
         raise LedgerFileError(f"{path}: empty file, no header line")
@@ -98,7 +131,7 @@ def import_results(
     labels = {q.key: q.dimension for q in survey.rating_questions()}
     roles = settings.policies.role_minimum_shares
     windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
-    now = clock.now()
+    importing = _Importing(session, settings, plugins, clock.now(), windows, labels)
     report = ImportReport()
     # A form without a number of its own is known by the file it came in and its line there: re-importing the
     # file changes nothing, and identical forms (two all-满意 forms on one day) in other files all count.
@@ -125,19 +158,17 @@ def import_results(
                 if reading is None:
                     raise RowProblem("评价 missing")
                 given["overall"] = reading
-            suggestion = text(cell(row, "suggestion"))
+            result = _Result(contacted_at, given, text(cell(row, "suggestion")))
             if source == "operator":
                 role = text(cell(row, "caller_role")) or None
                 if role is not None and role not in roles:
                     raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of {'、'.join(roles)} "
                                      f"([policies] role_minimum_shares)")
-                outcome = _operator_row(session, settings, plugins, text(cell(row, "case_id")), contacted_at,
-                                        given, suggestion, now, role)
+                outcome = _operator_row(importing, result, text(cell(row, "case_id")), role)
             else:
                 number = text(cell(row, "number"))
                 key = f"{source}:{number}" if number else f"{source}:{file_digest}:{line}"
-                outcome = _form_row(session, settings, plugins, source, windows, text(cell(row, "window")),
-                                    contacted_at, given, suggestion, now, key, labels)
+                outcome = _form_row(importing, result, source, text(cell(row, "window")), key)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
             report.errors.append(RowError(line, case_id, str(exc)))
@@ -152,14 +183,11 @@ def import_results(
     return report
 
 
-def _form_row(
-    session: Session, settings: Settings, plugins: Plugins, source: str, windows: dict[str, int], window: str,
-    contacted_at: datetime, given: dict[str, tuple[str, str]], suggestion: str, now: datetime, key: str,
-    labels: dict[str, str],
-) -> str:
+def _form_row(importing: _Importing, result: _Result, source: str, window: str, key: str) -> str:
+    session, now, given = importing.session, importing.now, result.given
     if not window:
         raise RowProblem("窗口 missing")
-    window_id = windows.get(window)
+    window_id = importing.windows.get(window)
     if window_id is None:
         raise RowProblem(f"窗口 {window!r} is not a known window (see `callbackd windows list`)")
     if not given:
@@ -167,20 +195,21 @@ def _form_row(
     key = hashlib.sha256(key.encode()).hexdigest()[:40]
     if session.scalar(select(Contact.id).where(Contact.external_key == key)) is not None:
         return "unchanged"
-    contact = answers.new_contact(session, source=source, channel=source, window_id=window_id,
-                                  contacted_at=contacted_at, now=now, external_key=key)
-    contact.suggestion = suggestion[:2000]
+    contact = answers.new_contact(session, answers.NewContact(
+        source=source, channel=source, window_id=window_id, contacted_at=result.contacted_at, external_key=key,
+    ), now)
+    contact.suggestion = result.suggestion[:2000]
     for question, (level, raw) in given.items():
-        answers.add_answer(session, plugins, contact, question, level, raw, now)
-    rectify.review_contact(session, settings, contact, now, {**labels, "overall": "评价"} if source == "evaluator"
-                           else labels)
+        answers.add_answer(session, importing.plugins, contact, question, level, raw, now)
+    labels = importing.labels
+    rectify.review_contact(session, importing.settings, contact, now,
+                           {**labels, "overall": "评价"} if source == "evaluator" else labels)
     return "imported"
 
 
-def _operator_row(
-    session: Session, settings: Settings, plugins: Plugins, case_no: str, contacted_at: datetime,
-    given: dict[str, tuple[str, str]], suggestion: str, now: datetime, role: str | None = None,
-) -> str:
+def _operator_row(importing: _Importing, result: _Result, case_no: str, role: str | None) -> str:
+    session, settings, plugins, now = importing.session, importing.settings, importing.plugins, importing.now
+    contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
     if not case_no:
         raise RowProblem("办件编号 missing")
     callbacks = session.scalars(
@@ -198,7 +227,7 @@ def _operator_row(
         contact = session.scalar(select(Contact).where(Contact.callback_id == done))
         if contact is None:
             return "unchanged"
-        return _edit(session, settings, plugins, contact, given, suggestion, now)
+        return _edit(importing, contact, result)
     # the callback still open (a follow-up waiting for the operator), else the newest
     callback = next((c for c in callbacks if c.status not in FINAL_CALLBACK), callbacks[0])
     if role is not None:
@@ -207,7 +236,7 @@ def _operator_row(
     if callback.status in FINAL_CALLBACK:
         if contact is None:
             raise RowProblem(f"callback {callback.id} for 办件编号 {case_no} is already closed ({callback.status})")
-        return _edit(session, settings, plugins, contact, given, suggestion, now)
+        return _edit(importing, contact, result)
     attempt = session.scalar(
         select(Attempt).where(Attempt.callback_id == callback.id, Attempt.status.in_(OPEN_ATTEMPT))
         .order_by(Attempt.id.desc())
@@ -236,12 +265,11 @@ def _operator_row(
     return "imported"
 
 
-def _edit(
-    session: Session, settings: Settings, plugins: Plugins, contact: Contact, given: dict[str, tuple[str, str]],
-    suggestion: str, now: datetime,
-) -> str:
+def _edit(importing: _Importing, contact: Contact, result: _Result) -> str:
     """A re-imported operator row: unchanged when it says what is recorded, else the answers are corrected
     (an answer edit, kept in the audit trail)."""
+    session, plugins, now = importing.session, importing.plugins, importing.now
+    given, suggestion = result.given, result.suggestion
     stored = answers.answers_of(session, contact.id)
     current = {k: (a.level, a.raw) for k, a in stored.items() if a.level is not None}
     if current == given and (not suggestion or suggestion == contact.suggestion):
@@ -258,10 +286,10 @@ def _edit(
             answers.add_answer(session, plugins, contact, key, level, raw, now)
         elif (previous.level, previous.raw) != (level, raw):
             previous.level, previous.raw, previous.recorded_at = level, raw, now
-            answers.announce(session, plugins, contact, key, level, raw, now)
+            answers.announce(session, plugins, contact, (key, level, raw), now)
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)
     session.flush()
-    rectify.answers_corrected(session, settings, contact, now)
+    rectify.answers_corrected(session, importing.settings, contact, now)
     return "updated"

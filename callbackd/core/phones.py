@@ -1,4 +1,5 @@
-"""Phone numbers: normalised with phonenumbers (default region CN) to E.164, and masked for display."""
+"""Phone numbers: normalised with phonenumbers to E.164 within the regions callbackd calls (`[phones] regions`, by
+default CN), refused when premium, toll-free or shared-cost (400/800), and masked for display."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ _FOLD = str.maketrans(
 )
 _SEPARATORS = re.compile(r"[\s\-()（）]+")
 _SMS_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+# an applicant is called on a line of their own: a hotline (400, 800), a premium or a shared number is never one
+_CALLABLE_TYPES = {PhoneNumberType.FIXED_LINE, *_SMS_TYPES}
+_TYPE_NAMES = {
+    PhoneNumberType.TOLL_FREE: "a toll-free (800) number", PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost (400) number", PhoneNumberType.UAN: "a hotline number",
+    PhoneNumberType.VOIP: "a VoIP number", PhoneNumberType.PERSONAL_NUMBER: "a forwarding number",
+    PhoneNumberType.PAGER: "a pager number", PhoneNumberType.VOICEMAIL: "a voicemail number",
+}
+DEFAULT_REGIONS = ("CN",)
 
 
 class PhoneError(ValueError):
@@ -38,8 +48,11 @@ def mobile_pattern(region: str) -> re.Pattern[str] | None:
     return re.compile(metadata.mobile.national_number_pattern, re.ASCII)
 
 
-def normalise(raw: str | int | None, region: str = "CN") -> Phone:
-    """Parse a number as a hall system writes it (spaces, dashes, brackets, +86/86 prefixes, full-width digits)."""
+def normalise(raw: str | int | None, regions: tuple[str, ...] = DEFAULT_REGIONS) -> Phone:
+    """Parse a number as a hall system writes it (spaces, dashes, brackets, +86/86 prefixes, full-width digits): a
+    number without a country code is read as the first region's. A number of another region, and one that is no
+    applicant's own line (premium, toll-free, shared-cost), is a `PhoneError`; its message shows the number masked."""
+    region = regions[0]
     if raw is None:
         raise PhoneError("phone number missing")
     text = str(raw).strip()
@@ -60,19 +73,27 @@ def normalise(raw: str | int | None, region: str = "CN") -> Phone:
         pattern = mobile_pattern(region)
         if len(national) == 11 and national.isdigit() and pattern is not None and pattern.fullmatch(national):
             return Phone("+86" + national, True)
-    return _parse(digits, region, text)
+    return _parse(digits, regions, text)
 
 
 # Ledgers repeat numbers, and the library's parse is some 40 times the cost of the mobile check above: each
 # distinct number that needs it is parsed once (per process, and at most this many remembered).
 @lru_cache(maxsize=1 << 16)
-def _parse(digits: str, region: str, text: str) -> Phone:
+def _parse(digits: str, regions: tuple[str, ...], text: str) -> Phone:
     try:
-        number = phonenumbers.parse(digits, region)
+        number = phonenumbers.parse(digits, regions[0])
     except phonenumbers.NumberParseException:
-        raise PhoneError(f"phone number {text!r} is not a number") from None
+        raise PhoneError(f"phone number {hidden(text)!r} is not a number") from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(f"phone number {text!r} is not a valid number")
+        raise PhoneError(f"phone number {hidden(text)!r} is not a valid number")
+    region = phonenumbers.region_code_for_number(number)
+    if region not in regions:
+        raise PhoneError(f"phone number {hidden(text)!r} is in region {region}, outside the regions callbackd calls "
+                         f"({', '.join(regions)}; [phones] regions)")
+    kind = phonenumbers.number_type(number)
+    if kind not in _CALLABLE_TYPES:
+        raise PhoneError(f"phone number {hidden(text)!r} is {_TYPE_NAMES.get(kind, 'not an applicant line')}, "
+                         f"not an applicant's own line")
     return Phone(
         phonenumbers.format_number(number, PhoneNumberFormat.E164),
         phonenumbers.number_type(number) in _SMS_TYPES,
@@ -80,11 +101,43 @@ def _parse(digits: str, region: str, text: str) -> Phone:
 
 
 def mask(e164: str) -> str:
-    """The number as staff may see it: national form with the middle hidden (138****8000)."""
-    national = e164[3:] if e164.startswith("+86") else e164
+    """The number as staff may see it, with the middle hidden: a mobile 138****8000, a landline with its trunk 0
+    and area code 010****5678 (national form), another region's number in E.164 +85*****4567."""
+    if e164.startswith("+86"):
+        national = e164[3:]
+        if not (len(national) == 11 and national[0] == "1"):  # a landline: its area code as people write it, 010
+            national = "0" + national
+    else:
+        national = e164
     if len(national) <= 7:
         return "*" * len(national)
     return national[:3] + "*" * (len(national) - 7) + national[-4:]
+
+
+def dialable(e164: str) -> str:
+    """The number as an operator in mainland China dials it: a mobile's 11 digits, a landline with its trunk 0
+    (01062345678); another region's number in E.164."""
+    if not e164.startswith("+86"):
+        return e164
+    national = e164[3:]
+    return national if len(national) == 11 and national[0] == "1" else "0" + national
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def hidden(text: str) -> str:
+    """Text that may hold a phone number, with the digits masked as `mask` masks a number's (an error message names
+    the cell it refused without showing the number)."""
+    count = len(_DIGIT.findall(text))
+    seen = 0
+
+    def one(found: re.Match[str]) -> str:
+        nonlocal seen
+        seen += 1
+        return found[0] if count > 7 and (seen <= 3 or seen > count - 4) else "*"
+
+    return _DIGIT.sub(one, text)
 
 
 def mask_in(text: object, e164: str) -> str:
@@ -92,3 +145,11 @@ def mask_in(text: object, e164: str) -> str:
     message often names the number it failed on."""
     national = e164.removeprefix("+86")
     return str(text).replace(e164, mask(e164)).replace(national, mask(e164))
+
+
+def region_codes(regions: list[str]) -> list[str]:
+    """`regions` checked against the regions phonenumbers knows (CN, HK, MO, ...); an unknown one is a ValueError."""
+    unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown or not regions:
+        raise ValueError(f"unknown phone region {unknown[0]!r}" if unknown else "name at least one phone region")
+    return regions

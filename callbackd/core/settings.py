@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from callbackd.core.errors import CallbackdError, ConfigError
+from callbackd.core.phones import DEFAULT_REGIONS, region_codes
 from callbackd.core.vocabulary import CASE_TYPES, FIELDS, LEVEL_NAMES, SOURCES
 
 # The defaults `config/callbackd.toml` documents, so that a settings file without these keys keeps them.
@@ -102,6 +103,17 @@ class LedgerSettings(Section):
         if unknown:
             raise ValueError(f"unknown ledger field {unknown[0]!r} (known: {', '.join(FIELDS)})")
         return value
+
+
+class PhoneSettings(Section):
+    # the regions whose numbers are called; a number of any other region is a bad ledger row. The first is the
+    # region of numbers written without a country code.
+    regions: list[str] = Field(default_factory=lambda: list(DEFAULT_REGIONS))
+
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, value: list[str]) -> list[str]:
+        return region_codes(value)
 
 
 class CalendarSettings(Section):
@@ -279,6 +291,7 @@ class Settings(BaseSettings):
     organisation: str = "政务服务中心"
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    phones: PhoneSettings = Field(default_factory=PhoneSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)

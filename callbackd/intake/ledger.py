@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import bindparam, column, insert, literal_column, select, table, update
 from sqlalchemy.orm import Session
 
-from callbackd.api.formats import LedgerReader
 from callbackd.core import clock
 from callbackd.core.errors import StrictImportError
 from callbackd.core.settings import Settings
@@ -29,6 +28,7 @@ from callbackd.intake.rows import (
     Batch,
     CaseRow,
     ImportReport,
+    Reading,
     file_kind,
     open_rows,
     read_rows,
@@ -46,15 +46,13 @@ def import_ledger(
     path: Path,
     *,
     strict: bool = False,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    readers: Mapping[str, LedgerReader] | None = None,
+    reading: Reading = Reading(),
     parallel: bool | None = None,
 ) -> ImportReport:
-    """Import one ledger file into the session's transaction and return what happened. `readers` maps file
-    suffixes to plugins' readers for other formats. `parallel` reads a CSV file in a second process while this one
-    writes (other files are always read in this one); by default, CSV files of 8 MB or more are read so when the
-    machine has a core to spare (see `ledger_parallel`).
+    """Import one ledger file into the session's transaction and return what happened. `reading` says how to read
+    it (its encoding or sheet, plugins' readers for other formats). `parallel` reads a CSV file in a second
+    process while this one writes (other files are always read in this one); by default, CSV files of 8 MB or more
+    are read so when the machine has a core to spare (see `ledger_parallel`).
 
     Raises `LedgerFileError` when the file cannot be read at all, and `StrictImportError` (carrying the report)
     when `strict` and any row is bad; the caller's transaction then rolls back and nothing is written.
@@ -62,6 +60,7 @@ def import_ledger(
     report = ImportReport()
     batches: Iterator[Batch]
     dialect = session.get_bind().dialect
+    encoding, sheet, readers = reading.encoding, reading.sheet, reading.readers
     csv_file = sheet is None and file_kind(path, readers) == "csv"
     if csv_file and parallel is None:
         from callbackd.intake.parallel import worth_it  # here: that module builds on this one

@@ -86,6 +86,16 @@ class RowProblem(ValueError):
 # ---- reading files --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How to read a table file: a CSV file's text encoding (guessed when None), an XLSX file's worksheet (the
+    first when None), and plugins' readers for other formats, by file suffix."""
+
+    encoding: str | None = None
+    sheet: str | None = None
+    readers: Mapping[str, LedgerReader] | None = None
+
+
 def read_table(
     path: Path, encoding: str | None = None, sheet: str | None = None,
     readers: Mapping[str, LedgerReader] | None = None,
@@ -239,10 +249,19 @@ def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
     pieces = decoded(path, encoding)
     first = next(pieces, "")
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first[:4096], delimiters=",\t;")
+        delimiter = csv.Sniffer().sniff(first[:4096], delimiters=",\t;").delimiter
     except csv.Error:
-        dialect = csv.excel
+        delimiter = ","
+    # only the delimiter is guessed: cells are quoted as Excel and every hall system quote them, with '"' (a guessed
+    # quote character would read an apostrophe in a name as the start of a quoted cell)
+    dialect = csv.excel_tab if delimiter == "\t" else csv.excel
+    if delimiter == ";":
+        dialect = _Semicolons
     return _csv_rows(chain([first], pieces), dialect)
+
+
+class _Semicolons(csv.excel):
+    delimiter = ";"
 
 
 def _csv_rows(pieces: Iterator[str], dialect: type[csv.Dialect] | csv.Dialect) -> Iterator[list[str]]:
@@ -432,6 +451,22 @@ class Times:
         return None if moment is None else (moment, moment.isoformat(), self.store(moment))
 
 
+# Control characters no ledger text holds (an ANSI escape, NUL, a bell); a tab and a line break may stand in a cell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LONGEST = {"办件编号": 64, "窗口": 64, "事项名称": 200, "申请人": 50, "状态": 64}
+
+
+def _unfit_text(*texts: str) -> str:
+    """Why a row's text cannot be kept: the first cell with a control character, or longer than its column allows."""
+    for column, value in zip(_LONGEST, texts, strict=True):
+        found = _CONTROL.search(value)
+        if found is not None:
+            return f"{column} holds a control character (\\x{ord(found[0]):02x}); remove it from the cell"
+        if len(value) > _LONGEST[column]:
+            return f"{column} is {len(value)} characters long; at most {_LONGEST[column]} are kept"
+    raise AssertionError("a row's text was refused without a reason")
+
+
 class RowReader:
     """Turns one raw row into a `CaseRow`, or raises `RowProblem`.
 
@@ -457,7 +492,8 @@ class RowReader:
         self._direct = text_cells and all(name in columns for name in FIELDS)
         self._time = self.times.get
         self._times = self.times.seen
-        pattern = mobile_pattern("CN")  # `normalise`'s region
+        self.regions = tuple(settings.phones.regions)
+        pattern = mobile_pattern("CN") if self.regions[0] == "CN" else None  # a plain mobile of the home region
         self._mobile = pattern.fullmatch if pattern is not None else lambda _: None
         # One object for each distinct window, matter and status text, which repeat from row to row: a batch
         # holding each once is sent to the writing process with references to it (marshal's), decoded there once,
@@ -488,6 +524,10 @@ class RowReader:
             raise RowProblem("办件编号 missing")
         if not window:
             raise RowProblem("窗口 missing")
+        if _CONTROL.search(case_no + window + matter + applicant + status) is not None or (
+            len(matter) > 200 or len(applicant) > 50 or len(case_no) > 64 or len(window) > 64 or len(status) > 64
+        ):
+            raise RowProblem(_unfit_text(case_no, window, matter, applicant, status))
         same = self.texts.setdefault
         window, matter, status = same(window, window), same(matter, matter), same(status, status)
         case_type = self.case_types.get(raw_type)
@@ -500,7 +540,7 @@ class RowReader:
             phone, sms = "+86" + raw_phone, self.yes
         else:
             try:
-                phone, mobile = normalise(raw_phone)
+                phone, mobile = normalise(raw_phone, self.regions)
             except PhoneError as exc:
                 raise RowProblem(f"联系电话: {exc}") from None
             sms = self.yes if mobile else self.no

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from callbackd.api.formats import Exporter
 from callbackd.core.vocabulary import LEVEL_NAMES, SOURCES
 from callbackd.measure.scoring import RANKED, Ranking, WindowScore
-from callbackd.store.files import write_atomically
+from callbackd.store.files import spreadsheet_text, write_atomically
 
 if TYPE_CHECKING:
     from callbackd.measure.evaluation import Evaluation
@@ -187,7 +187,8 @@ def write_csv(ranking: Ranking, path: Path, context: ExportContext) -> None:
     note = [SIMULATED_LABEL.strip("（）")] if ranking.simulated else []
     writer.writerow([header for header, _ in columns] + (["备注"] if note else []))
     for row in ranking_table(ranking):
-        writer.writerow([cell_text(value, kind) for (_, kind), value in zip(columns, row, strict=True)] + note)
+        cells = [spreadsheet_text(cell_text(value, kind)) for (_, kind), value in zip(columns, row, strict=True)]
+        writer.writerow(cells + note)
     data = buffer.getvalue().encode("utf-8-sig")
     write_atomically(path, lambda temporary: temporary.write_bytes(data))
 

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from callbackd.core.errors import CallbackdError, NotFoundError
-from callbackd.core.phones import mask
+from callbackd.core.phones import dialable, mask
 from callbackd.core.vocabulary import reason_label
 from callbackd.store import audit
 from callbackd.store.models import Callback, Case, Window
@@ -108,9 +108,11 @@ def list_callbacks(
     return rows
 
 
-def callsheet(session: Session, settings: Any, round_id: int, language: str = "zh-CN") -> dict[str, Any]:
+def callsheet(session: Session, settings: Any, round_id: int, destination: str, language: str = "zh-CN"
+              ) -> dict[str, Any]:
     """The operators' call sheet for a round: its callbacks waiting on the operator channel, with the full
-    number (the one view that has it; writing it is audited), the script, and the operator result columns."""
+    number (the one view that has it), the script, and the operator result columns. The audit trail records where
+    the sheet goes (`destination`: its file) and every case on it."""
     from callbackd.core.vocabulary import OPEN_ATTEMPT
     from callbackd.rounds.surveys import Survey
     from callbackd.store.models import Attempt, Round
@@ -134,7 +136,8 @@ def callsheet(session: Session, settings: Any, round_id: int, language: str = "z
         context = {"organisation": settings.organisation, "window": name, "matter": matter}
         script = "\n".join([survey.render("greeting_voice", language, **context),
                             *(f"{i}. {q.text('voice', language)}" for i, q in enumerate(survey.questions, 1))])
-        rows.append([name, case_no, matter, applicant, phone, script, "", *([""] * len(rated)), ""])
-    audit.record(session, "phone.reveal", f"call sheet round {round_id}", callbacks=len(rows))
+        rows.append([name, case_no, matter, applicant, dialable(phone), script, "", *([""] * len(rated)), ""])
+    audit.record(session, "phone.reveal", f"call sheet {destination}", round=round_id, file=destination,
+                 callbacks=len(rows), cases=[row[1] for row in rows])
     return {"title": f"{settings.organisation} 回访清单（第{round_id}批次 {round_.week}）", "header": header,
             "rows": rows, "round": round_id}

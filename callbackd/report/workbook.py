@@ -39,7 +39,7 @@ from callbackd.report.exports import (
     ranking_table,
     title,
 )
-from callbackd.store.files import write_atomically
+from callbackd.store.files import spreadsheet_text, write_atomically
 
 if TYPE_CHECKING:
     from callbackd.measure.evaluation import Evaluation
@@ -51,6 +51,11 @@ THIN = Side(style="thin", color="999999")
 GRID = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 
 
+def put(sheet: Worksheet, row: int, column: int, value: Any) -> Any:
+    """Write one cell; text is never evaluated as a formula and never holds what xlsx cannot (`spreadsheet_text`)."""
+    return sheet.cell(row, column, spreadsheet_text(value))
+
+
 def display_width(text: str) -> int:
     """Columns a text takes in a spreadsheet: CJK characters are two wide."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
@@ -59,12 +64,12 @@ def display_width(text: str) -> int:
 def fill_table(sheet: Worksheet, header_row: int, columns: list[tuple[str, str]], rows: list[list[Any]]) -> None:
     """Header and rows with borders and number formats; widths fitted to the contents; header frozen."""
     for col, (header, _) in enumerate(columns, start=1):
-        cell = sheet.cell(header_row, col, header)
+        cell = put(sheet, header_row, col, header)
         cell.font, cell.fill, cell.border = Font(bold=True), HEADER_FILL, GRID
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for offset, row in enumerate(rows, start=1):
         for col, ((_, kind), value) in enumerate(zip(columns, row, strict=True), start=1):
-            cell = sheet.cell(header_row + offset, col, value)
+            cell = put(sheet, header_row + offset, col, value)
             cell.border = GRID
             if kind in NUMBER_FORMATS:
                 cell.number_format = NUMBER_FORMATS[kind]
@@ -79,7 +84,7 @@ def title_rows(sheet: Worksheet, lines: list[str], width: int) -> None:
     """Merged title lines above a table: the first large and bold, the rest small and wrapped."""
     for row, line in enumerate(lines, start=1):
         sheet.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
-        cell = sheet.cell(row, 1, line)
+        cell = put(sheet, row, 1, line)
         cell.font = Font(bold=True, size=14) if row == 1 else Font(size=9, color="555555")
         cell.alignment = Alignment(horizontal="center" if row == 1 else "left", vertical="center", wrap_text=True)
     sheet.row_dimensions[1].height = 24
@@ -140,7 +145,7 @@ def write_ranking(ranking: Ranking, path: Path, context: ExportContext) -> None:
     title_rows(detail, [heading], len(detail_columns))
     fill_table(detail, 2, detail_columns, details)
     if not details:
-        detail.cell(3, 1, "本期无分项数据")
+        put(detail, 3, 1, "本期无分项数据")
     if context.evaluation is not None:
         evaluation_sheets(workbook, ranking, context, context.evaluation)
 
@@ -232,7 +237,7 @@ def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportConte
     title_rows(sheet, [f"整改情况汇总（{ranking.period.label}开启的整改，状态截至导出时）"], len(columns))
     fill_table(sheet, 2, columns, rows)
     if not rows:
-        sheet.cell(3, 1, "本期无整改")
+        put(sheet, 3, 1, "本期无整改")
 
     methods_sheet(workbook, ranking, context, evaluation)
 
@@ -255,13 +260,13 @@ def methods_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, 
     ]
     for row, line in enumerate(lines, start=1):
         sheet.merge_cells(start_row=row, start_column=1, end_row=row, end_column=8)
-        cell = sheet.cell(row, 1, line)
+        cell = put(sheet, row, 1, line)
         cell.font = Font(bold=True, size=14) if row == 1 else Font(size=10)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         if row > 1:
             sheet.row_dimensions[row].height = 30
     top = len(lines) + 2
-    sheet.cell(top, 1, "各窗口样本量").font = Font(bold=True)
+    put(sheet, top, 1, "各窗口样本量").font = Font(bold=True)
     sample_columns = [("窗口", TEXT), ("有效样本", INT), *((f"{SOURCE_LABELS[s]}样本", INT) for s in SOURCES),
                       ("得分", SCORE), ("状态", TEXT)]
     ranked, unranked = ordered_windows(ranking)
@@ -269,7 +274,7 @@ def methods_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, 
                 STATUS_LABELS.get(w.status, w.status)] for w in ranked + unranked]
     fill_table(sheet, top + 1, sample_columns, samples)
     top += len(samples) + 4
-    sheet.cell(top, 1, "回访批次与抽样种子").font = Font(bold=True)
+    put(sheet, top, 1, "回访批次与抽样种子").font = Font(bold=True)
     round_columns = [("批次", INT), ("周", TEXT), ("状态", TEXT), ("种子", TEXT), ("候选集哈希", TEXT),
                      ("抽取数", INT), ("开启时间", TEXT), ("替代批次", INT)]
     rounds = [[r["round"], r["week"], r["status"], r["seed"], r["candidate_hash"], r["selected"], r["opened_at"],

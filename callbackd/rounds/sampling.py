@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callbackd.core import clock
@@ -375,7 +376,11 @@ def open_round(
         channel_plan=list(channels or settings.dispatch.plan), survey=survey.snapshot(),
     )
     session.add(round_)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # another command gave the week its round between our check and this write
+        raise RoundError(f"week {period.week} was given a round by another command at the same moment; "
+                         f"see `callbackd round list`") from None
     tallies = [
         {"round_id": round_.id, "window_id": w.window_id, "candidates": len(w.candidates), "quota": w.quota,
          "selected": len(w.picks), "shortfall": w.shortfall, "candidate_hash": w.candidate_hash}

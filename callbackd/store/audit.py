@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CTE, ColumnElement, Table, bindparam, insert, literal, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from callbackd.core import clock
@@ -31,8 +31,7 @@ def actor() -> str:
     return name[:100]
 
 
-# on the table, not the entity: an event is written, never read back in the transaction that records it, and the
-# unit of work's flush at commit costs more than the INSERT (a placing that opens a rectification records one)
+# on the table, not the entity: an event is written, never read back in the transaction that records it
 _events = cast(Table, AuditEvent.__table__)
 _INSERT_EVENT = insert(_events)
 
@@ -43,22 +42,6 @@ def record(session: Session, action: str, subject: str, **detail: Any) -> None:
     subject = subject if len(subject) <= 200 else "…" + subject[-199:]
     session.connection().execute(_INSERT_EVENT, {"at": clock.now(), "actor": actor(), "action": action,
                                                  "subject": subject, "detail": detail})
-
-
-def held_event(action: str, subject: ColumnElement[str], source: CTE, prefix: str) -> CTE:
-    """PostgreSQL: an audit event as a CTE of another statement, its subject an expression on `source` (another
-    CTE, whose RETURNING gives what is known only once its row is written: its id); its time, actor and detail are
-    parameters named with `prefix` (`held_event_parameters`)."""
-    return insert(_events).from_select(
-        ["at", "actor", "action", "subject", "detail"],
-        select(*(bindparam(prefix + name, type_=_events.c[name].type) for name in ("at", "actor")),
-               literal(action, _events.c.action.type), subject,
-               bindparam(prefix + "detail", type_=_events.c.detail.type)).select_from(source),
-    ).cte(f"{source.name}_audit")
-
-
-def held_event_parameters(prefix: str, **detail: Any) -> dict[str, Any]:
-    return {prefix + "at": clock.now(), prefix + "actor": actor(), prefix + "detail": detail}
 
 
 def list_events(

@@ -19,7 +19,6 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
-    literal_column,
     select,
     text,
     update,
@@ -27,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.orm import Mapper, Session, class_mapper, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm import Mapper, Session, class_mapper, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -140,23 +139,6 @@ def upgrade(engine: Engine) -> None:
         raise DatabaseError(f"cannot upgrade the database: {exc.orig}") from None
 
 
-M = TypeVar("M")
-
-
-def as_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    """The session's row of `model` with these column values (every column's, the primary key `id` among them):
-    the one the session holds, or one made from the values as though a query had just loaded it, with no query
-    (the caller has just read or written them)."""
-    held = session.identity_map.get(identity_key(model, values["id"]))
-    if held is not None:
-        return cast(M, held)
-    row = cast(M, class_mapper(model).class_manager.new_instance())  # as loading does: no constructor
-    row.__dict__.update(values)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row
-
-
 def write_through(session: Session, row: Any, **values: Any) -> None:
     """Set columns of a row: with one UPDATE on its table now, the values then shown on the row as loaded, so that
     the commit's unit of work has nothing to write for them (the dispatcher's every attempt ends so, and the
@@ -181,104 +163,17 @@ def write_row(session: Session, model: type, row_id: Any, **values: Any) -> None
             .values({mapper.get_property(key).columns[0].key: bindparam(f"_{key}") for key in values})
         )
     session.connection().execute(statement, {"_row": row_id, **{f"_{k}": v for k, v in values.items()}})
-    show_written(session, model, [row_id], **values)
+    _show_written(session, model, [row_id], **values)
 
 
-# Inserts held for another statement, as PostgreSQL CTEs to go before it, and their parameters: what a conversation
-# placing its attempt writes with the attempt (its contact and answers, a rectification and its audit event)
-Held = tuple[Sequence[Any], dict[str, Any]]
-
-
-def write_rows(
-    session: Session, *writes: tuple[Any, dict[str, Any]], before: Sequence[Held] = (), last: bool = False
-) -> None:
-    """Set columns of several rows, each (row, values) as `write_through` would: on PostgreSQL with one statement
-    (every UPDATE but the last in a WITH, after the inserts held `before`), elsewhere with one UPDATE a row.
-    `last`: nothing else is written in the transaction (`run_last`)."""
-    loaded = []
-    for row, values in writes:
-        if values:
-            state = inspect(row)
-            if state.key is None:
-                write_through(session, row, **values)
-            else:
-                loaded.append((state.mapper, state.identity[0], values))
-    if not loaded:
-        if before:
-            write_held(session, before)
-        return
-    if not before and (len(loaded) < 2 or session.get_bind().dialect.name != "postgresql"):
-        for mapper, row_id, values in loaded:
-            write_row(session, mapper.class_, row_id, **values)
-        return
-    ctes = [cte for held, _ in before for cte in held]
-    key = (*ctes, *((mapper.local_table, *values) for mapper, _, values in loaded))
-    statement = _WRITES.get(key)
-    if statement is None:
-        updates = []
-        for n, (mapper, _, values) in enumerate(loaded):
-            table = cast(Table, mapper.local_table)
-            updates.append(
-                update(table).where(table.c.id == bindparam(f"_{n}_row"))
-                .values({mapper.get_property(name).columns[0].key: bindparam(f"_{n}_{name}") for name in values})
-            )
-        *first, final = updates
-        statement = _WRITES[key] = final.add_cte(*ctes, *(write.cte(f"write_{n}") for n, write in enumerate(first)))
-    parameters: dict[str, Any] = {}
-    for _, held_parameters in before:
-        parameters.update(held_parameters)
-    for n, (_, row_id, values) in enumerate(loaded):
-        parameters[f"_{n}_row"] = row_id
-        parameters.update((f"_{n}_{name}", value) for name, value in values.items())
-    if last:
-        run_last(session, statement, parameters)
-    else:
-        session.connection().execute(statement, parameters)
-    for mapper, row_id, values in loaded:
-        show_written(session, mapper.class_, [row_id], **values)
-
-
-def write_held(session: Session, held: Sequence[Held]) -> None:
-    """PostgreSQL: write inserts held for another statement now, with one statement of their own."""
-    ctes = tuple(cte for statement, _ in held for cte in statement)
-    statement = _WRITES.get(ctes)
-    if statement is None:
-        statement = _WRITES[ctes] = select(literal_column("1")).add_cte(*ctes)
-    parameters: dict[str, Any] = {}
-    for _, held_parameters in held:
-        parameters.update(held_parameters)
-    session.connection().execute(statement, parameters)
-
-
-def run_last(session: Session, statement: Any, parameters: dict[str, Any]) -> None:
-    """Run the last statement of a transaction. On PostgreSQL, when it is also the first (nothing has run in the
-    transaction yet), it runs on its own: one statement is atomic by itself, and the BEGIN and COMMIT round trips
-    are spared."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        connection.execute(statement, parameters)
-        return
-    from psycopg.pq import TransactionStatus
-
-    driver = cast(Any, connection.connection.dbapi_connection)
-    if driver.info.transaction_status != TransactionStatus.IDLE:  # the transaction has begun: it goes on
-        connection.execute(statement, parameters)
-        return
-    driver.autocommit = True  # no BEGIN before it; the COMMIT that follows finds nothing to commit
-    try:
-        connection.execute(statement, parameters)
-    finally:
-        driver.autocommit = False
-
-
-def show_written(session: Session, model: type, row_ids: Iterable[Any], **values: Any) -> None:
+def _show_written(session: Session, model: type, row_ids: Iterable[Any], **values: Any) -> None:
     """The rows of `model` among `row_ids` that the session holds show `values` as loaded: what an UPDATE on the
     table just wrote, as an ORM update would leave them."""
     for row_id in row_ids:
-        held = session.identity_map.get(identity_key(model, row_id))
-        if held is not None:
+        loaded = session.identity_map.get(identity_key(model, row_id))
+        if loaded is not None:
             for key, value in values.items():
-                set_committed_value(held, key, value)
+                set_committed_value(loaded, key, value)
 
 
 _WRITES: dict[tuple[Any, ...], Any] = {}

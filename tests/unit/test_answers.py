@@ -28,9 +28,9 @@ def test_a_contact_made_with_its_first_answers_holds_them_all(database):
     long_raw = "按键9：一段超过二十个字符的原始记录会被截断保存"
     given = [("q1", "满意", "1"), ("q2", None, long_raw), ("q3", "不满意", "3"), ("q4", "基本满意", 'say "2" \\ [2]')]
     with database.session() as session:
-        made = answers.insert_contact(session, source="callback", channel="simulator", window_id=window_id,
-                                      contacted_at=CONTACTED, now=NOW, simulated=True, survey_version="v2",
-                                      given=given)
+        made = answers.insert_contact(session, answers.NewContact(
+            source="callback", channel="simulator", window_id=window_id, contacted_at=CONTACTED, simulated=True,
+            survey_version="v2"), NOW, given)
 
     with database.session() as session:
         contact = session.get(Contact, made.id)
@@ -52,8 +52,8 @@ def test_a_contact_made_with_its_first_answers_holds_them_all(database):
 def test_a_contact_made_without_answers_has_none(database):
     window_id = a_window(database)
     with database.session() as session:
-        made = answers.insert_contact(session, source="follow_up", channel="ivr", window_id=window_id,
-                                      contacted_at=CONTACTED, now=NOW)
+        made = answers.insert_contact(session, answers.NewContact(
+            source="follow_up", channel="ivr", window_id=window_id, contacted_at=CONTACTED), NOW)
     with database.session() as session:
         assert session.get(Contact, made.id).source == "follow_up"
         assert session.scalars(select(Answer).where(Answer.contact_id == made.id)).all() == []
@@ -67,8 +67,8 @@ def test_a_surveys_answers_go_in_one_statement_on_postgresql(database):
         statements.append(statement)
 
     with database.session() as session:
-        made = answers.insert_contact(session, source="callback", channel="ivr", window_id=window_id,
-                                      contacted_at=CONTACTED, now=NOW)
+        made = answers.insert_contact(session, answers.NewContact(
+            source="callback", channel="ivr", window_id=window_id, contacted_at=CONTACTED), NOW)
         event.listen(database.engine, "before_cursor_execute", seen)
         try:
             answers.write_answers(session, made, [("q1", "满意", "1"), ("q2", "基本满意", "2"), ("q3", "满意", "1")],

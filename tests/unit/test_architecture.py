@@ -57,3 +57,10 @@ def test_a_package_importing_from_above_its_layer_breaks_the_build(tree):
     assert run.returncode == 1
     assert "callbackd's layers: a package imports only the packages below it BROKEN" in run.stdout
     assert "callbackd.store.audit -> callbackd.measure.scoring" in run.stdout
+
+
+def test_a_plugin_importing_past_the_api_breaks_the_build(tree):
+    add_function(tree / "callbackd_simulator" / "__init__.py", "from callbackd.core import clock  # noqa: F401")
+    run = lint_imports(tree)
+    assert run.returncode == 1
+    assert "callbackd_simulator -> callbackd.core.clock" in run.stdout

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from callbackd.api.manager import load_plugins
-from callbackd.contact import answers, dispatch, rectify
+from callbackd.contact import answers, attempts, rectify
+from callbackd.contact.context import Context
+from callbackd.contact.transitions import Close
 from callbackd.measure import indicators, scoring
 from callbackd.rounds.sampling import survey_in_force
 from callbackd.store.models import Callback, Case, Rectification, Round, Window
@@ -47,8 +49,8 @@ def callback(session, round_id: int, window_id: int, n: int, status: str) -> Cal
 
 def contact(session, plugins, window_id: int, source: str, levels: list[str], *, callback_id: int | None = None,
             at: datetime = MONDAY):
-    row = answers.new_contact(session, source=source, channel=source, window_id=window_id, contacted_at=at, now=at,
-                              callback_id=callback_id)
+    row = answers.new_contact(session, answers.NewContact(
+        source=source, channel=source, window_id=window_id, contacted_at=at, callback_id=callback_id), at)
     keys = QUESTIONS if source != "evaluator" else ("overall",)
     for key, level in zip(keys, levels, strict=False):
         answers.add_answer(session, plugins, row, key, level, level, at)
@@ -78,8 +80,8 @@ def test_indicator_formulas_against_a_hand_computed_week(session, settings):
     # the follow-up on Wednesday finds the applicant still 不满意: reopened, due Monday 30 November (next week)
     follow_up.status = "in_progress"
     contact(session, plugins, a, "follow_up", ["不满意"], callback_id=follow_up.id, at=MONDAY + timedelta(days=2))
-    dispatch.close_callback(session, plugins, follow_up, "completed", None, MONDAY + timedelta(days=2),
-                            settings=settings)
+    attempts.close_callback(Context(session, settings, plugins, MONDAY + timedelta(days=2)), follow_up,
+                            Close("completed", None))
     assert session.get(Rectification, r1.id).status == "open"
 
     ranking = scoring.score_period(session, settings, "2026-W48")

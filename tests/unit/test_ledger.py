@@ -631,3 +631,23 @@ def test_the_reading_process_reads_on_while_the_pipe_is_full_and_stops_when_nobo
             time.sleep(0.05)
         sender.close()
     out.close()
+
+
+def test_control_characters_and_overlong_text_are_bad_rows_by_line(cli, workdir):
+    rows = [
+        case_row("C1", "社保\x01窗口"),                       # line 2: a control character in the window
+        case_row("C2", matter="补办\x1b[2J"),                 # line 3: an ANSI escape
+        case_row("C3", matter="补" * 201),                    # line 4: too long to read aloud
+        case_row("C4", applicant="张" * 51),                  # line 5
+        case_row("C5", matter="补办,换领\n（加急）\t"),        # line 6: a line break and a tab are text
+        case_row("C6", "[/]窗口", applicant="=1+1"),          # line 7: brackets and formulas are text too
+    ]
+    report = cli("ledger", "import", write_csv(workdir / "l.csv", rows), "--json").json()
+    reasons = {error["line"]: error["reason"] for error in report["errors"]}
+    assert reasons == {
+        2: "窗口 holds a control character (\\x01); remove it from the cell",
+        3: "事项名称 holds a control character (\\x1b); remove it from the cell",
+        4: "事项名称 is 201 characters long; at most 200 are kept",
+        5: "申请人 is 51 characters long; at most 50 are kept",
+    }
+    assert report["imported"] == 2

@@ -33,7 +33,8 @@ def window(session, name: str) -> int:
 def contact(session, plugins, window_id: int, source: str, levels: list[str | None], *, at: datetime = MONDAY,
             suggestion: str = "") -> None:
     """One contact with one answer per level (None: a text answer only)."""
-    row = answers.new_contact(session, source=source, channel=source, window_id=window_id, contacted_at=at, now=at)
+    row = answers.new_contact(session, answers.NewContact(source=source, channel=source, window_id=window_id,
+                                                          contacted_at=at), at)
     row.suggestion = suggestion
     keys = QUESTIONS if source != "evaluator" else ("overall",)
     for key, level in zip(keys, levels, strict=False):

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         if not message:  # no arguments at all: the help was shown
             return 0
-        err.print(f"error: {message}{hint}", markup=False)
+        err.print(f"error: {message}{hint}")
         return 1
     except CallbackdError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}")
         return 1
     return result if isinstance(result, int) else 0

@@ -12,7 +12,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from callbackd.api.manager import load_plugins
-from callbackd.app.cli.common import JsonFlag, RevealFlag, app, emit_json, err, out, session_scope, table
+from callbackd.app.cli.common import (
+    JsonFlag,
+    OverwriteFlag,
+    RevealFlag,
+    app,
+    checked_output,
+    emit_json,
+    err,
+    out,
+    session_scope,
+    table,
+)
 from callbackd.core.errors import CallbackdError, StrictImportError
 from callbackd.core.settings import Settings, load_settings
 from callbackd.store.db import Database
@@ -72,10 +83,11 @@ def ledger_import(
 ) -> None:
     """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent."""
     from callbackd.intake import ledger
+    from callbackd.intake.rows import Reading
 
     with import_report(as_json), session_scope() as (settings, session):
-        report = ledger.import_ledger(session, settings, file, strict=strict, encoding=encoding, sheet=sheet,
-                                      readers=load_plugins().readers_by_suffix())
+        report = ledger.import_ledger(session, settings, file, strict=strict, reading=Reading(
+            encoding=encoding, sheet=sheet, readers=load_plugins().readers_by_suffix()))
     show_import(report, as_json)
 
 
@@ -288,7 +300,7 @@ def dispatch_command(
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
         out.print(f"scheduled {report.scheduled} new callback(s); placed {report.placed} attempt(s): {outcomes}")
     for error in report.errors[1:]:
-        err.print(f"error: {error}", markup=False)
+        err.print(f"error: {error}")
     if report.errors:
         raise CallbackdError(report.errors[0])
 
@@ -308,8 +320,8 @@ def results_import(
 
     with import_report(as_json), session_scope() as (settings, session):
         report = results.import_results(
-            session, settings, load_plugins(), sampling.survey_in_force(settings), file, source,
-            strict=strict, encoding=encoding, sheet=sheet,
+            session, settings, load_plugins(), sampling.survey_in_force(settings),
+            results.ResultFile(file, source, encoding=encoding, sheet=sheet), strict=strict,
         )
     show_import(report, as_json)
 
@@ -355,6 +367,7 @@ def export(
     period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
     fmt: Annotated[str, typer.Option("--format", help="xlsx, csv, html or json.")] = "xlsx",
     out_path: Annotated[Path | None, typer.Option("--out", help="File to write (default: a name per period).")] = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Write the period's ranking: xlsx (with a chart), csv, a printable html notice (通报) or json."""
     from callbackd.core import clock
@@ -371,7 +384,7 @@ def export(
     with session_scope() as (settings, session):
         now = clock.now()
         ranking = rankings.ranking_for(session, settings, period, with_questions=True)
-        path = out_path or Path(default_filename(ranking, exporter))
+        path = checked_output(out_path or Path(default_filename(ranking, exporter)), settings, overwrite=overwrite)
         exporter.write(ranking, path, reports.export_context(session, settings, ranking, now))
         audit.record(session, "export", str(path), period=ranking.period.text, format=fmt,
                      published=ranking.published["publication"] if ranking.published else None)
@@ -383,6 +396,7 @@ def callsheet(
     round_id: Annotated[int, typer.Option("--round", help="The round whose operator calls to list.")],
     fmt: Annotated[str, typer.Option("--format", help="xlsx or csv.")] = "xlsx",
     out_path: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """The operators' call sheet (回访清单) with full numbers; writing it is recorded in the audit trail."""
     from callbackd.report import listings as cases
@@ -390,9 +404,10 @@ def callsheet(
     loaded = load_plugins()
     exporter = loaded.exporter(f"callsheet-{fmt}")
     with session_scope() as (settings, session):
-        sheet = cases.callsheet(session, settings, round_id, settings.surveys.language)
-    path = out_path or Path(f"回访清单-第{round_id}批次{exporter.suffix}")
-    exporter.write(sheet, path, None)
+        path = checked_output(out_path or Path(f"回访清单-第{round_id}批次{exporter.suffix}"), settings,
+                              overwrite=overwrite)
+        sheet = cases.callsheet(session, settings, round_id, str(path.resolve()), settings.surveys.language)
+        exporter.write(sheet, path, None)
     out.print(f"{len(sheet['rows'])} callback(s) written to {path}")
 
 

@@ -4,16 +4,21 @@ session in one transaction."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import IntegrityError
 
+from callbackd.core.errors import CallbackdError
 from callbackd.core.settings import Settings, load_settings
 from callbackd.store.db import Database
+from callbackd.store.files import check_output, database_files
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,11 +30,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# Control characters (an ANSI escape among them) in text from a ledger or a result file, shown as visible escapes:
+# such text must never move the cursor, recolour the terminal or retitle its window.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` as a terminal may show it: each control character as its escape (\\x1b)."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", text)
+
+
+class Terminal(Console):
+    """A console that prints text as it is: no markup, so text such as `窗口[/]` is shown rather than read as a
+    closing tag, and control characters made visible."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(markup=False, highlight=False, emoji=False, soft_wrap=True, **options)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **options)
+
+
 # piped or captured output is not a terminal: give tables room for Chinese window names rather than 80 columns
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Terminal(width=None if sys.stdout.isatty() else 140)
+err = Terminal(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace the --out file if it exists.")]
 RevealFlag = Annotated[bool, typer.Option("--reveal", help="Show full phone numbers (recorded in the audit trail).")]
 
 
@@ -42,8 +69,28 @@ def session_scope() -> Iterator[tuple[Settings, Session]]:
         database.ensure_schema()
         with database.session() as session:
             yield settings, session
+    except IntegrityError as exc:  # two commands wrote the same rows at once: this one's transaction rolled back
+        raise CallbackdError(
+            f"another command wrote the same records at the same moment ({_constraint(exc)}); nothing of this "
+            f"command was saved: run it again"
+        ) from None
     finally:
         database.dispose()
+
+
+def _constraint(exc: IntegrityError) -> str:
+    """The constraint a concurrent write broke, from the driver's message (parameters are hidden)."""
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else "a unique constraint"
+
+
+def checked_output(path: Path, settings: Settings, *, overwrite: bool, reading: tuple[Path, ...] = ()) -> Path:
+    """`path` once it is safe to write: never the database or its journals, nor a file being read; an existing file
+    only with --overwrite."""
+    protected = {database: "the database (or one of its journals)" for database in database_files(
+        settings.database_url)}
+    protected.update((read, "a file this command reads") for read in reading)
+    check_output(path, overwrite=overwrite, protected=protected)
+    return path
 
 
 def emit_json(document: Any) -> None:
@@ -52,10 +99,11 @@ def emit_json(document: Any) -> None:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=title, show_lines=False)
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*("" if value is None else str(value) for value in row))
+        grid.add_row(*(Text("" if value is None else shown(str(value))) for value in row))
     out.print(grid)

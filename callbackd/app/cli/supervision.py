@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from callbackd.app.cli.common import JsonFlag, app, emit_json, out, session_scope, table
+from callbackd.app.cli.common import JsonFlag, OverwriteFlag, app, checked_output, emit_json, out, session_scope, table
 
 policies_app = typer.Typer(help="Category policies: deadlines, reasons, who called back.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail: who did what.", no_args_is_help=True)
@@ -199,11 +199,13 @@ def audit_export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write (.csv or .json).")],
     action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this day (YYYY-MM-DD), in the zone.")] = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Write the audit trail to CSV (UTF-8 with BOM, for Excel) or JSON; the export itself is recorded."""
     from callbackd.store import audit
 
     with session_scope() as (settings, session):
+        checked_output(out_path, settings, overwrite=overwrite)
         rows = audit.list_events(session, settings.zone, action=action, since=since)
         audit.write(rows, out_path)
         audit.record(session, "audit.export", str(out_path), events=len(rows), only=action, since=since)

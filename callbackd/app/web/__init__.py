@@ -1,44 +1,25 @@
 """The web application: webhooks mounted from plugins under /hooks/<plugin>/, and a health check.
 
-`callbackd serve` runs it with uvicorn. Handlers are thin: they check the request, open a session and call
-core services.
+`callbackd serve` runs it with uvicorn. Each plugin's `register_routes(router, services)` gets its own router and
+the core services its handlers may call (`services.CoreServices`, of the API's `WebhookServices` shape).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from callbackd import __version__
-from callbackd.api.manager import PluginError, Plugins, load_plugins
+from callbackd.api.manager import Plugins, load_plugins
+from callbackd.api.webhooks import WebhookServices
+from callbackd.app.web.services import CoreServices
 from callbackd.core.settings import Settings, load_settings
 from callbackd.store.db import Database
-
-
-@dataclass
-class WebContext:
-    """What every request handler may use: the settings, the database and the loaded plugins."""
-
-    settings: Settings
-    database: Database
-    plugins: Plugins
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self.database.session() as session:
-            yield session
-
-
-def context(request: Request) -> WebContext:
-    """The application's context, for a plugin's route handler."""
-    return request.app.state.callbackd
 
 
 def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> FastAPI:
@@ -71,16 +52,12 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
         database.dispose()
 
     app = FastAPI(title="callbackd", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.callbackd = WebContext(settings, database, plugins)
-
-    for impl in reversed(plugins.manager.hook.register_routes.get_hookimpls()):
-        router = APIRouter()
-        try:
-            impl.function(router=router)
-        except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in register_routes: {type(exc).__name__}: "
-                              f"{exc}") from exc
-        app.include_router(router, prefix=f"/hooks/{impl.plugin_name}")
+    services: WebhookServices = CoreServices(settings, database, plugins)
+    app.state.callbackd = services
+    for name in plugins.implementers("register_routes"):
+        router = APIRouter()  # one each: a plugin's routes go under its own /hooks/<plugin>/
+        plugins.call_as(name, "register_routes", router=router, services=services)
+        app.include_router(router, prefix=f"/hooks/{name}")
 
     @app.get("/healthz")
     def health() -> dict[str, str]:

@@ -18,16 +18,10 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from callbackd.api.channels import Channel, StartResult
-from callbackd.api.hookspecs import hookimpl
-from callbackd.contact.conversation import Conversation
-from callbackd.core.errors import ConfigError
-from callbackd.core.settings import Settings
-from callbackd.core.vocabulary import LEVEL_NAMES
+from callbackd.api import LEVEL_NAMES, Channel, ChannelSettings, Conversation, Settings, StartResult, hookimpl
 
 SUGGESTIONS = (
     "希望增加周末服务时间。",
@@ -38,8 +32,10 @@ SUGGESTIONS = (
 )
 
 
-class SimulatorSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SimulatorSettings(ChannelSettings):
+    """`[channels.simulator]`."""
+
+    section = "simulator"
 
     seed: int | str = 2026
     no_answer_rate: float = Field(default=0.15, ge=0, le=1)
@@ -70,12 +66,12 @@ class SimulatorChannel:
 
     def rate_limit(self, settings: Settings) -> tuple[str, float] | None:
         """The simulated provider's rate, when one is set."""
-        rate = _validate(settings.channels.get("simulator", {})).per_second
+        rate = SimulatorSettings.of(settings).per_second
         return None if rate is None else ("simulator", rate)
 
     def start(self, conversation: Conversation) -> StartResult:
         # read when used, not at registration: a bad table fails the dispatch that needs it, naming the table
-        settings = _validate(conversation.settings.channels.get("simulator", {}))
+        settings = SimulatorSettings.of(conversation.settings)
         if settings.journal:
             # one short write with O_APPEND: lines from many worker processes never interleave
             with open(settings.journal, "a", encoding="utf-8") as journal:
@@ -106,15 +102,6 @@ class SimulatorChannel:
             conversation.suggest(rng.choice(SUGGESTIONS))
         conversation.finish("completed")
         return StartResult.placed(provider_id)
-
-
-def _validate(table: dict[str, Any]) -> SimulatorSettings:
-    try:
-        return SimulatorSettings(**table)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"[channels.simulator] {where}: {error['msg']}") from None
 
 
 @hookimpl

@@ -1,6 +1,7 @@
 """Twilio's webhooks, mounted under /hooks/twilio/. Every request's X-Twilio-Signature is checked with twilio's
 RequestValidator against the configured public base URL: a bad or missing signature gets 403 and changes
-nothing. Repeated deliveries change nothing twice. Handlers are short: a few queries and one commit.
+nothing. Repeated deliveries change nothing twice. Handlers are short: one `services.delivery()` each (a few queries
+and one commit), through the core services the web app hands to `register_routes`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from callbackd.app.web import WebContext, context
-from callbackd.contact import dispatch
-from callbackd.contact.conversation import Conversation, open_attempt_for, open_conversation
-from callbackd.core import clock
-from callbackd.core.errors import NotFoundError
-from callbackd.core.phones import PhoneError, normalise
-from callbackd.rounds.surveys import Question, Survey, is_opt_out
-from callbackd.store import receipts
+from callbackd.api import Conversation, PhoneError, Question, Survey, WebhookServices, normalise
 from callbackd_twilio import TwilioSettings, credentials, hook_url, twilio_settings
 
 MACHINE = {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
@@ -72,8 +66,8 @@ def twiml(document: Any) -> Response:
     return Response(str(document), media_type=XML)
 
 
-def language(web: WebContext) -> str:
-    return web.settings.surveys.language
+def language(services: WebhookServices) -> str:
+    return services.settings.surveys.language
 
 
 def say(element: Any, text: str, config: TwilioSettings) -> None:
@@ -181,7 +175,7 @@ class Delivery:
     """One webhook delivery whose signature has been checked: what every handler starts from."""
 
     request: Request
-    web: WebContext
+    services: WebhookServices
     config: TwilioSettings
     params: dict[str, str]
 
@@ -193,7 +187,7 @@ class Delivery:
 Handler = Callable[[Delivery], Response]
 
 
-def add_routes(router: APIRouter) -> None:
+def add_routes(router: APIRouter, services: WebhookServices) -> None:
     """The webhooks of DESIGN.md's Twilio contract.
 
     Every route is registered through `post`, which checks the signature before any handler runs: a forged
@@ -204,12 +198,11 @@ def add_routes(router: APIRouter) -> None:
     def post(path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
-                web = context(request)
-                config = twilio_settings(web.settings)
+                config = twilio_settings(services.settings)
                 params = await signed_params(request, config)
                 if params is None:
                     return forbidden()
-                return handler(Delivery(request, web, config, params))
+                return handler(Delivery(request, services, config, params))
 
             router.add_route(path, endpoint, methods=["POST"])
             return handler
@@ -218,10 +211,10 @@ def add_routes(router: APIRouter) -> None:
 
     @post("/voice/{attempt_id:int}")
     def voice(delivery: Delivery) -> Response:
-        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
-        lang = language(web)
-        with web.session() as session:
-            conversation = _conversation(session, web, attempt_id)
+        services, config, params, attempt_id = delivery.services, delivery.config, delivery.params, delivery.attempt_id
+        lang = language(services)
+        with services.delivery() as scope:
+            conversation = scope.conversation(attempt_id)
             if conversation is None or conversation.finished:
                 return hang_up()
             if params.get("AnsweredBy", "") in MACHINE:
@@ -239,12 +232,12 @@ def add_routes(router: APIRouter) -> None:
 
     @post("/voice/{attempt_id:int}/answer")
     def answer(delivery: Delivery) -> Response:
-        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
+        services, config, params, attempt_id = delivery.services, delivery.config, delivery.params, delivery.attempt_id
         q = delivery.request.query_params.get("q", "")
         tries = 1 if delivery.request.query_params.get("try", "0") != "0" else 0
-        lang = language(web)
-        with web.session() as session:
-            conversation = _conversation(session, web, attempt_id)
+        lang = language(services)
+        with services.delivery() as scope:
+            conversation = scope.conversation(attempt_id)
             if conversation is None or conversation.finished:
                 return hang_up()
             try:
@@ -261,30 +254,29 @@ def add_routes(router: APIRouter) -> None:
 
     @post("/voice/{attempt_id:int}/suggestion")
     def suggestion(delivery: Delivery) -> Response:
-        web, config, params, attempt_id = delivery.web, delivery.config, delivery.params, delivery.attempt_id
-        with web.session() as session:
-            conversation = _conversation(session, web, attempt_id)
+        services, config, params, attempt_id = delivery.services, delivery.config, delivery.params, delivery.attempt_id
+        with services.delivery() as scope:
+            conversation = scope.conversation(attempt_id)
             if conversation is None or conversation.finished:
                 return hang_up()
             if params.get("RecordingUrl"):
                 conversation.suggest(f"录音留言 {params['RecordingUrl']}")
-            return twiml(goodbye(conversation, config, language(web)))
+            return twiml(goodbye(conversation, config, language(services)))
 
     @post("/status/{attempt_id:int}")
     def call_status(delivery: Delivery) -> Response:
-        web, params, attempt_id = delivery.web, delivery.params, delivery.attempt_id
+        services, params, attempt_id = delivery.services, delivery.params, delivery.attempt_id
         status = params.get("CallStatus", "")
-        now = clock.now()
-        with web.session() as session:
-            if not receipts.first_delivery(session, f"call:{params.get('CallSid', attempt_id)}:{status}", now):
+        with services.delivery() as scope:
+            if not scope.first_time(f"call:{params.get('CallSid', attempt_id)}:{status}"):
                 return Response(status_code=204)
-            conversation = _conversation(session, web, attempt_id)
+            conversation = scope.conversation(attempt_id)
             if conversation is None or conversation.finished:
                 return Response(status_code=204)
             if status == "completed":
                 # the survey ended by itself already when finished; otherwise the applicant hung up part-way
                 # (answers kept), or the call ended before anyone answered
-                outcome = "hung_up" if conversation.attempt.status == "answered" else "no_answer"
+                outcome = "hung_up" if conversation.picked_up else "no_answer"
                 conversation.finish(outcome, f"call {status}")
             elif status in CALL_OUTCOMES:
                 conversation.finish(CALL_OUTCOMES[status], f"call {status}")
@@ -294,16 +286,15 @@ def add_routes(router: APIRouter) -> None:
 
     @post("/status/sms/{attempt_id:int}")
     def message_status(delivery: Delivery) -> Response:
-        web, params, attempt_id = delivery.web, delivery.params, delivery.attempt_id
+        services, params, attempt_id = delivery.services, delivery.params, delivery.attempt_id
         status = params.get("MessageStatus", "")
         if status not in ("failed", "undelivered"):
             return Response(status_code=204)
         code = int(params.get("ErrorCode") or 0)
-        with web.session() as session:
-            if not receipts.first_delivery(session, f"sms:{params.get('MessageSid', attempt_id)}:{status}",
-                                           clock.now()):
+        with services.delivery() as scope:
+            if not scope.first_time(f"sms:{params.get('MessageSid', attempt_id)}:{status}"):
                 return Response(status_code=204)
-            conversation = _conversation(session, web, attempt_id)
+            conversation = scope.conversation(attempt_id)
             if conversation is None:
                 return Response(status_code=204)
             if code == 21610:
@@ -315,42 +306,32 @@ def add_routes(router: APIRouter) -> None:
 
     @post("/sms")
     def inbound(delivery: Delivery) -> Response:
-        web, config, params = delivery.web, delivery.config, delivery.params
+        services, config, params = delivery.services, delivery.config, delivery.params
         body = params.get("Body", "")
         reply = MessagingResponse()
-        now = clock.now()
         try:
             phone = normalise(params.get("From", "")).e164
         except PhoneError:
             return twiml(reply)
-        with web.session() as session:
-            if not receipts.first_delivery(session, f"sms-in:{params.get('MessageSid', '')}", now):
+        with services.delivery() as scope:
+            if not scope.first_time(f"sms-in:{params.get('MessageSid', '')}"):
                 return twiml(reply)
-            attempt_id = open_attempt_for(session, phone, ["twilio-sms"])
-            if attempt_id is None:
-                if is_opt_out(body):  # 退订 from anyone we wrote to holds for every later survey
-                    dispatch.record_opt_out(session, web.plugins, phone, "sms", now, note=body[:200],
-                                            settings=web.settings)
-                    reply.message(_opted_out_text(web))
+            attempt_id = scope.open_attempt_for(phone, ["twilio-sms"])
+            conversation = None if attempt_id is None else scope.conversation(attempt_id)
+            if conversation is None:
+                if services.is_opt_out(body):  # 退订 from anyone we wrote to holds for every later survey
+                    scope.record_opt_out(phone, "sms", note=body[:200])
+                    reply.message(_opted_out_text(services))
                 return twiml(reply)
-            conversation = open_conversation(session, web.settings, web.plugins, attempt_id, now)
-            text = _answer_sms(conversation, config, language(web), body)
+            text = _answer_sms(conversation, config, language(services), body)
             if text:
                 reply.message(text)
         return twiml(reply)
 
 
-def _conversation(session: Any, web: WebContext, attempt_id: int) -> Conversation | None:
-    try:
-        return open_conversation(session, web.settings, web.plugins, attempt_id, clock.now())
-    except NotFoundError:
-        return None
-
-
-def _opted_out_text(web: WebContext) -> str:
-    from callbackd.rounds.sampling import survey_in_force
-
-    return survey_in_force(web.settings).render("opted_out_sms", language(web), organisation=web.settings.organisation)
+def _opted_out_text(services: WebhookServices) -> str:
+    return services.survey_in_force().render("opted_out_sms", language(services),
+                                             organisation=services.settings.organisation)
 
 
 def first_message(conversation: Conversation, config: TwilioSettings) -> str:
@@ -380,7 +361,7 @@ def _answer_sms(conversation: Conversation, config: TwilioSettings, lang: str, b
         # the reply was read: ask what is still open, without saying it was not understood
         intro = "greeting_sms"
         return survey.sms_body(lang, pending[:1] if config.sms_mode == "one" else pending, intro=intro, **context_)
-    if conversation.attempt.detail == REASKED:
+    if conversation.detail == REASKED:
         return ""  # asked again once already: the attempt waits, then ends as unanswered
-    conversation.attempt.detail = REASKED
+    conversation.note(REASKED)
     return survey.sms_body(lang, pending, intro="reask_sms", **context_)

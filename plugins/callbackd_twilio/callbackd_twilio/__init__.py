@@ -16,14 +16,19 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from callbackd.api.channels import Channel, StartResult
-from callbackd.api.hookspecs import hookimpl
-from callbackd.contact.conversation import Conversation
-from callbackd.core.errors import ConfigError
-from callbackd.core.phones import mask_in
-from callbackd.core.settings import Settings
+from callbackd.api import (
+    Channel,
+    ChannelSettings,
+    ConfigError,
+    Conversation,
+    Settings,
+    StartResult,
+    WebhookServices,
+    hookimpl,
+    mask_in,
+)
 
 ENVIRONMENT = {
     "public_base_url": "CALLBACKD_TWILIO_PUBLIC_BASE_URL",
@@ -36,8 +41,10 @@ UNSUBSCRIBED = 21610
 NOT_CONFIGURED = {20003, 20404, 21212, 21606, 21659}  # bad credentials, unknown account, unusable caller id
 
 
-class TwilioSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TwilioSettings(ChannelSettings):
+    """`[channels.twilio]`."""
+
+    section = "twilio"
 
     public_base_url: str = ""
     api_base_url: str = "https://api.twilio.com"
@@ -65,15 +72,9 @@ def twilio_settings(settings: Settings) -> TwilioSettings:
 def _validated(key: tuple[tuple[str, str], ...], table: dict[str, Any]) -> TwilioSettings:
     # every webhook asks for the settings: validate each distinct table once
     cached = _SETTINGS.get(key)
-    if cached is not None:
-        return cached
-    try:
-        validated = _SETTINGS[key] = TwilioSettings(**table)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"[channels.twilio] {where}: {error['msg']}") from None
-    return validated
+    if cached is None:
+        cached = _SETTINGS[key] = TwilioSettings.from_table(table)
+    return cached
 
 
 _SETTINGS: dict[tuple[tuple[str, str], ...], TwilioSettings] = {}
@@ -204,8 +205,8 @@ def register_channels(register: Callable[[Channel], None]) -> None:
 
 
 @hookimpl
-def register_routes(router: Any) -> None:
+def register_routes(router: Any, services: WebhookServices) -> None:
     """Twilio's webhooks: voice, keypad answers, call and message status, inbound SMS."""
     from callbackd_twilio.webhooks import add_routes
 
-    add_routes(router)
+    add_routes(router, services)

@@ -13,11 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callbackd.api.channels import Channel, StartResult
-from callbackd.api.formats import Exporter
-from callbackd.api.hookspecs import hookimpl
-from callbackd.contact.conversation import Conversation
-from callbackd.store.files import write_atomically
+from callbackd.api import Channel, Conversation, Exporter, StartResult, hookimpl, spreadsheet_text, write_atomically
 
 
 class OperatorChannel:
@@ -47,7 +43,7 @@ def write_callsheet_xlsx(sheet: dict[str, Any], path: Path, _context: Any) -> No
         for cell in ws[2]:
             cell.font = Font(bold=True)
         for row in sheet["rows"]:
-            ws.append(row)
+            ws.append([spreadsheet_text(cell) for cell in row])
         for index, column in enumerate(sheet["header"], start=1):
             width = 60 if column == "回访话术" else max(10, len(column) * 2 + 4)
             ws.column_dimensions[get_column_letter(index)].width = width
@@ -57,7 +53,7 @@ def write_callsheet_xlsx(sheet: dict[str, Any], path: Path, _context: Any) -> No
         ws.freeze_panes = "A3"
         book.save(target)
 
-    write_atomically(path, write)
+    write_atomically(path, write, private=True)  # applicants' names and numbers
 
 
 def write_callsheet_csv(sheet: dict[str, Any], path: Path, _context: Any) -> None:
@@ -67,9 +63,9 @@ def write_callsheet_csv(sheet: dict[str, Any], path: Path, _context: Any) -> Non
         with target.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(sheet["header"])
-            writer.writerows(sheet["rows"])
+            writer.writerows([spreadsheet_text(cell) for cell in row] for row in sheet["rows"])
 
-    write_atomically(path, write)
+    write_atomically(path, write, private=True)  # applicants' names and numbers
 
 
 @hookimpl

@@ -1,0 +1,70 @@
+"""What a plugin's webhooks may call: the core services the web app hands to `register_routes`.
+
+The web app builds a `WebhookServices` from the core's own services (`callbackd.app.web`) and passes it to every
+plugin's `register_routes(router, services)`: a plugin reaches the core only through it, never through a session
+or a table. Each delivery opens one `WebhookScope`; what is done through it commits together when its block ends
+(and nothing does when the block raises).
+
+    with services.delivery() as delivery:
+        if not delivery.first_time(f"call:{sid}:{status}"):
+            return  # a repeated delivery changes nothing
+        conversation = delivery.conversation(attempt_id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from callbackd.api.conversation import Conversation, Survey
+    from callbackd.core.settings import Settings
+
+
+class WebhookScope(Protocol):
+    """One webhook delivery's unit of work."""
+
+    @property
+    def now(self) -> datetime:
+        """The time the delivery is handled at (callbackd's clock, which tests and the demo may set)."""
+        ...
+
+    def first_time(self, key: str) -> bool:
+        """Record the delivery `key` (a message id, a call id with its status); False when it was recorded before,
+        i.e. the provider delivered it again and it must change nothing."""
+        ...
+
+    def conversation(self, attempt_id: int) -> Conversation | None:
+        """The conversation of attempt `attempt_id`, or None when there is no such attempt."""
+        ...
+
+    def open_attempt_for(self, phone: str, channels: Sequence[str]) -> int | None:
+        """The newest attempt on one of `channels` still waiting for `phone` (an SMS survey awaiting its reply)."""
+        ...
+
+    def record_opt_out(self, phone: str, source: str, note: str = "") -> None:
+        """`phone` asked never to be contacted again (退订) outside any open attempt: every later survey honours it."""
+        ...
+
+
+class WebhookServices(Protocol):
+    """The core services a plugin's webhooks call, handed to `register_routes`."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force; a channel reads its own table, `settings.channels["<name>"]`."""
+        ...
+
+    def delivery(self) -> AbstractContextManager[WebhookScope]:
+        """Open one delivery's unit of work; it commits when the `with` block ends without an exception."""
+        ...
+
+    def is_opt_out(self, text: str) -> bool:
+        """Whether `text` asks not to be contacted (退订, TD, STOP, ...)."""
+        ...
+
+    def survey_in_force(self) -> Survey:
+        """The survey new rounds ask (for a reply outside any survey, such as confirming an opt-out)."""
+        ...
