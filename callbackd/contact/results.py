@@ -1,6 +1,12 @@
 """Importing result files: an operator's call results, on-site forms (征求意见表) and counter evaluator
-(电子评价器) exports. Same rules as the ledger: bad rows reported by line and skipped, good rows kept, one
-transaction, `--strict` imports nothing when a row is bad, re-importing a file changes nothing.
+(电子评价器) exports. Same rules as the ledger: the header found in the first rows (title rows above it skipped),
+bad rows reported by line and skipped, good rows kept, one transaction, `--strict` imports nothing when a row is
+bad, re-importing a file changes nothing (and writes no audit entry).
+
+A column twice in the header refuses the file. A contact time after today, or an operator's 回访时间 before the
+case's 受理时间, is a bad row; so is a second row with answers for one case in an operator file. A form or rating
+without a 编号 is known by its content and its rank among identical rows of its file, never by its line: a file
+re-saved with more lines counts nothing twice.
 
 Cells read 满意 / 基本满意 / 不满意, or empty for unanswered; the five-level words 非常满意 / 非常不满意 count as
 满意 / 不满意 and are kept raw.
@@ -9,10 +15,12 @@ Cells read 满意 / 基本满意 / 不满意, or empty for unanswered; the five-
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +32,8 @@ from callbackd.core import clock
 from callbackd.core.errors import LedgerFileError, StrictImportError
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
-from callbackd.intake.rows import ImportReport, RowError, RowProblem, parse_time, read_table, text
+from callbackd.intake.rows import ImportReport, RowError, RowProblem, TitleRows, parse_time, text
+from callbackd.intake.tables import HEADER_ROWS, locate_header, read_table
 from callbackd.rounds.surveys import Survey
 from callbackd.store import audit
 from callbackd.store.models import Attempt, Callback, Case, Contact, Window
@@ -90,10 +99,17 @@ def layout(source: str, survey: Survey) -> Layout:
 
 
 def _columns(header: list[Any], wanted: Layout, path: Path, source: str) -> dict[str, int]:
-    index = {str(cell or "").strip().lstrip("\ufeff"): i for i, cell in enumerate(header)}
     named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER, "caller_role": CALLER_ROLE}
     if wanted.suggestion:
         named["suggestion"] = "意见建议"
+    index: dict[str, int] = {}
+    for i, cell in enumerate(header):
+        name = _clean(cell)
+        if name in index and name in named.values():
+            # keeping either would drop what the other holds (a 不满意 and its rectification)
+            raise LedgerFileError(f"{path}: column {name} appears twice in the header line (columns "
+                                  f"{index[name] + 1} and {i + 1}); keep one")
+        index.setdefault(name, i)
     required = list(wanted.fixed.values())
     missing = [h for h in required if h not in index]
     if missing:
@@ -102,6 +118,21 @@ def _columns(header: list[Any], wanted: Layout, path: Path, source: str) -> dict
     if wanted.questions and not any(h in index for h in wanted.questions.values()):
         raise LedgerFileError(f"{path}: no question column ({'、'.join(wanted.questions.values())}) in the header")
     return {name: index[h] for name, h in named.items() if h in index}
+
+
+def _clean(cell: Any) -> str:
+    return str(cell or "").strip().lstrip("\ufeff")
+
+
+def _result_header(wanted: Layout) -> Callable[[list[Any]], tuple[int, bool]]:
+    """For `locate_header`: how many of a row's cells are the file's fixed columns, and whether all are."""
+    fixed = set(wanted.fixed.values())
+
+    def known(row: list[Any]) -> tuple[int, bool]:
+        found = fixed.intersection(map(_clean, row))
+        return len(found), found == fixed
+
+    return known
 
 
 def cell_level(value: Any, column: str) -> tuple[str, str] | None:
@@ -122,52 +153,48 @@ def import_results(
     path, source = file.path, file.source
     if source not in SOURCES:
         raise LedgerFileError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
-    rows = read_table(path, file.encoding, file.sheet)
-    header = next(iter(rows), None)
-    if header is None:
-        raise LedgerFileError(f"{path}: empty file, no header line")
     wanted = layout(source, survey)
-    columns = _columns(header, wanted, path, source)
+    located = locate_header(read_table(path, file.encoding, file.sheet), _result_header(wanted))
+    if located is None:
+        raise LedgerFileError(f"{path}: no header line in its first {HEADER_ROWS} rows (required column "
+                              f"{'、'.join(wanted.fixed.values())} of a {source} result file)")
+    columns = _columns(located.header, wanted, path, source)
     labels = {q.key: q.dimension for q in survey.rating_questions()}
-    roles = settings.policies.role_minimum_shares
+    now = clock.now()
     windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
-    importing = _Importing(session, settings, plugins, clock.now(), windows, labels)
+    importing = _Importing(session, settings, plugins, now, windows, labels)
     report = ImportReport()
-    # A form without a number of its own is known by the file it came in and its line there: re-importing the
-    # file changes nothing, and identical forms (two all-满意 forms on one day) in other files all count.
-    file_digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    if located.line > 1:
+        report.titles.append(TitleRows(file.sheet, located.line - 1))
+    # a contact time later than today (in the zone) is a typing error, never a result
+    tomorrow = datetime.combine(now.astimezone(settings.zone).date() + timedelta(days=1), time(0), settings.zone)
+    file_rows = _FileRows(source)
 
     def cell(row: list[Any], name: str) -> Any:
         i = columns.get(name)
         return row[i] if i is not None and i < len(row) else None
 
-    for line, row in enumerate(rows, start=2):
-        if not any(c not in (None, "") for c in row):
+    for line, row in enumerate(located.rows, start=located.line + 1):
+        if not any(map(text, row)):  # a row of no text (spaces at most) is a blank line, not a form
             continue
         try:
-            contacted_at = parse_time(cell(row, "contacted_at"), settings.zone, wanted.fixed["contacted_at"])
-            if contacted_at is None:
-                raise RowProblem(f"{wanted.fixed['contacted_at']} missing")
-            given = {}
-            for key, header_name in wanted.questions.items():
-                reading = cell_level(cell(row, key), header_name)
-                if reading is not None:
-                    given[key] = reading
-            if source == "evaluator":
-                reading = cell_level(cell(row, "rating"), "评价")
-                if reading is None:
-                    raise RowProblem("评价 missing")
-                given["overall"] = reading
-            result = _Result(contacted_at, given, text(cell(row, "suggestion")))
+            result = _read_result(row, cell, wanted, settings.zone)
+            if result.contacted_at >= tomorrow:
+                raise RowProblem(f"{wanted.fixed['contacted_at']} {result.contacted_at:%Y-%m-%d %H:%M} is in the "
+                                 f"future (today is {now.astimezone(settings.zone):%Y-%m-%d}); correct the date")
             if source == "operator":
                 role = text(cell(row, "caller_role")) or None
-                if role is not None and role not in roles:
-                    raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of {'、'.join(roles)} "
+                if role is not None and role not in settings.policies.role_minimum_shares:
+                    raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of "
+                                     f"{'、'.join(settings.policies.role_minimum_shares)} "
                                      f"([policies] role_minimum_shares)")
-                outcome = _operator_row(importing, result, text(cell(row, "case_id")), role)
+                case_no = text(cell(row, "case_id"))
+                file_rows.check_case(case_no)
+                outcome = _operator_row(importing, result, case_no, role)
+                if result.given or result.suggestion:
+                    file_rows.note_answers(case_no, line)
             else:
-                number = text(cell(row, "number"))
-                key = f"{source}:{number}" if number else f"{source}:{file_digest}:{line}"
+                key = file_rows.form_key(text(cell(row, "number")), text(cell(row, "window")), result)
                 outcome = _form_row(importing, result, source, text(cell(row, "window")), key)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
@@ -178,9 +205,61 @@ def import_results(
         first = report.errors[0]
         raise StrictImportError(f"{path}: {len(report.errors)} bad row(s), first at line {first.line}: "
                                 f"{first.reason}; nothing imported (--strict)", report)
-    audit.record(session, "results.import", str(path), source=source, imported=report.imported,
-                 updated=report.updated, unchanged=report.unchanged, errors=len(report.errors))
+    if report.imported or report.updated:  # a file that changes nothing leaves no trace in the trail
+        audit.record(session, "results.import", str(path), source=source, imported=report.imported,
+                     updated=report.updated, unchanged=report.unchanged, errors=len(report.errors))
     return report
+
+
+def _read_result(row: list[Any], cell: Any, wanted: Layout, zone: ZoneInfo) -> _Result:
+    """A row's contact time, answers and suggestion; raises `RowProblem`."""
+    contacted_at = parse_time(cell(row, "contacted_at"), zone, wanted.fixed["contacted_at"])
+    if contacted_at is None:
+        raise RowProblem(f"{wanted.fixed['contacted_at']} missing")
+    given = {}
+    for key, header_name in wanted.questions.items():
+        reading = cell_level(cell(row, key), header_name)
+        if reading is not None:
+            given[key] = reading
+    if "rating" in wanted.fixed:
+        reading = cell_level(cell(row, "rating"), "评价")
+        if reading is None:
+            raise RowProblem("评价 missing")
+        given["overall"] = reading
+    return _Result(contacted_at, given, text(cell(row, "suggestion")))
+
+
+class _FileRows:
+    """What one file's rows have said so far: the operator rows with answers, by case id, and how many times each
+    unnumbered form's content came."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.answered: dict[str, int] = {}  # case id -> line of its row with answers
+        self.forms: dict[str, int] = {}  # an unnumbered form's content -> rows of it so far
+
+    def check_case(self, case_no: str) -> None:
+        """A case's rows after its row with answers are repeats (rows without answers before it are calls that
+        reached nobody): keeping either would silently drop the other."""
+        first = self.answered.get(case_no)
+        if first is not None:
+            raise RowProblem(f"办件编号 {case_no} repeats line {first}, which already holds its answers; keep one "
+                             f"row with answers per case")
+
+    def note_answers(self, case_no: str, line: int) -> None:
+        """The case's row with answers was imported, at this line."""
+        self.answered.setdefault(case_no, line)
+
+    def form_key(self, number: str, window: str, result: _Result) -> str:
+        """A form's key: its 编号, else its content (read, so a date re-saved as 2026/11/20 is the same) and how
+        many identical rows came before it in the file. A re-saved file with one more line finds its old forms
+        again; two identical forms of one file both count."""
+        if number:
+            return f"{self.source}:{number}"
+        answers = (f"{key}={raw}" for key, (_, raw) in sorted(result.given.items()))
+        content = "\x1f".join([window, result.contacted_at.isoformat(), *answers, result.suggestion])
+        seen = self.forms[content] = self.forms.get(content, 0) + 1
+        return f"{self.source}:content:{content}\x1f#{seen}"
 
 
 def _form_row(importing: _Importing, result: _Result, source: str, window: str, key: str) -> str:
@@ -218,6 +297,11 @@ def _operator_row(importing: _Importing, result: _Result, case_no: str, role: st
     ).all()
     if not callbacks:
         raise RowProblem(f"办件编号 {case_no} was not selected for a callback by any round")
+    accepted = session.scalar(select(Case.accepted_at).where(Case.case_no == case_no))
+    if accepted is not None and contacted_at < accepted:
+        zone = settings.zone
+        raise RowProblem(f"回访时间 {contacted_at.astimezone(zone):%Y-%m-%d %H:%M} is before the case's 受理时间 "
+                         f"{accepted.astimezone(zone):%Y-%m-%d %H:%M}; correct the date")
     # the row's own key, kept on the attempt it closes: re-importing the row finds it and changes nothing (also
     # once a follow-up callback of the case is under way: the row belongs to the callback it closed)
     row_key = "OPR-" + hashlib.sha256(f"{case_no}\x1f{contacted_at.isoformat()}".encode()).hexdigest()[:32]
@@ -270,9 +354,11 @@ def _edit(importing: _Importing, contact: Contact, result: _Result) -> str:
     (an answer edit, kept in the audit trail)."""
     session, plugins, now = importing.session, importing.plugins, importing.now
     given, suggestion = result.given, result.suggestion
+    if not given and not suggestion:  # a call that reached nobody says nothing of the answers another call got
+        return "unchanged"
     stored = answers.answers_of(session, contact.id)
     current = {k: (a.level, a.raw) for k, a in stored.items() if a.level is not None}
-    if current == given and (not suggestion or suggestion == contact.suggestion):
+    if current == given and (not suggestion or suggestion[:2000] == contact.suggestion):  # 2,000 characters kept
         return "unchanged"
     if contact.channel != OPERATOR_CHANNEL:
         raise RowProblem(f"the applicant answered this callback through {contact.channel}; operator results "

@@ -2,6 +2,9 @@
 
 `CALLBACKD_CLOCK_OFFSET` (seconds, may be negative) shifts a clock that keeps running instead: workers, beat and
 the web app of a rehearsal all live on, say, a Monday morning while time passes as usual. A fixed time wins.
+
+Either makes the command a rehearsal: the audit trail records the real time (`wall_clock`) and marks its entries
+(`rehearsing`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ def now() -> datetime:
         return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+08:00 has no UTC equivalent
         raise ConfigError(f"CALLBACKD_NOW={fixed!r} is out of range") from None
+
+
+def wall_clock() -> datetime:
+    """The real current instant, aware, in UTC, whatever `CALLBACKD_NOW` or `CALLBACKD_CLOCK_OFFSET` say."""
+    return datetime.now(UTC)
+
+
+def rehearsing() -> bool:
+    """Whether `CALLBACKD_NOW` or `CALLBACKD_CLOCK_OFFSET` moves this process's clock away from the real one."""
+    return any(os.environ.get(name, "").strip() for name in ("CALLBACKD_NOW", "CALLBACKD_CLOCK_OFFSET"))
 
 
 def _offset() -> timedelta:

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,12 @@ from callbackd.intake.rows import (
     Batch,
     CaseRow,
     ImportReport,
-    Reading,
-    file_kind,
     open_rows,
     read_rows,
     time_storage,
+    titles_of,
 )
+from callbackd.intake.tables import Reading, file_kind
 from callbackd.store import audit
 from callbackd.store.models import Case, Window
 
@@ -69,10 +69,12 @@ def import_ledger(
     if csv_file and parallel:
         from callbackd.intake.parallel import rows_from_process
 
-        batches = rows_from_process(path, settings, encoding, dialect, report.errors)
+        batches = rows_from_process(path, settings, encoding, dialect, report.errors, report.titles)
     else:
-        rows, reader = open_rows(path, settings, encoding, sheet, readers, dialect)
-        batches = read_rows(rows, reader, report.errors)
+        parts = open_rows(path, settings, reading, dialect)
+        report.titles.extend(titles_of(parts))
+        report.sheets = [part.sheet for part in parts if part.sheet is not None]
+        batches = read_rows(parts, report.errors)
     writer = _CaseWriter(session, clock.now())
     # Hundreds of thousands of row tuples pass through and make no cycles, yet each batch would start collector
     # passes over everything alive; collect once afterwards instead.
@@ -86,7 +88,9 @@ def import_ledger(
         writer.close()
         if collecting:
             gc.enable()
-    report.errors.sort(key=attrgetter("line"))  # a repeat is found at the end of its batch
+    # a repeat is found at the end of its batch; a workbook's rows go sheet by sheet
+    order: dict[str | None, int] = {sheet: index for index, sheet in enumerate(report.sheets)}
+    report.errors.sort(key=lambda error: (order.get(error.sheet, 0), error.line))
     report.imported, report.updated, report.unchanged = writer.inserted, writer.updated, writer.unchanged
     if strict and report.errors:
         raise StrictImportError(

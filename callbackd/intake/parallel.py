@@ -1,8 +1,9 @@
 """Reading a large CSV ledger in a second process while the importing one writes.
 
-The reading process sends messages (see `encode`) through a pipe: ("rows", batch) for each batch of
-`ledger.read_rows`, then ("done", errors); or ("file", message) for a file that cannot be read. A thread of its own
-writes them (see `Sender`), so the reading runs up to `AHEAD` batches ahead of the writing.
+The reading process sends messages (see `encode`) through a pipe: ("titles", the title rows skipped above the
+header), ("rows", batch) for each batch of `ledger.read_rows`, then ("done", errors); or ("file", message) for a
+file that cannot be read. A thread of its own writes them (see `Sender`), so the reading runs up to `AHEAD` batches
+ahead of the writing.
 
 A process with no other thread forks it: the copy starts reading at once, with everything already imported, and
 leaves by `os._exit`, so it never touches the database connections it copied nor runs the importer's clean-ups. A
@@ -32,7 +33,8 @@ from sqlalchemy.engine import URL, Dialect
 
 from callbackd.core.errors import LedgerFileError
 from callbackd.core.settings import Settings
-from callbackd.intake.rows import Batch, RowError, open_rows, read_rows
+from callbackd.intake.rows import Batch, RowError, TitleRows, open_rows, read_rows, titles_of
+from callbackd.intake.tables import Reading
 
 # A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
 # spare the import then takes about as long as the reading alone, the writing done meanwhile. Smaller files are not
@@ -145,9 +147,10 @@ def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | No
     ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
     sender = Sender(out)
     try:
-        rows, reader = open_rows(path, settings, encoding, None, None, dialect)
+        parts = open_rows(path, settings, Reading(encoding=encoding), dialect)
+        sender.send(("titles", titles_of(parts)))
         errors: list[RowError] = []
-        for batch in read_rows(rows, reader, errors):
+        for batch in read_rows(parts, errors):
             sender.send(("rows", batch))
         sender.send(("done", errors))
     except LedgerFileError as exc:
@@ -157,9 +160,11 @@ def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | No
 
 
 def rows_from_process(
-    path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError]
+    path: Path, settings: Settings, encoding: str | None, dialect: Dialect, errors: list[RowError],
+    titles: list[TitleRows] | None = None,
 ) -> Iterator[Batch]:
-    """`read_rows` of a CSV file, run by a second process; raises what reading the file in this one would."""
+    """`read_rows` of a CSV file, run by a second process; its bad rows go to `errors`, the title rows skipped
+    above its header to `titles`. Raises what reading the file in this one would."""
     reading = _Forked(path, settings, encoding, dialect) if alone() else _Interpreter(path, settings, encoding, dialect)
     done = False
     try:
@@ -172,6 +177,9 @@ def rows_from_process(
             kind, payload = message
             if kind == "rows":
                 yield payload
+            elif kind == "titles":
+                if titles is not None:
+                    titles.extend(payload)
             elif kind == "done":
                 errors.extend(payload)
                 done = True

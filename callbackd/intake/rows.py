@@ -1,18 +1,14 @@
-"""Reading ledger files (受理台帐): CSV in UTF-8, UTF-8 with BOM, GBK or GB18030, or XLSX, or a format a plugin
-reads; finding the columns; checking each row on its own and reporting a bad one by its line (the header is line 1).
+"""Reading ledger files (受理台帐), read as tables by `intake.tables`: finding the columns; checking each row on its
+own and reporting a bad one by its line (the file's own: title rows above the header count) and sheet.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import partial
-from itertools import chain, repeat
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -20,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Dialect
 
-from callbackd.api.formats import LedgerReader
 from callbackd.core.errors import LedgerFileError
 from callbackd.core.phones import PhoneError, mobile_pattern, normalise
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FIELDS
+from callbackd.intake.tables import HEADER_ROWS, Reading, file_kind, locate_header, read_sheets
 from callbackd.store.models import Case
 
 # Ledger fields and the headers hall systems export for them. More names map through [ledger] columns.
@@ -55,12 +51,28 @@ _TIME_CACHE = 1 << 16
 
 @dataclass(frozen=True)
 class RowError:
+    """A bad row: its line (in its sheet, for a workbook read sheet by sheet), its case id, why it is bad."""
+
     line: int
     case_id: str | None
     reason: str
+    sheet: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "case_id": self.case_id, "reason": self.reason}
+        found = {"line": self.line, "case_id": self.case_id, "reason": self.reason}
+        return found if self.sheet is None else {"sheet": self.sheet, **found}
+
+
+@dataclass(frozen=True)
+class TitleRows:
+    """Rows above a table's header (a title, a date line), skipped: lines 1 to `count` of `sheet` (None: the
+    file)."""
+
+    sheet: str | None
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sheet": self.sheet, "count": self.count}
 
 
 @dataclass
@@ -69,245 +81,32 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    titles: list[TitleRows] = field(default_factory=list)  # title rows skipped above a header
+    sheets: list[str] = field(default_factory=list)  # the worksheets read, for a workbook
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "imported": self.imported,
             "updated": self.updated,
             "unchanged": self.unchanged,
             "errors": [error.as_dict() for error in self.errors],
+            "title_rows": [title.as_dict() for title in self.titles],
         }
+        if self.sheets:
+            found["sheets"] = self.sheets
+        return found
 
 
 class RowProblem(ValueError):
     """One cell makes its row unusable; the message names the column and what is wrong."""
 
 
-# ---- reading files --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reading:
-    """How to read a table file: a CSV file's text encoding (guessed when None), an XLSX file's worksheet (the
-    first when None), and plugins' readers for other formats, by file suffix."""
-
-    encoding: str | None = None
-    sheet: str | None = None
-    readers: Mapping[str, LedgerReader] | None = None
-
-
-def read_table(
-    path: Path, encoding: str | None = None, sheet: str | None = None,
-    readers: Mapping[str, LedgerReader] | None = None,
-) -> Iterator[list[Any]]:
-    """Rows of a CSV or XLSX file (or a format a plugin reads, by suffix), the header first. Raises
-    `LedgerFileError` when the file cannot be read."""
-    kind = file_kind(path, readers)
-    if kind == "plugin":
-        return (readers or {})[path.suffix.lower()].read(path, encoding, sheet)
-    if kind == "xlsx":
-        return _read_xlsx(path, sheet)
-    if sheet is not None:
-        raise LedgerFileError(f"{path}: --sheet applies to XLSX files only")
-    return _read_csv(path, encoding)
-
-
-def file_kind(path: Path, readers: Mapping[str, LedgerReader] | None) -> str:
-    # "plugin", "xlsx" or "csv"; raises LedgerFileError for a file that is missing or cannot be opened
-    if not path.exists():
-        raise LedgerFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise LedgerFileError(f"{path}: is a folder, not a ledger file")
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise LedgerFileError(f"{path}: cannot be read ({exc.strerror})") from None
-    if path.suffix.lower() in (readers or {}):
-        return "plugin"
-    if magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
-        return "xlsx"
-    return "csv"
-
-
-def decoded(path: Path, encoding: str | None) -> Iterator[str]:
-    """The file's text, in pieces as it is read: the given encoding, else UTF-8 (with or without BOM), else GB18030
-    (a superset of GBK). A piece that turns out not to be text raises `LedgerFileError` when it is reached.
-
-    Without an encoding, pieces are UTF-8 as long as the file is. A file that stops being UTF-8 further on is GBK
-    from there if all before was ASCII (the same text in either); otherwise it mixes encodings, an error."""
-    try:
-        with path.open("rb") as handle:
-            pieces = iter(partial(handle.read, _DECODE_BYTES), b"")
-            first = next(pieces, b"")
-            if b"\x00" in first[:4096]:
-                raise LedgerFileError(f"{path}: not a CSV or XLSX file (binary content)")
-            pieces = chain([first], pieces)
-            if encoding:
-                try:
-                    codecs.lookup(encoding)
-                except LookupError:
-                    raise LedgerFileError(f"--encoding {encoding!r} is not a known text encoding") from None
-                yield from _decode_pieces(pieces, [encoding], f"{path}: not valid {encoding} text; check --encoding")
-            else:
-                yield from _utf8_or_gb(pieces, path)
-    except OSError as exc:
-        raise LedgerFileError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
-_DECODE_BYTES = 1 << 20  # bytes read and decoded at once
-
-
-def _utf8_or_gb(pieces: Iterator[bytes], path: Path) -> Iterator[str]:
-    # UTF-8 while the text is; from the first piece that is not, GBK and GB18030 (see `decoded`)
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    plain = True  # every piece so far was ASCII
-    for piece in pieces:
-        try:
-            yield decoder.decode(piece)
-        except UnicodeDecodeError:
-            if not plain:
-                raise LedgerFileError(
-                    f"{path}: UTF-8 text at first, not UTF-8 further on; give its encoding with --encoding"
-                ) from None
-            # GBK first only for speed (its codec is a third faster): any GBK text decodes to the very same
-            # characters as GB18030, whose four-byte sequences GBK refuses
-            yield from _decode_pieces(
-                chain([piece], pieces), ["gbk", "gb18030"],
-                f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding with --encoding",
-            )
-            return
-        plain = plain and piece.isascii()
-    try:
-        decoder.decode(b"", True)
-    except UnicodeDecodeError:  # the file ends part-way through a character
-        raise LedgerFileError(f"{path}: its last character is cut short; give its encoding with --encoding") from None
-
-
-def _decode_pieces(pieces: Iterator[bytes], encodings: list[str], error: str) -> Iterator[str]:
-    # the pieces decoded with the first of `encodings`, going on with the next one from the piece the previous
-    # one fails on; `error` when the last one fails
-    names = iter(encodings)
-    decoder = codecs.getincrementaldecoder(next(names))()
-    piece = next(pieces, b"")
-    while True:
-        following = next(pieces, None)
-        final = following is None
-        pending = decoder.getstate()[0]  # a character's first bytes, left over from the piece before
-        while True:
-            try:
-                text = decoder.decode(piece, final)
-                break
-            except UnicodeDecodeError:
-                encoding = next(names, None)
-                if encoding is None:
-                    raise LedgerFileError(error) from None
-                decoder = codecs.getincrementaldecoder(encoding)()
-                piece = pending + piece
-        yield text
-        if following is None:
-            return
-        piece = following
-
-
-def _line_blocks(pieces: Iterator[str]) -> Iterator[str]:
-    """The text given in pieces, in blocks of whole lines, about one per piece. A block ends where a line ends, as
-    `io.StringIO(text, newline="")` reads lines: at "\n", "\r\n" or a lone "\r". A line split between two pieces
-    (or its "\r\n") goes with the later one; the text's last line ends the last block, with an ending or not."""
-    carry = ""
-    for piece in pieces:
-        text = carry + piece
-        cut = text.rfind("\n") + 1
-        lone = text.rfind("\r", cut)  # a line ending in a lone "\r" after the last "\n"
-        if lone == len(text) - 1:  # or the "\r" of a "\r\n" the next piece may complete: that line goes on
-            lone = text.rfind("\r", cut, lone)
-        cut = max(cut, lone + 1)
-        carry = text[cut:]
-        if cut:
-            yield text[:cut]
-    if carry:
-        yield carry
-
-
-# Characters `str.splitlines` ends lines at besides "\r" and "\n"; to csv they are text like any other
-_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-
-
-def _lines(block: str) -> list[str] | Iterator[str]:
-    """The lines of a block of whole lines (see `_line_blocks`), without their endings."""
-    if "\r" not in block:
-        lines = block.split("\n")
-        if not lines[-1]:  # after the block's last line ending
-            lines.pop()
-        return lines
-    if not any(char in block for char in _OTHER_BREAKS):
-        return block.splitlines()
-    return map(str.rstrip, io.StringIO(block, newline="").readlines(), repeat("\r\n"))
-
-
-def _read_csv(path: Path, encoding: str | None) -> Iterator[list[str]]:
-    pieces = decoded(path, encoding)
-    first = next(pieces, "")
-    try:
-        delimiter = csv.Sniffer().sniff(first[:4096], delimiters=",\t;").delimiter
-    except csv.Error:
-        delimiter = ","
-    # only the delimiter is guessed: cells are quoted as Excel and every hall system quote them, with '"' (a guessed
-    # quote character would read an apostrophe in a name as the start of a quoted cell)
-    dialect = csv.excel_tab if delimiter == "\t" else csv.excel
-    if delimiter == ";":
-        dialect = _Semicolons
-    return _csv_rows(chain([first], pieces), dialect)
-
-
-class _Semicolons(csv.excel):
-    delimiter = ";"
-
-
-def _csv_rows(pieces: Iterator[str], dialect: type[csv.Dialect] | csv.Dialect) -> Iterator[list[str]]:
-    """The rows `csv.reader` reads from the text given in pieces. Most ledgers quote nothing: until the first piece
-    holding a quote (or escape) character, lines are split at the delimiter, to the same cells and faster; from
-    there on `csv.reader` reads, as a quoted cell may hold delimiters and line breaks. A blank line gives [""]
-    where `csv.reader` gives []: both are a row of no text."""
-    special = [char for char in (dialect.quotechar, dialect.escapechar, "\0") if char]
-    blocks = _line_blocks(pieces)
-    for block in blocks:
-        if dialect.skipinitialspace or any(char in block for char in special):
-            lines = chain.from_iterable(io.StringIO(text, newline="") for text in chain([block], blocks))
-            yield from csv.reader(lines, dialect)
-            return
-        yield from map(str.split, _lines(block), repeat(dialect.delimiter))
-
-
-def _read_xlsx(path: Path, sheet: str | None) -> Iterator[list[Any]]:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise LedgerFileError(f"{path}: not a readable XLSX workbook ({exc})") from None
-    except Exception as exc:  # zipfile.BadZipFile and friends from a damaged file
-        raise LedgerFileError(f"{path}: not a readable XLSX workbook ({type(exc).__name__})") from None
-    if sheet is not None and sheet not in book.sheetnames:
-        raise LedgerFileError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(book.sheetnames)})")
-    worksheet = book[sheet] if sheet is not None else book.worksheets[0]
-
-    def rows() -> Iterator[list[Any]]:
-        try:
-            for row in worksheet.iter_rows(values_only=True):
-                yield list(row)
-        finally:
-            book.close()
-
-    return rows()
-
-
 # ---- headers and cells -----------------------------------------------------------------------------------
 
 
-def header_map(header: list[Any], settings: Settings, path: Path) -> dict[str, int]:
-    """Column index of each known field, from built-in Chinese headers, English field names and config."""
+def header_names(settings: Settings) -> dict[str, str]:
+    """Each header a ledger's column may have (cleaned as `_clean_header` does) -> its field: built-in Chinese
+    headers, English field names and config."""
     names: dict[str, str] = {}
     for name in FIELDS:
         names[name] = name
@@ -316,6 +115,22 @@ def header_map(header: list[Any], settings: Settings, path: Path) -> dict[str, i
     for name, aliases in settings.ledger.columns.items():
         for alias in aliases:
             names[_clean_header(alias)] = name
+    return names
+
+
+def ledger_header(names: dict[str, str]) -> Callable[[list[Any]], tuple[int, bool]]:
+    """For `locate_header`: how many of a row's cells name a ledger field, and whether every required one is
+    named."""
+    def known(row: list[Any]) -> tuple[int, bool]:
+        found = {names[cell] for cell in map(_clean_header, row) if cell in names}
+        return len(found), all(name in found for name in REQUIRED)
+
+    return known
+
+
+def header_map(header: list[Any], settings: Settings, path: Path) -> dict[str, int]:
+    """Column index of each known field, from built-in Chinese headers, English field names and config."""
+    names = header_names(settings)
     found: dict[str, int] = {}
     for index, cell in enumerate(header):
         field_name = names.get(_clean_header(cell))
@@ -456,6 +271,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LONGEST = {"办件编号": 64, "窗口": 64, "事项名称": 200, "申请人": 50, "状态": 64}
 
 
+def _unfit(*texts: str) -> bool:
+    """Whether a cell of a row's text holds a control character or is longer than its column allows."""
+    return any(_CONTROL.search(value) is not None or len(value) > _LONGEST[column]
+               for column, value in zip(_LONGEST, texts, strict=True))
+
+
 def _unfit_text(*texts: str) -> str:
     """Why a row's text cannot be kept: the first cell with a control character, or longer than its column allows."""
     for column, value in zip(_LONGEST, texts, strict=True):
@@ -524,9 +345,9 @@ class RowReader:
             raise RowProblem("办件编号 missing")
         if not window:
             raise RowProblem("窗口 missing")
-        if _CONTROL.search(case_no + window + matter + applicant + status) is not None or (
-            len(matter) > 200 or len(applicant) > 50 or len(case_no) > 64 or len(window) > 64 or len(status) > 64
-        ):
+        # the usual row, short and printable, passes both tests at once; any other is looked at cell by cell
+        joined = case_no + window + matter + applicant + status
+        if (len(joined) > 50 or not joined.isprintable()) and _unfit(case_no, window, matter, applicant, status):
             raise RowProblem(_unfit_text(case_no, window, matter, applicant, status))
         same = self.texts.setdefault
         window, matter, status = same(window, window), same(matter, matter), same(status, status)
@@ -569,63 +390,119 @@ class RowReader:
                 accepted[1], resolved_text)
 
 
-def read_rows(rows: Iterator[list[Any]], reader: RowReader, errors: list[RowError]) -> Iterator[Batch]:
-    """The good rows in batches; every bad row goes to `errors`, by line (the header is line 1). So does a row
-    whose case id an earlier row of the file has: the first row wins."""
-    read = reader.read
-    batch: list[CaseRow] = []
-    lines: list[int] = []
+@dataclass
+class Part:
+    """One table of a ledger file under its header: a CSV file, or one worksheet of a workbook."""
+
+    rows: Iterator[list[Any]]  # the rows under the header
+    reader: RowReader
+    header_line: int  # 1 when the header is the first row; the rows above it are titles, skipped
+    sheet: str | None = None
+
+
+# A row's place in `read_rows` while repeated case ids are looked for: its line plus its part's index times this,
+# so that rows of two sheets never share a place (a plain int, cheap to compare)
+_PART_LINES = 1 << 32
+
+
+def read_rows(parts: list[Part], errors: list[RowError]) -> Iterator[Batch]:
+    """The good rows in batches; every bad row goes to `errors`, by line (and sheet). So does a row whose case id an
+    earlier row of the file (of any of its sheets) has: the first row wins."""
+    sheets = [part.sheet for part in parts]
+    firsts: dict[str, int] = {}  # each case id's first place (see _PART_LINES)
     size = _FIRST_CHUNK
-    firsts: dict[str, int] = {}  # each case id's first line
-    for line, row in enumerate(rows, start=2):
-        # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full test
-        if not any(row) and all(cell in (None, "") for cell in row):
-            continue
-        try:
-            batch.append(read(row))
-        except RowProblem as exc:
-            errors.append(RowError(line, reader.case_id(row) or None, str(exc)))
-            continue
-        lines.append(line)
-        if len(batch) >= size:
-            yield first_rows(batch, lines, firsts, errors)
-            batch, lines = [], []
-            size = CHUNK
-            reader.texts.clear()
-    if batch:
-        yield first_rows(batch, lines, firsts, errors)
+    for index, part in enumerate(parts):
+        reader, sheet, offset = part.reader, part.sheet, index * _PART_LINES
+        read = reader.read
+        batch: list[CaseRow] = []
+        places: list[int] = []
+        for line, row in enumerate(part.rows, start=part.header_line + 1):
+            # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full
+            # test
+            if not any(row) and all(cell in (None, "") for cell in row):
+                continue
+            try:
+                batch.append(read(row))
+            except RowProblem as exc:
+                if any(map(text, row)):  # else a row of spaces: a blank line, as the file's reader sees it
+                    errors.append(RowError(line, reader.case_id(row) or None, str(exc), sheet))
+                continue
+            places.append(offset + line)
+            if len(batch) >= size:
+                yield first_rows(batch, places, firsts, errors, sheets)
+                batch, places = [], []
+                size = CHUNK
+                reader.texts.clear()
+        if batch:
+            yield first_rows(batch, places, firsts, errors, sheets)
 
 
-def first_rows(batch: list[CaseRow], lines: list[int], firsts: dict[str, int], errors: list[RowError]) -> Batch:
-    """The batch, read at these lines, without the rows whose case id an earlier row has (in `firsts`, each case
-    id's first line), which go to `errors`; records its case ids' lines in `firsts`."""
-    found = list(map(firsts.setdefault, map(itemgetter(0), batch), lines))
-    if found == lines:
+def first_rows(
+    batch: list[CaseRow], places: list[int], firsts: dict[str, int], errors: list[RowError],
+    sheets: list[str | None] | None = None,
+) -> Batch:
+    """The batch, read at these places (see _PART_LINES; of the parts whose sheets are `sheets`), without the rows
+    whose case id an earlier row has (in `firsts`, each case id's first place), which go to `errors`; records its
+    case ids' places in `firsts`."""
+    found = list(map(firsts.setdefault, map(itemgetter(0), batch), places))
+    if found == places:
         return batch
     kept: list[CaseRow] = []
-    for row, line, first in zip(batch, lines, found, strict=True):
-        if first == line:
+    for row, place, first in zip(batch, places, found, strict=True):
+        if first == place:
             kept.append(row)
         else:
-            errors.append(repeated(line, row[0], first))
+            errors.append(repeated(place, row[0], first, sheets or [None]))
     return kept
 
 
-def repeated(line: int, case_id: str, first: int) -> RowError:
-    """The error of a row whose case id an earlier row, at line `first`, has."""
-    return RowError(line, case_id, f"办件编号 {case_id} repeats line {first}; the first row wins")
+def repeated(place: int, case_id: str, first: int, sheets: list[str | None]) -> RowError:
+    """The error of a row, at `place`, whose case id an earlier row, at place `first`, has (see _PART_LINES)."""
+    sheet, first_sheet = sheets[place // _PART_LINES], sheets[first // _PART_LINES]
+    where = f"line {first % _PART_LINES}" + (f" of sheet {first_sheet}" if first_sheet != sheet else "")
+    return RowError(place % _PART_LINES, case_id, f"办件编号 {case_id} repeats {where}; the first row wins", sheet)
 
 
-def open_rows(
-    path: Path, settings: Settings, encoding: str | None, sheet: str | None, readers: Mapping[str, LedgerReader] | None,
-    dialect: Dialect,
-) -> tuple[Iterator[list[Any]], RowReader]:
-    """A ledger file's rows after its header, and the `RowReader` of its columns; raises `LedgerFileError` for a
-    file without a header line or without a required column."""
-    rows = read_table(path, encoding, sheet, readers)
-    header = next(iter(rows), None)
-    if header is None:
-        raise LedgerFileError(f"{path}: empty file, no header line")
-    columns = header_map(header, settings, path)
-    text_cells = sheet is None and file_kind(path, readers) == "csv"  # every cell a str
-    return rows, RowReader(settings, columns, time_storage(dialect), text_cells=text_cells, flags=flag_storage(dialect))
+def open_rows(path: Path, settings: Settings, reading: Reading, dialect: Dialect) -> list[Part]:
+    """A ledger file's tables: its rows under its header (found in the first `HEADER_ROWS` rows), or for a workbook
+    read whole, each worksheet's that has the header; raises `LedgerFileError` for a file without a header line or
+    without a required column, and for a workbook none of whose sheets has the header."""
+    tables = read_sheets(path, reading.encoding, reading.sheet, reading.readers)
+    names = header_names(settings)
+    known = ledger_header(names)
+    text_cells = reading.sheet is None and file_kind(path, reading.readers) == "csv"  # every cell a str
+    store, flags = time_storage(dialect), flag_storage(dialect)
+    whole_workbook = reading.sheet is None and file_kind(path, reading.readers) == "xlsx"
+    parts: list[Part] = []
+    partial: list[str] = []  # sheets whose best header lacks a required column
+    for sheet, rows in tables:
+        rows = iter(rows)
+        head = next(rows, None)
+        located = None if head is None else locate_header(chain([head], rows), known)
+        if whole_workbook and (located is None or not known(located.header)[1]):
+            if located is not None:
+                partial.append(str(sheet))
+            continue
+        if head is None:
+            raise LedgerFileError(f"{path}: empty file, no header line")
+        if located is None:
+            wanted = "、".join(LABELS[name] for name in REQUIRED)
+            raise LedgerFileError(f"{path}: no header line in its first {HEADER_ROWS} rows: required column "
+                                  f"{wanted} missing (map other names in [ledger] columns of the settings)")
+        columns = header_map(located.header, settings, path)
+        reader = RowReader(settings, columns, store, text_cells=text_cells, flags=flags)
+        parts.append(Part(located.rows, reader, located.line, sheet))
+    if whole_workbook and not parts:
+        looked = "、".join(str(sheet) for sheet, _ in tables) or "none"
+        lacking = f"; sheet {'、'.join(partial)} lacks a required column" if partial else ""
+        raise LedgerFileError(
+            f"{path}: no sheet has the ledger's header line ({'、'.join(LABELS[name] for name in REQUIRED)}) in its "
+            f"first {HEADER_ROWS} rows (looked at sheets: {looked}){lacking}; name the sheet to read with "
+            f"--sheet NAME"
+        )
+    return parts
+
+
+def titles_of(parts: list[Part]) -> list[TitleRows]:
+    """The title rows skipped above each part's header."""
+    return [TitleRows(part.sheet, part.header_line - 1) for part in parts if part.header_line > 1]

@@ -1,11 +1,13 @@
 """The audit trail: who did what, kept in the database. Recorded: rounds opened, replaced and verified; ledger
 and result imports; answer edits; exports and call sheets; publications and republications; every reveal of a
-phone number; every step of a rectification; exports of the trail itself."""
+phone number; every step of a rectification; exports of the trail itself.
+
+Each entry names the operating-system account that acted and the real time. An entry made under `CALLBACKD_NOW` or
+`CALLBACKD_CLOCK_OFFSET` (a rehearsal) also keeps callbackd's clock and is marked 演练 wherever the trail is shown."""
 
 from __future__ import annotations
 
 import csv
-import getpass
 import io
 import json
 import os
@@ -23,11 +25,15 @@ from callbackd.store.models import AuditEvent
 
 
 def actor() -> str:
-    """Who is acting: `CALLBACKD_ACTOR` when a front end names its user, else the operating-system user."""
+    """Who is acting: the operating-system account this process runs as (its effective user id). Never an
+    environment variable, which anyone can set to any name."""
+    uid = os.geteuid()
     try:
-        name = os.environ.get("CALLBACKD_ACTOR") or getpass.getuser()
-    except OSError:
-        return "unknown"
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):  # a user id with no account (a container's): the id itself
+        name = f"uid {uid}"
     return name[:100]
 
 
@@ -40,8 +46,12 @@ def record(session: Session, action: str, subject: str, **detail: Any) -> None:
     """Write one audit event in the session's transaction."""
     # the column holds 200 characters; a longer subject (a deep file path) keeps its end, the informative part
     subject = subject if len(subject) <= 200 else "…" + subject[-199:]
-    session.connection().execute(_INSERT_EVENT, {"at": clock.now(), "actor": actor(), "action": action,
-                                                 "subject": subject, "detail": detail})
+    # the real time always; a rehearsal's clock besides, so a back-dated command can never pass for a real one
+    rehearsal = clock.rehearsing()
+    session.connection().execute(_INSERT_EVENT, {
+        "at": clock.wall_clock(), "actor": actor(), "action": action, "subject": subject, "detail": detail,
+        "rehearsal": rehearsal, "clock_at": clock.now() if rehearsal else None,
+    })
 
 
 def list_events(
@@ -62,14 +72,18 @@ def list_events(
         query = query.limit(limit)
     return [
         {"id": e.id, "at": e.at.astimezone(zone).isoformat(), "actor": e.actor, "action": e.action,
-         "subject": e.subject, "detail": e.detail}
+         "subject": e.subject, "detail": e.detail, "rehearsal": e.rehearsal,
+         "clock_at": e.clock_at.astimezone(zone).isoformat() if e.clock_at is not None else None}
         for e in reversed(session.scalars(query).all())
     ]
 
 
+REHEARSAL = "演练"  # how a rehearsal's entries are marked in listings and exports
+
+
 def write(rows: list[dict[str, Any]], path: Path) -> None:
     """The events as CSV (UTF-8 with a byte-order mark, which Excel needs for Chinese) or JSON, by suffix."""
-    from callbackd.store.files import ExportError, write_atomically
+    from callbackd.store.files import ExportError, spreadsheet_text, write_atomically
 
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -77,10 +91,13 @@ def write(rows: list[dict[str, Any]], path: Path) -> None:
     elif suffix == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(["序号", "时间", "操作人", "操作", "对象", "详情"])
+        writer.writerow(["序号", "时间", "操作人", "操作", "对象", "详情", REHEARSAL, "演练时钟"])
         for row in rows:
-            writer.writerow([row["id"], row["at"], row["actor"], row["action"], row["subject"],
-                             json.dumps(row["detail"], ensure_ascii=False)])
+            writer.writerow([spreadsheet_text(cell) for cell in (
+                row["id"], row["at"], row["actor"], row["action"], row["subject"],
+                json.dumps(row["detail"], ensure_ascii=False), REHEARSAL if row["rehearsal"] else "",
+                row["clock_at"] or "",
+            )])
         data = buffer.getvalue().encode("utf-8-sig")
     else:
         raise ExportError(f"--out {path}: name a .csv or .json file")

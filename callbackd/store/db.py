@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision. Every command checks the database against it, which needs no Alembic; a test
 # holds it equal to what Alembic finds in MIGRATIONS, so a new migration must update it.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 T = TypeVar("T")
 
 
@@ -69,10 +70,7 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
             engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
     if parsed.database and parsed.database != ":memory:":
-        try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseError(f"cannot create the database folder for {url}: {exc.strerror}") from None
+        _private_database_file(Path(parsed.database), url)
     # writers take turns on a lock file instead of sleeping in SQLite's busy handler (see sqlite_writers)
     engine = create_engine(parsed, connect_args={"timeout": 30, "factory": QueuedConnection}, hide_parameters=True)
 
@@ -87,6 +85,24 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _private_database_file(database: Path, url: str) -> None:
+    """Create a missing SQLite database file readable by its owner only (0600), in a folder of its own made 0700:
+    it holds applicants' names and numbers. SQLite gives its journals the database file's mode. Existing files and
+    folders keep theirs."""
+    try:
+        if not database.parent.exists():
+            database.parent.parent.mkdir(parents=True, exist_ok=True)
+            database.parent.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(database.parent, 0o700)  # whatever the umask
+        descriptor = os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the database file for {url}: {exc.strerror}") from None
+    os.close(descriptor)
+    os.chmod(database, 0o600)
 
 
 # Alembic is imported where it is used: most commands only check that the schema is current.

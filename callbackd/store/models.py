@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint, false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -288,11 +288,15 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(index=True)
-    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(index=True)  # the real time (before revision 0006: callbackd's clock)
+    actor: Mapped[str] = mapped_column(String(100))  # the operating-system account
     action: Mapped[str] = mapped_column(String(40), index=True)
     subject: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]]
+    # a rehearsal: an entry made while CALLBACKD_NOW or CALLBACKD_CLOCK_OFFSET moved callbackd's clock, which
+    # `clock_at` holds
+    rehearsal: Mapped[bool] = mapped_column(default=False, server_default=false())
+    clock_at: Mapped[datetime | None]
 
 
 class WebhookReceipt(Base):

@@ -3,6 +3,7 @@ bad row by its line, keep every good row, and leave a database that passes its i
 
 from __future__ import annotations
 
+import csv
 import itertools
 
 from hypothesis import HealthCheck, given
@@ -10,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from callbackd.app.synthetic import EVALUATOR_HEADER, FORM_HEADER
+from callbackd.app.synthetic import EVALUATOR_HEADER, FORM_HEADER, HEADER
 from callbackd.core.settings import load_settings
 from callbackd.rounds.sampling import survey_in_force
 from callbackd.store.db import Database
@@ -81,6 +82,30 @@ def test_random_ledger_rows_are_each_imported_or_reported_by_line(cli, workdir, 
         assert report["imported"] + report["updated"] + report["unchanged"] + len(lines) == written
         assert report["imported"] + report["unchanged"] + report["updated"] >= good  # the good rows are kept
     integrity_ok()
+
+
+# title rows as hall systems write them above the header: a title, a date line, blank lines; never a column's name
+TITLE_CELLS = ["", "2026年11月受理台帐", "导出时间：2026-12-01", "单位：办事大厅", "合计"]
+titles = st.lists(st.lists(st.sampled_from(TITLE_CELLS), max_size=3), max_size=9)
+
+
+@FUZZ
+@given(titles=titles, bad=st.integers(min_value=0, max_value=2))
+def test_title_rows_above_the_header_are_skipped_and_lines_stay_the_files_own(cli, workdir, titles, bad):
+    n = next(_files)
+    rows = [case_row(f"T{n}-{i}", phone=phone_for(n * 10 + i)) for i in range(2)]
+    rows += [case_row(f"B{n}-{i}", phone="12345") for i in range(bad)]
+    path = workdir / f"titled{n}.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([*titles, HEADER, *rows])
+    run = cli("ledger", "import", path, "--json")
+    assert run.code == 0, run.err
+    report = run.json()
+    assert report["imported"] + report["unchanged"] == 2
+    first_row = len(titles) + 2  # the file's line of the first row under the header
+    assert [e["line"] for e in report["errors"]] == list(range(first_row + 2, first_row + 2 + bad))
+    assert report["title_rows"] == ([{"sheet": None, "count": len(titles)}] if titles else [])
 
 
 @FUZZ

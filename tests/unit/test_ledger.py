@@ -24,7 +24,7 @@ from callbackd.app.synthetic import HEADER, ledger_rows, write_ledger_csv
 from callbackd.core.errors import LedgerFileError, StrictImportError
 from callbackd.core.phones import PhoneError, normalise
 from callbackd.core.settings import load_settings
-from callbackd.intake import ledger
+from callbackd.intake import ledger, tables
 from callbackd.intake import parallel as ledger_parallel
 from callbackd.intake import rows as reading
 from callbackd.store.db import Database
@@ -538,7 +538,7 @@ def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
     bounds = sorted({min(cut, len(text)) for cut in cuts})
     pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
     expected = list(csv.reader(io.StringIO(text, newline=""), csv.excel))
-    got = list(reading._csv_rows(iter(pieces), csv.excel))
+    got = list(tables._csv_rows(iter(pieces), csv.excel))
     # a blank line is [] to csv.reader and [""] when split: both a row of no text, skipped alike
     assert [row if any(row) else [] for row in got] == [row if any(row) else [] for row in expected]
 
@@ -547,11 +547,11 @@ def test_csv_text_in_pieces_reads_to_the_rows_csv_reader_gives(text, cuts):
 def test_a_gbk_file_with_gb18030_characters_further_on_decodes_whole_in_pieces(size):
     text = "办件编号,申请人\r\n" + "A1,张三\r\n" * 20 + "A2,刘䶮\r\n" + "A3,李四\r\n"  # 䶮: four bytes, GB18030 only
     data = text.encode("gb18030")
-    pieces = list(reading._decode_pieces(_cut(data, size), ["gbk", "gb18030"], "not text"))
+    pieces = list(tables._decode_pieces(_cut(data, size), ["gbk", "gb18030"], "not text"))
     assert "".join(pieces) == text
     assert len(pieces) == -(-len(data) // size)  # one piece per `size` bytes: the file is never decoded whole
     with pytest.raises(LedgerFileError, match="not text"):
-        list(reading._decode_pieces(_cut("A1,窗口\n".encode() + b"\xff\xff\n", size), ["gbk", "gb18030"], "not text"))
+        list(tables._decode_pieces(_cut("A1,窗口\n".encode() + b"\xff\xff\n", size), ["gbk", "gb18030"], "not text"))
 
 
 def _cut(data: bytes, size: int) -> Iterator[bytes]:
@@ -559,23 +559,23 @@ def _cut(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def test_a_file_read_in_pieces_is_utf8_while_it_is_and_says_so_when_it_mixes(workdir):
-    piece = reading._DECODE_BYTES
+    piece = tables._DECODE_BYTES
     header = "case_id,applicant\n"
     ascii_rows = header + "A1,Zhang San\n" * (piece // 13 + 1)  # more than the first piece, all ASCII
     later = "A2,张三\n" * 1_000
     # ASCII is the same text in GBK: a GBK file whose first piece has no Chinese reads whole, started as UTF-8
     gbk = workdir / "gbk.csv"
     gbk.write_bytes((ascii_rows + later).encode("gbk"))
-    assert "".join(reading.decoded(gbk, None)) == ascii_rows + later
+    assert "".join(tables.decoded(gbk, None)) == ascii_rows + later
     # UTF-8 with Chinese, then bytes that are not UTF-8: no encoding fits the whole file
     mixed = workdir / "mixed.csv"
     mixed.write_bytes((header + later).encode() * (piece // 5_000) + "A3,李四\n".encode("gbk"))
     with pytest.raises(LedgerFileError, match="not UTF-8 further on; give its encoding with --encoding"):
-        list(reading.decoded(mixed, None))
+        list(tables.decoded(mixed, None))
     # read a piece at a time: the first text is there before the file's end is read
     big = workdir / "big.csv"
     big.write_bytes((header + later * 100).encode() * 3)
-    pieces = reading.decoded(big, None)
+    pieces = tables.decoded(big, None)
     assert next(pieces).startswith(header)
     assert sum(map(len, pieces)) > 0
 
@@ -586,7 +586,7 @@ def test_a_quoted_cell_far_into_a_file_is_read_as_csv_reads_it(cli, workdir, dat
     rows = [case_row(f"Q{i:05d}", "人才服务窗口", phone=phone_for(i)) for i in range(60_000)]
     rows[50_000][2] = "补办,换领\n（加急）"
     path = write_csv(workdir / "quoted.csv", rows, encoding="gbk")
-    assert path.stat().st_size > 2 * reading._DECODE_BYTES
+    assert path.stat().st_size > 2 * tables._DECODE_BYTES
     run = cli("ledger", "import", path, "--json")
     assert run.code == 0 and run.json()["errors"] == [] and run.json()["imported"] == 60_000
     with database.session() as s:

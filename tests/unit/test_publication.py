@@ -181,7 +181,7 @@ def test_the_audit_trail_records_and_exports_every_listed_action(cli, workdir, m
     raw = (workdir / "audit.csv").read_bytes()
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    assert rows[0] == ["序号", "时间", "操作人", "操作", "对象", "详情"]
+    assert rows[0] == ["序号", "时间", "操作人", "操作", "对象", "详情", "演练", "演练时钟"]
     assert "phone.reveal" in {r[3] for r in rows[1:]}
     assert cli("audit", "export", "--out", "audit.json").code == 0
     assert cli("audit", "list", "--action", "audit.export", "--json").json()[0]["detail"]["events"] == len(rows) - 1

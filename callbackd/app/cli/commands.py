@@ -78,12 +78,14 @@ def ledger_import(
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8, GBK, GB18030) or XLSX ledger.")],
     strict: Annotated[bool, typer.Option("--strict", help="Import nothing when any row is bad.")] = False,
     encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of a CSV file.")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet of an XLSX file (default: first).")] = None,
+    sheet: Annotated[str | None, typer.Option(
+        "--sheet", help="Read only this worksheet of an XLSX file (default: every sheet with the header).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent."""
+    """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent. The header
+    is found in the first 10 rows (title rows above it are skipped and reported)."""
     from callbackd.intake import ledger
-    from callbackd.intake.rows import Reading
+    from callbackd.intake.tables import Reading
 
     with import_report(as_json), session_scope() as (settings, session):
         report = ledger.import_ledger(session, settings, file, strict=strict, reading=Reading(
@@ -111,9 +113,16 @@ def show_import(report: ledger.ImportReport, as_json: bool) -> None:
         f"imported {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
         f"bad rows {len(report.errors)}"
     )
+    if report.sheets:
+        out.print(f"sheets read: {'、'.join(report.sheets)}")
+    for title in report.titles:
+        where = f"sheet {title.sheet}: " if title.sheet is not None else ""
+        lines = "line 1" if title.count == 1 else f"lines 1-{title.count}"
+        out.print(f"{where}skipped {title.count} title row(s) above the header ({lines})")
     if report.errors:
         shown = report.errors[:50]
-        table("bad rows (not imported)", ["line", "办件编号", "reason"], [[e.line, e.case_id, e.reason] for e in shown])
+        rows = [[f"{e.sheet} {e.line}" if e.sheet else e.line, e.case_id, e.reason] for e in shown]
+        table("bad rows (not imported)", ["line", "办件编号", "reason"], rows)
         if len(report.errors) > len(shown):
             out.print(f"... and {len(report.errors) - len(shown)} more (use --json for all)")
 
@@ -314,7 +323,9 @@ def results_import(
     sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet of an XLSX file.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings."""
+    """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings. A form or rating
+    without a 编号 column is known by its content (window, time, answers, suggestion; the n-th identical row of the
+    file is the n-th such form): re-importing a file, or a re-saved one with more lines, counts nothing twice."""
     from callbackd.contact import results
     from callbackd.rounds import sampling
 

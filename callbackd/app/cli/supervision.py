@@ -181,7 +181,8 @@ def audit_list(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the newest this many.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The audit trail, oldest first."""
+    """The audit trail, oldest first: the real time and the operating-system account of each entry; a rehearsal's
+    entry (CALLBACKD_NOW or CALLBACKD_CLOCK_OFFSET set) is marked 演练 with callbackd's clock."""
     from callbackd.store import audit
 
     with session_scope() as (settings, session):
@@ -189,9 +190,10 @@ def audit_list(
     if as_json:
         emit_json(rows)
         return
-    table(None, ["#", "时间", "操作人", "操作", "对象", "详情"],
+    table(None, ["#", "时间", "操作人", "操作", "对象", "详情", "演练时钟"],
           [[r["id"], r["at"][:19], r["actor"], r["action"], r["subject"],
-            json.dumps(r["detail"], ensure_ascii=False)[:80]] for r in rows])
+            json.dumps(r["detail"], ensure_ascii=False)[:80],
+            f"{audit.REHEARSAL} {r['clock_at'][:19]}" if r["rehearsal"] else ""] for r in rows])
 
 
 @audit_app.command("export")
