@@ -5,7 +5,7 @@ A plugin imports `callbackd.api` (this package and its modules) and nothing else
 says what each name is for. An import-linter contract in `pyproject.toml` holds the bundled plugins to it.
 """
 
-from callbackd.api.channels import FAILURES, KINDS, Channel, StartResult
+from callbackd.api.channels import ENDINGS, FAILURES, KINDS, Channel, InDoubt, LookupResult, StartResult
 from callbackd.api.conversation import Choice, Conversation, Question, Scale, SmsReading, Survey
 from callbackd.api.events import AnswerEvent, CallbackEvent
 from callbackd.api.formats import Exporter, LedgerReader
@@ -18,8 +18,9 @@ from callbackd.core.vocabulary import LEVEL_NAMES
 from callbackd.store.files import spreadsheet_text, write_atomically
 
 __all__ = [
-    "FAILURES", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CallbackEvent", "CallbackdError", "Channel",
-    "ChannelSettings", "Choice", "ConfigError", "Conversation", "Exporter", "LedgerReader", "PhoneError",
+    "ENDINGS", "FAILURES", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CallbackEvent", "CallbackdError", "Channel",
+    "ChannelSettings", "Choice", "ConfigError", "Conversation", "Exporter", "InDoubt", "LedgerReader",
+    "LookupResult", "PhoneError",
     "Question", "Scale", "Settings", "SmsReading", "StartResult", "Survey", "WebhookScope", "WebhookServices",
     "hookimpl", "mask_in", "normalise", "spreadsheet_text", "write_atomically",
 ]

@@ -1,12 +1,15 @@
-"""The channel contract: what a channel plugin offers and what placing an attempt returns."""
+"""The channel contract: what a channel plugin offers, what placing an attempt returns, and what looking up an
+attempt whose placing outcome is unknown returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from callbackd.api.conversation import Conversation
+    from callbackd.core.settings import Settings
 
 KINDS = ("voice", "sms", "operator", "onsite", "simulated")
 
@@ -37,6 +40,48 @@ class StartResult:
         return self.failure is None
 
 
+# How a contact a provider placed has ended, as `LookupResult.found` may report it.
+ENDINGS = ("completed", "hung_up", *FAILURES)
+
+
+@dataclass(frozen=True)
+class InDoubt:
+    """An attempt whose placing outcome is unknown, as `Channel.lookup` receives it: a dispatcher took it for
+    placing at `since` and stopped (it was killed) before it recorded what the provider said. `phone` is the
+    number it was to reach (E.164), for the provider's query only: never log or keep it."""
+
+    attempt_id: int
+    phone: str
+    since: datetime
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """What `Channel.lookup` found at the provider. `placed`: True, the provider placed the contact (`provider_id`,
+    and `outcome`, one of `ENDINGS`, once it has ended; None while it is under way); False, the provider never
+    placed it (the only answer on which callbackd places the attempt again); None, the provider cannot tell."""
+
+    placed: bool | None
+    provider_id: str | None = None
+    outcome: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def found(cls, provider_id: str, outcome: str | None = None, detail: str = "") -> LookupResult:
+        if outcome is not None and outcome not in ENDINGS:
+            raise ValueError(f"unknown contact ending {outcome!r} (known: {', '.join(ENDINGS)})")
+        return cls(True, provider_id, outcome, detail)
+
+    @classmethod
+    def not_placed(cls, detail: str = "") -> LookupResult:
+        return cls(False, detail=detail)
+
+    @classmethod
+    def unknown(cls, detail: str) -> LookupResult:
+        return cls(None, detail=detail)
+
+
 @runtime_checkable
 class Channel(Protocol):
     """A way to reach an applicant. `name` is unique across plugins; `kind` is one of `KINDS`.
@@ -49,6 +94,10 @@ class Channel(Protocol):
 
     A channel may also offer `rate_limit(settings) -> (account key, requests a second) | None`: the dispatcher
     then keeps every attempt on it under that rate, across all dispatchers sharing the limiter's storage.
+
+    A channel should also offer `lookup(attempt: InDoubt) -> LookupResult`: whether its provider placed an attempt
+    whose dispatcher stopped while placing it, and how that contact stands. It only reads the provider's records.
+    Without it, such an attempt is never placed again blindly: it ends `failed`, its placing outcome unknown.
     """
 
     name: str

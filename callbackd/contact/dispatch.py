@@ -4,8 +4,12 @@ each outcome (a retry, a fallback channel, a final state) is the state machine's
 
 Scheduling lives in the database: a tick (the embedded runner's pass, or beat's task) claims what is due in one
 transaction and only then hands the ids to whoever places them; placing takes a claimed attempt with one
-conditional update, so a message delivered twice places nothing twice. A claim is a lease: an attempt its
-worker never placed (the worker was killed) goes back to due after `[dispatch] lease_seconds`.
+conditional update, so a message delivered twice places nothing twice. A claim is a lease of
+`[dispatch] lease_seconds`: an attempt still queued when it runs out (its worker never took it, or the message
+was lost) goes back to due. One still placing without a provider id is in doubt: its worker was killed after
+taking it, perhaps after asking the provider. It is never placed again blindly: the channel's `lookup` asks the
+provider (`reconcile_in_doubt`), and only a provider that never placed it gets it again; a channel that cannot look
+up ends it failed, its placing outcome unknown, and the callback's retry or next channel follows.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
-from callbackd.api.channels import StartResult
+from callbackd.api.channels import InDoubt, LookupResult, StartResult
 from callbackd.api.manager import PluginError, Plugins
 from callbackd.contact import transitions
 from callbackd.contact.attempts import close_callback, record_opt_out, usable_channels
@@ -42,13 +46,17 @@ _attempts = cast(Table, Attempt.__table__)
 
 @dataclass
 class TickReport:
-    """One tick: what it reclaimed, ended, scheduled, held and claimed (the claimed ids, committed)."""
+    """One tick: what it reclaimed (lapsed leases; `reconciled` of them were in doubt and settled by their
+    provider's word), ended, scheduled, held and claimed (the claimed ids, committed), and the errors of channels
+    that failed looking an attempt up."""
 
     reclaimed: int = 0
+    reconciled: int = 0
     ended: int = 0
     scheduled: int = 0
     held: int = 0
     claimed: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -217,16 +225,104 @@ def fail_attempt(session: Session, settings: Settings, plugins: Plugins, attempt
 
 
 def reclaim_expired(session: Session, settings: Settings, now: datetime) -> int:
-    """Put back to due every claimed attempt whose lease ran out before its worker placed it (the worker was
-    killed, or its message was lost with the broker). Attempts a provider already knows stay as they are."""
+    """Put back to due every claimed attempt whose lease ran out while it was still queued: no worker took it (the
+    worker was killed first, or its message was lost with the broker), so no provider was asked. An attempt a
+    worker took (placing) is in doubt instead: `reconcile_in_doubt`."""
     cutoff = now - timedelta(seconds=settings.dispatch.lease_seconds)
     result = session.execute(
         update(Attempt)
-        .where(Attempt.status.in_(("queued", "placing")), Attempt.started_at < cutoff, Attempt.provider_id.is_(None))
+        .where(Attempt.status == "queued", Attempt.started_at < cutoff, Attempt.provider_id.is_(None))
         .values(status="due", started_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount  # type: ignore[attr-defined]
+
+
+# ---- attempts in doubt: taken for placing by a worker that stopped before recording the provider's word --------
+
+
+@dataclass(frozen=True)
+class Doubt:
+    """An attempt in doubt: its id, channel and number, and when its worker took it (its lease's start)."""
+
+    attempt_id: int
+    channel: str
+    phone: str
+    taken_at: datetime
+
+
+def in_doubt(session: Session, settings: Settings, now: datetime) -> list[Doubt]:
+    """Attempts taken for placing whose lease ran out with no provider id recorded: their worker stopped, before or
+    after asking the provider. (One a provider's webhook reached meanwhile is no longer placing.)"""
+    cutoff = now - timedelta(seconds=settings.dispatch.lease_seconds)
+    rows = session.execute(
+        select(Attempt.id, Attempt.channel, Callback.phone, Attempt.started_at)
+        .join(Callback, Callback.id == Attempt.callback_id)
+        .where(Attempt.status == "placing", Attempt.started_at < cutoff, Attempt.provider_id.is_(None))
+        .order_by(Attempt.id)
+    ).all()
+    return [Doubt(attempt_id, channel, phone, taken_at) for attempt_id, channel, phone, taken_at in rows
+            if taken_at is not None]  # always, by the filter
+
+
+def look_up(settings: Settings, plugins: Plugins, doubt: Doubt) -> tuple[LookupResult, str | None]:
+    """Ask the attempt's channel whether its provider placed it: the answer, and the error when looking up raised
+    (then the answer is "cannot tell"). A channel without `lookup` cannot tell. No transaction is open meanwhile."""
+    channel = plugins.channel(doubt.channel) if doubt.channel in plugins.channels else None
+    lookup = getattr(channel, "lookup", None)
+    if channel is None or lookup is None:
+        return LookupResult.unknown(f"channel {doubt.channel!r} cannot look up its provider's records"), None
+    try:
+        return lookup(InDoubt(doubt.attempt_id, doubt.phone, doubt.taken_at, settings)), None
+    except Exception as exc:
+        owner = plugins.channels.owners.get(channel.name, "?")
+        error = (f"plugin {owner!r} failed looking up attempt {doubt.attempt_id} on channel {channel.name!r}: "
+                 f"{type(exc).__name__}: {mask_in(exc, doubt.phone)}")  # never the applicant's number
+        return LookupResult.unknown(f"looking it up failed: {error}"), f"attempt {doubt.attempt_id}: {error}"
+
+
+def settle_in_doubt(
+    session: Session, settings: Settings, plugins: Plugins, doubt: Doubt, found: LookupResult, now: datetime
+) -> bool:
+    """Apply what the provider said to an attempt in doubt (`transitions.reconcile`), unless it moved on since it
+    was found (its worker was only slow, or another tick settled it first): False then. Due again, under way with
+    the provider's id, or ended through its conversation (so its retry, next channel or final state follows)."""
+    still = session.scalar(
+        select(Attempt.id).where(Attempt.id == doubt.attempt_id, Attempt.status == "placing",
+                                 Attempt.started_at == doubt.taken_at, Attempt.provider_id.is_(None))
+        .with_for_update()
+    )
+    if still is None:
+        return False
+    decided = transitions.reconcile(found.placed, found.outcome, found.detail)
+    if decided.then == "due":
+        write_row(session, Attempt, doubt.attempt_id, status="due", started_at=None)
+    elif decided.then == "in_progress":
+        write_row(session, Attempt, doubt.attempt_id, status="in_progress", provider_id=found.provider_id,
+                  detail=decided.detail[:500])
+    else:
+        assert decided.outcome is not None
+        conversation = open_conversation(session, settings, plugins, doubt.attempt_id, now)
+        if found.provider_id:
+            conversation.set_attempt(provider_id=found.provider_id)
+        conversation.finish(decided.outcome, decided.detail)
+    return True
+
+
+def reconcile_in_doubt(database: Database, settings: Settings, plugins: Plugins, now: datetime
+                       ) -> tuple[int, list[str]]:
+    """Settle every attempt in doubt by its provider's word, each in its own transaction after its channel's
+    `lookup` answered: how many were settled, and the errors of lookups that raised."""
+    with database.session() as session:
+        doubts = in_doubt(session, settings, now)
+    settled, errors = 0, []
+    for doubt in doubts:
+        found, error = look_up(settings, plugins, doubt)
+        if error is not None:
+            errors.append(error)
+        with database.session() as session:
+            settled += settle_in_doubt(session, settings, plugins, doubt, found, now)
+    return settled, errors
 
 
 def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -> tuple[list[int], int]:
@@ -286,13 +382,15 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -
 
 
 def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime | None = None) -> TickReport:
-    """One scheduler pass in one transaction: reclaim lapsed leases, end stale attempts, schedule new callbacks,
-    claim what is due. The claimed ids are returned once the transaction has committed, so whoever places them
-    finds them claimed."""
+    """One scheduler pass: settle attempts in doubt by their providers' word (each in a transaction of its own,
+    the provider asked outside any), then in one transaction reclaim lapsed leases, end stale attempts, schedule
+    new callbacks, claim what is due. The claimed ids are returned once the transaction has committed, so whoever
+    places them finds them claimed."""
     now = now or clock.now()
     report = TickReport()
+    report.reconciled, report.errors = reconcile_in_doubt(database, settings, plugins, now)
     with database.session() as session:
-        report.reclaimed = reclaim_expired(session, settings, now)
+        report.reclaimed = report.reconciled + reclaim_expired(session, settings, now)
         report.ended = end_stale(session, settings, plugins, now)
         report.scheduled = schedule_new(session, settings, plugins, now)
         report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch)
@@ -386,6 +484,7 @@ def run_once(
     report = DispatchReport()
     while True:
         ticked = tick(database, settings, plugins, now)
+        report.errors.extend(ticked.errors)
         report.ended += ticked.ended
         report.scheduled += ticked.scheduled
         report.held += ticked.held

@@ -6,6 +6,10 @@ Callback states: pending (nothing placed yet), in_progress, and the final comple
 refused, opted_out, invalid. Attempt states: due, queued (claimed by a tick, handed to a worker), placing (taken
 by the worker that places it), in_progress, answered, then its outcome.
 
+A claim is a lease. An attempt still `queued` when it runs out was never handed to a provider and is due again;
+one still `placing` without a provider id is in doubt (its dispatcher may have asked the provider and died), and
+`reconcile` decides from what the channel's provider says: only "never placed" places it again.
+
     reported outcome --settle--> the attempt's outcome --+--> Close(final status, reason)     completed, partial,
                                                          |                                      invalid_number, refused
                                                          +--> Retry(same channel)             tries left on it
@@ -142,3 +146,34 @@ def opt_out(callbacks: Mapping[int, str]) -> dict[int, Close]:
     """An opt-out (退订): every callback of the number not yet final (id -> status) closes as opted out, its open
     attempts with it; final ones stay as they are."""
     return {callback_id: OPTED_OUT for callback_id, status in callbacks.items() if status not in FINAL_CALLBACK}
+
+
+UNKNOWN_PLACING = "placing outcome unknown"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What an attempt in doubt becomes: `then` is "due" (placed again: its provider never placed it),
+    "in_progress" (its provider's contact is under way and ends through the channel as usual) or "ended", with the
+    `outcome` it reports (settled and followed as any reported end) and the `detail` it records."""
+
+    then: str
+    outcome: str | None = None
+    detail: str = ""
+
+
+def reconcile(placed: bool | None, outcome: str | None, detail: str = "") -> Reconciled:
+    """An attempt in doubt, by its provider's word: `placed` False (never placed) is the one case placed again;
+    True takes the provider's contact, under way (`outcome` None) or ended with `outcome`; None (the channel cannot
+    look it up, or looking up failed) ends it `failed`, its placing outcome unknown, and is never placed again
+    blindly: the retry or the plan's next channel follows, spaced like any other, and the attempt counts as a try
+    (the applicant may have been called)."""
+    if placed is None:
+        return Reconciled("ended", "failed", f"{UNKNOWN_PLACING}: {detail or 'the channel cannot look it up'}")
+    if not placed:
+        return Reconciled("due")
+    if outcome is None:
+        return Reconciled("in_progress", detail=detail)
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown attempt outcome {outcome!r} (known: {', '.join(OUTCOMES)})")
+    return Reconciled("ended", outcome, detail)

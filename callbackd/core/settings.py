@@ -141,7 +141,8 @@ class DispatchSettings(Section):
     # an attempt still waiting this long for its channel (by kind) ends as no_answer
     # where provider rates are counted: memory:// for one process, redis://host:port/db to share across workers
     rate_storage: str = "memory://"
-    # a claimed attempt not placed within this long (its worker died) goes back to due
+    # a claimed attempt not placed within this long (its worker died) goes back to due; one in doubt (the provider
+    # request may have gone out) is reconciled through its channel's lookup instead
     lease_seconds: int = Field(default=300, ge=1)
     # at most this many attempts claimed and waiting for a worker at once
     batch: int = Field(default=2000, ge=1)

@@ -8,6 +8,9 @@ Twilio is the one component no test machine can reach, so this module plays it o
   status `queued`), or with Twilio's error body (`{"code", "message", "more_info", "status"}`; HTTP 400, or 401 for
   bad credentials) so the library raises `TwilioRestException` with that code: for a missing parameter, a number
   that is not E.164, wrong credentials, or a failure a test scripted with `fail_next` (21211, 21610...).
+  `GET .../Calls.json` is the Calls list, filtered by `To`, `Status` and `StartTime>` as Twilio documents them:
+  `StartTime>` by the day ("on or after this date"), so a same-day call before the time asked for is listed too,
+  and a call not yet dialed (queued) has no start time and is left out.
 - **The telephone network and the people on it.** A call is not connected while the API request is open: real
   Twilio answers the API first and calls back seconds later, and the dispatcher commits its attempt only after the
   API answers. The test connects queued calls with `play()`, which drives the project's webhooks over HTTP as
@@ -16,7 +19,8 @@ Twilio is the one component no test machine can reach, so this module plays it o
   `<Redirect>`, `<Pause>`, `<Record>`, `<Hangup/>`), pressing the keys a scripted `Person` presses. `text()` is an
   inbound SMS; the `<Message>` replies in the project's TwiML are recorded as messages sent. `report_message()`
   delivers a message's status callback (delivered, undelivered with an error code). `deliver_twice` sends every
-  webhook twice, as Twilio's at-least-once delivery may; `redeliver()` repeats one.
+  webhook twice, as Twilio's at-least-once delivery may; `redeliver()` repeats one. `end_unheard()` ends a call
+  while none of its webhooks reaches the project (its web app was down): only the Calls list knows.
 - **Signatures.** Every webhook is signed with `twilio.request_validator.RequestValidator(auth_token)` for the
   public URL Twilio would call (the project's `public_base_url` + path + query) and posted to the local server
   that stands behind that public address.
@@ -37,7 +41,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -112,6 +116,8 @@ class Call:
     ended_by: str = ""  # "project" (<Hangup/> or no verbs left), "person" (hung up), or "" when never answered
     callbacks_sent: int = 0  # status callbacks so far (Twilio's SequenceNumber)
     created_at: float = 0.0  # time.monotonic() when the API created it
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    start_time: datetime | None = None  # when it was dialed: None while queued
 
     @property
     def transcript(self) -> str:
@@ -162,6 +168,7 @@ class TwilioEmulator:
         self.deliver_twice = False
         # a provider under load answers each API request this many seconds after it arrives
         self.api_delay = 0.0
+        self.arrived = 0  # API requests received, counted before `api_delay`: a client may be stopped mid-request
         self._autoplay: tuple[Person, float, ThreadPoolExecutor] | None = None
         self.failures: list[str] = []  # what went wrong on calls connected by `autoplay`
         self._people: dict[str, list[Person]] = {}
@@ -204,6 +211,14 @@ class TwilioEmulator:
     def fail_next(self, to: str, code: int, status: int = 400) -> None:
         """The next API request (a call or a message) to `to` is refused with Twilio error `code`."""
         self._failures.setdefault(to, []).append((code, status))
+
+    def end_unheard(self, call: Call, status: str) -> None:
+        """Dial `call` and end it with `status` (completed, busy, no-answer, failed, canceled) while none of its
+        webhooks reaches the project, as when its web app is down: only the Calls list shows what happened."""
+        with self._lock:
+            self._played.add(call.sid)
+        call.start_time = call.start_time or datetime.now(UTC)
+        call.status = status
 
     def calls_to(self, to: str) -> list[Call]:
         return [call for call in self.calls if call.to == to]
@@ -355,6 +370,7 @@ class TwilioEmulator:
 
     def _status(self, call: Call, status: str) -> None:
         call.status = status
+        call.start_time = call.start_time or datetime.now(UTC)  # dialed
         event = _EVENT_OF_STATUS.get(status, "completed")
         if call.status_callback and (event == "completed" or event in call.events):
             params = {**self._call_params(call), "CallbackSource": "call-progress-events",
@@ -413,8 +429,10 @@ class TwilioEmulator:
             return 401, _error(20003, "Authenticate", 401)
         if match["account"] != self.account_sid:
             return 404, _error(20404, f"The requested resource {path} was not found", 404)
+        with self._lock:
+            self.arrived += 1
         if self.api_delay:
-            time.sleep(self.api_delay)
+            time.sleep(self.api_delay)  # what was asked is done whether or not the client is still there to hear
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         one = {key: values[-1] for key, values in form.items()}
         with self._lock:
@@ -454,12 +472,48 @@ class TwilioEmulator:
                 person, after, pool = self._autoplay
                 self._played.add(call.sid)
                 pool.submit(self._connect_later, call, person, after)
-        return 201, self._resource("Calls", call.sid, {
+        return 201, self._call_resource(call)
+
+    def _call_resource(self, call: Call) -> dict[str, Any]:
+        def rfc2822(when: datetime | None) -> str | None:
+            return None if when is None else format_datetime(when, usegmt=True)
+
+        return {**self._resource("Calls", call.sid, {
             "to": call.to, "to_formatted": call.to, "from": call.from_, "from_formatted": call.from_,
-            "status": "queued", "direction": "outbound-api", "answered_by": None, "start_time": None,
-            "end_time": None, "duration": None, "price": None, "parent_call_sid": None, "caller_name": None,
-            "forwarded_from": None, "group_sid": None, "trunk_sid": None, "queue_time": "0",
-        })
+            "status": call.status, "direction": "outbound-api", "answered_by": call.answered_by,
+            "start_time": rfc2822(call.start_time), "end_time": None, "duration": None, "price": None,
+            "parent_call_sid": None, "caller_name": None, "forwarded_from": None, "group_sid": None,
+            "trunk_sid": None, "queue_time": "0",
+        }), "date_created": rfc2822(call.date_created)}
+
+    def list_calls(self, path: str, authorization: str | None, query: str) -> tuple[int, dict[str, Any]]:
+        """`GET .../Calls.json`: the Calls list, newest first, filtered by `To`, `Status` and `StartTime>` (by the
+        day, as Twilio documents it: a call started on or after that date; a call not yet dialed has no start
+        time and is left out). One page holds every match."""
+        match = _API_PATH.fullmatch(path)
+        if match is None or match["resource"] != "Calls":
+            return 405, _error(20004, "Method not allowed", 405)
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if authorization != expected:
+            return 401, _error(20003, "Authenticate", 401)
+        if match["account"] != self.account_sid:
+            return 404, _error(20404, f"The requested resource {path} was not found", 404)
+        one = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+        with self._lock:
+            self.api_requests.append(("Calls.list", {key: [value] for key, value in one.items()}))
+            calls = list(self.calls)
+        if "To" in one:
+            calls = [call for call in calls if call.to == one["To"]]
+        if "Status" in one:
+            calls = [call for call in calls if call.status == one["Status"]]
+        if "StartTime>" in one:
+            day = date.fromisoformat(one["StartTime>"][:10])
+            calls = [call for call in calls if call.start_time is not None and call.start_time.date() >= day]
+        calls.sort(key=lambda call: call.date_created, reverse=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls.json"
+        return 200, {"calls": [self._call_resource(call) for call in calls], "end": max(len(calls) - 1, 0),
+                     "first_page_uri": uri, "next_page_uri": None, "page": 0, "page_size": int(one.get("PageSize", 50)),
+                     "previous_page_uri": None, "start": 0, "uri": uri}
 
     def _create_message(self, one: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if not one.get("Body"):
@@ -501,7 +555,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._send(status, payload)
 
     def do_GET(self) -> None:  # noqa: N802
-        self._send(405, _error(20004, "Method not allowed", 405))
+        emulator: TwilioEmulator = self.server.emulator  # type: ignore[attr-defined]
+        path, _, query = self.path.partition("?")
+        self._send(*emulator.list_calls(path, self.headers.get("Authorization"), query))
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

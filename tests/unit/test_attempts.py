@@ -125,3 +125,33 @@ def test_an_opt_out_closes_every_open_callback_of_the_number_and_ends_their_atte
     assert closing == {1: OPTED_OUT, 3: OPTED_OUT}
     assert Close("opted_out", "opted_out", open_attempts="opted_out") == OPTED_OUT
     assert transitions.opt_out({}) == {}
+
+
+# ---- an attempt in doubt: its dispatcher stopped while placing it, and its provider was asked ------------------
+
+
+def test_only_a_provider_that_never_placed_the_attempt_has_it_placed_again():
+    assert transitions.reconcile(False, None, "not in the journal") == transitions.Reconciled("due")
+
+
+def test_a_contact_the_provider_placed_is_taken_under_way_or_as_it_ended():
+    assert transitions.reconcile(True, None, "call ringing") == transitions.Reconciled("in_progress",
+                                                                                      detail="call ringing")
+    assert transitions.reconcile(True, "busy", "call busy") == transitions.Reconciled("ended", "busy", "call busy")
+
+
+def test_an_attempt_nobody_can_look_up_ends_failed_as_unknown_and_its_retry_follows_as_a_try():
+    decided = transitions.reconcile(None, None, "")
+    assert decided.then == "ended" and decided.outcome == "failed"
+    assert decided.detail == f"{transitions.UNKNOWN_PLACING}: the channel cannot look it up"
+    # an outcome means nothing while nobody knows whether the attempt was placed
+    because = transitions.reconcile(None, "completed", "looking it up failed: timeout")
+    assert because.outcome == "failed" and because.detail.endswith("looking it up failed: timeout")
+    # what follows is the usual: a retry while the channel has tries, and it used one (it may have rung)
+    assert transitions.tries_used(["failed"]) == 1
+    assert ended("failed", attempt_status="placing") == Ended("failed", retryable=True)
+
+
+def test_a_provider_outcome_outside_the_state_machine_is_refused():
+    with pytest.raises(ValueError, match="unknown attempt outcome 'lost'"):
+        transitions.reconcile(True, "lost")

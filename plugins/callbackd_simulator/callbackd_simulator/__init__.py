@@ -9,7 +9,8 @@ Settings, all optional, in `[channels.simulator]` of the settings in force: seed
 hang_up_rate, suggestion_rate, profiles = { "窗口" = [满意, 基本满意, 不满意] shares }. For load tests and
 rehearsals of a deployment it can also play a provider: `per_second` (the account's rate, which dispatchers must
 keep), `call_seconds` (how long each simulated call lasts) and `journal` (a file it appends every contact it
-places to, one line each, like a provider's call log: placing an attempt twice shows as a repeated line).
+places to, one line each, like a provider's call log: placing an attempt twice shows as a repeated line). The
+journal is also what `lookup` reads for an attempt whose dispatcher was killed while placing it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from callbackd.api import LEVEL_NAMES, Channel, ChannelSettings, Conversation, Settings, StartResult, hookimpl
+from callbackd.api import (
+    LEVEL_NAMES,
+    Channel,
+    ChannelSettings,
+    Conversation,
+    InDoubt,
+    LookupResult,
+    Settings,
+    StartResult,
+    hookimpl,
+)
 
 SUGGESTIONS = (
     "希望增加周末服务时间。",
@@ -68,6 +79,24 @@ class SimulatorChannel:
         """The simulated provider's rate, when one is set."""
         rate = SimulatorSettings.of(settings).per_second
         return None if rate is None else ("simulator", rate)
+
+    def lookup(self, attempt: InDoubt) -> LookupResult:
+        """The simulated provider's word on an attempt whose dispatcher stopped while placing it, from its journal:
+        an attempt with a line there was placed, and its call ended with the process placing it (the simulated
+        applicant lived there), so it failed; one without a line was never placed. Without a journal the simulator
+        keeps no record and cannot tell."""
+        journal = SimulatorSettings.of(attempt.settings).journal
+        if not journal:
+            return LookupResult.unknown("the simulator keeps no journal ([channels.simulator] journal)")
+        try:
+            with open(journal, encoding="utf-8") as lines:
+                placed = any(line.split(" ", 1)[0] == str(attempt.attempt_id) for line in lines)
+        except FileNotFoundError:
+            placed = False  # nothing was ever placed
+        if not placed:
+            return LookupResult.not_placed("not in the simulator's journal")
+        return LookupResult.found(f"SIM-{attempt.attempt_id}", "failed",
+                                  "simulated call cut off: the process placing it stopped")
 
     def start(self, conversation: Conversation) -> StartResult:
         # read when used, not at registration: a bad table fails the dispatch that needs it, naming the table

@@ -7,12 +7,18 @@ Settings in `[channels.twilio]`, each also from the environment as deployments e
 `machine_detection`, `gather_timeout`, `record_suggestion`, `calls_per_second`, `messages_per_second`.
 Credentials only from the environment: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. A missing one is an error when
 a channel is used, never at import.
+
+`twilio-voice` looks up an attempt whose dispatcher was killed while placing it in Twilio's Calls list (calls to
+the number since the attempt was taken); `twilio-sms` has no lookup, so such an SMS attempt ends with its placing
+outcome unknown and is never sent again blindly.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -23,6 +29,8 @@ from callbackd.api import (
     ChannelSettings,
     ConfigError,
     Conversation,
+    InDoubt,
+    LookupResult,
     Settings,
     StartResult,
     WebhookServices,
@@ -39,6 +47,19 @@ ENVIRONMENT = {
 INVALID_NUMBER = {21211, 21214, 21217, 21401, 21407, 21421, 21614}
 UNSUBSCRIBED = 21610
 NOT_CONFIGURED = {20003, 20404, 21212, 21606, 21659}  # bad credentials, unknown account, unusable caller id
+# A call's final status in Twilio's Calls list, as the attempt's outcome. A call found `completed` while its attempt
+# never heard from the voice webhook reached nobody's survey: it failed. Other statuses (queued, ringing,
+# in-progress) are under way, and the webhooks end them.
+LOOKED_UP_OUTCOMES = {"completed": "failed", "busy": "busy", "no-answer": "no_answer", "failed": "failed",
+                      "canceled": "failed"}
+# How far callbackd's clock and Twilio's may differ: a call up to this long before the attempt was taken still
+# counts as its call. Shorter than the spacing between two calls to one number ([dispatch] per_number_gap_seconds,
+# 60 s by default), so an earlier attempt's call is not taken for this one's.
+CLOCK_SKEW = timedelta(seconds=30)
+# The twilio library logs every request's query string at INFO; a Calls list query names the number. Lookups go
+# through a client logging to this logger, which keeps only warnings.
+_UNLOGGED = logging.getLogger("callbackd_twilio.lookups")
+_UNLOGGED.setLevel(logging.WARNING)
 
 
 class TwilioSettings(ChannelSettings):
@@ -96,17 +117,19 @@ def require(config: TwilioSettings) -> None:
 
 
 @cache
-def _client(sid: str, token: str, api_base_url: str) -> Any:
+def _client(sid: str, token: str, api_base_url: str, quiet: bool = False) -> Any:
+    from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
-    client = Client(sid, token)
+    client = Client(sid, token, http_client=TwilioHttpClient(logger=_UNLOGGED) if quiet else None)
     client.api.base_url = api_base_url.rstrip("/")  # Twilio's own by default; a gateway or emulator otherwise
     return client
 
 
-def client_for(config: TwilioSettings) -> Any:
+def client_for(config: TwilioSettings, *, quiet: bool = False) -> Any:
+    """The twilio client for the account; `quiet`, one that does not log its requests (their query names a number)."""
     sid, token = credentials()
-    return _client(sid, token, config.api_base_url)
+    return _client(sid, token, config.api_base_url, quiet)
 
 
 def hook_url(config: TwilioSettings, path: str) -> str:
@@ -163,6 +186,23 @@ class VoiceChannel:
                 conversation.opt_out("carrier", note=result.detail)
             return result
         return StartResult.placed(call.sid)
+
+    def lookup(self, attempt: InDoubt) -> LookupResult:
+        """Twilio's word on an attempt whose dispatcher stopped while placing it: the first call to the number in
+        the Calls list since the attempt was taken (allowing `CLOCK_SKEW`) is its call, under way or ended as
+        `LOOKED_UP_OUTCOMES` says; none means Twilio never placed it. The list filters by start time, which a call
+        still waiting in Twilio's queue does not have yet, so queued calls to the number are asked for too."""
+        client = client_for(twilio_settings(attempt.settings), quiet=True)
+        since = attempt.since - CLOCK_SKEW
+        started = client.calls.list(to=attempt.phone, start_time_after=since, limit=50)
+        queued = client.calls.list(to=attempt.phone, status="queued", limit=50)
+        calls = [call for call in started if call.start_time is None or call.start_time >= since]
+        calls += [call for call in queued if call.date_created is None or call.date_created >= since]
+        if not calls:
+            return LookupResult.not_placed("no call to the number in Twilio's Calls list since the attempt was taken")
+        call = min(calls, key=lambda found: found.start_time or found.date_created or since)
+        return LookupResult.found(call.sid, LOOKED_UP_OUTCOMES.get(call.status),
+                                  f"call {call.status} (found in Twilio's Calls list)")
 
 
 class SmsChannel:
