@@ -9,6 +9,14 @@ or a table. Each delivery opens one `WebhookScope`; what is done through it comm
         if not delivery.first_time(f"call:{sid}:{status}"):
             return  # a repeated delivery changes nothing
         conversation = delivery.conversation(attempt_id)
+
+Open deliveries in a thread (a plain `def` route, or starlette's `run_in_threadpool`), never on the web server's
+event loop: a delivery may wait for the database, and the loop serves every other request. A handler does its
+work through the scope and answers from what it reads there: when the database cannot take a write at once (a
+long import on SQLite), the web app keeps the request and runs the handler on a preview scope, which reads the
+database as it is and shows what the handler reports as if it had been written, but writes nothing; the same
+request is handled again, for real, once the database is free (its answer then discarded). The handler sees no
+difference.
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ class WebhookServices(Protocol):
         ...
 
     def delivery(self) -> AbstractContextManager[WebhookScope]:
-        """Open one delivery's unit of work; it commits when the `with` block ends without an exception."""
+        """Open one delivery's unit of work; it commits when the `with` block ends without an exception. A handler
+        opens one per request (a request kept for later is applied as one unit)."""
         ...
 
     def is_opt_out(self, text: str) -> bool:

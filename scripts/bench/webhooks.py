@@ -2,6 +2,7 @@
 """Benchmark: the IVR answer webhook under load, one uvicorn worker on loopback, signed requests.
 
     .venv/bin/python scripts/bench/webhooks.py [--calls 3000] [--concurrency 16] [--seconds 8] [--in-process]
+    .venv/bin/python scripts/bench/webhooks.py --during-import [--rows 1000000] [--rate 100]
 
 Prepares `calls` answered calls (a ledger, a round on twilio-voice, attempts picked up through the core), starts
 `callbackd serve` with one worker, then sends the keypad answers of every call (six each) as Twilio would: a
@@ -16,22 +17,32 @@ machine is shared, so read the figures with it.
 
 `--in-process` skips HTTP: it calls the ASGI app directly, one request at a time, and prints the wall and CPU
 time per request (what the application itself costs, free of the load generator and mostly of other load).
+
+`--during-import` measures webhooks while SQLite's writer is busy: with the server up, it starts `callbackd ledger
+import` of a synthetic ledger of `--rows` new cases (one transaction, which holds the writer for as long as it
+runs) and sends signed IVR answers at `--rate` a second from before the import starts until `--tail` seconds after
+it ends, /healthz twice a second beside them. It prints p50/p99/max latency (target: p99 <= 1 s), then waits for
+the server to apply what it kept in its inbox meanwhile and counts the answers recorded against those sent: every
+one must be there, once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -287,12 +298,173 @@ def in_process(requests: list[tuple[str, bytes, dict[str, str]]]) -> None:
     asyncio.run(run())
 
 
+def start_server(env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`callbackd serve` with one worker on a free loopback port, once /healthz answers; the process and its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "callbackd"), "serve", "--port", str(port)], env=env, cwd=folder,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.terminate()
+    sys.exit("callbackd serve did not start")
+
+
+def percentile(latencies: list[float], share: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[max(int(len(ordered) * share + 0.999999) - 1, 0)]
+
+
+def during_import(folder: Path, env: dict[str, str], requests: list[tuple[str, bytes, dict[str, str]]],
+                  options: argparse.Namespace) -> int:
+    """The `--during-import` run (see the module); exit status 1 when an answer is missing or the target missed."""
+    from callbackd.app.synthetic import ledger_rows, write_ledger_csv
+
+    database = folder / "bench.db"
+    ledger = folder / "import-ledger.csv"
+    began = time.perf_counter()
+    # another month's cases: all new, so the import takes SQLite's bulk-load path, the writer's longest hold
+    write_ledger_csv(ledger, ledger_rows(date(2026, 10, 1), options.rows, windows=200, seed=1))
+    print(f"ledger to import: {options.rows:,} new cases, {ledger.stat().st_size / 1e6:.0f} MB "
+          f"(written in {time.perf_counter() - began:.1f} s)")
+    server, base = start_server(env, folder)
+    try:
+        asyncio.run(fire(base, requests[:200], 8))  # warm up, applied at once
+        before = recorded_answers(database)
+        print(load(), "(before)")
+        sent, answered, health, failures, took = asyncio.run(
+            paced_during_import(base, requests[200:], env, folder, options))
+        print(load(), "(at the end of the import)")
+        waited = time.perf_counter()
+        while kept(database) and time.perf_counter() - waited < 600:
+            time.sleep(0.2)
+        applied = recorded_answers(database) - before
+        drained = time.perf_counter() - waited
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    everything = [latency for latency, _ in answered]
+    during = [latency for latency, busy in answered if busy]
+    print(f"import: {options.rows:,} rows in {took:.1f} s")
+    print(f"{len(everything):,} signed IVR answers at {options.rate:g}/s, {len(during):,} of them while the import "
+          f"wrote; failures (not 200 TwiML): {failures}")
+    for name, values in (("all", everything), ("during the import", during)):
+        if values:
+            print(f"latency ({name}): p50 {statistics.median(values) * 1000:.1f} ms, "
+                  f"p99 {percentile(values, 0.99) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms (target p99 <= 1 s)")
+    if health:
+        print(f"/healthz: {len(health)} probes, p50 {statistics.median(health) * 1000:.1f} ms, "
+              f"max {max(health) * 1000:.1f} ms")
+    still = kept(database)
+    print(f"applied afterwards: {applied:,} answers recorded of {sent:,} sent; the inbox emptied in {drained:.1f} s "
+          f"after the import" + (f"; {still} still kept" if still else ""))
+    print(load(), "(after)")
+    missed = applied != sent or failures or not everything or percentile(everything, 0.99) > 1.0
+    print("verdict: " + ("MISSED" if missed else "met (p99 <= 1 s, every answer applied once)"))
+    return 1 if missed else 0
+
+
+async def paced_during_import(base: str, requests: list[tuple[str, bytes, dict[str, str]]], env: dict[str, str],
+                              folder: Path, options: argparse.Namespace
+                              ) -> tuple[int, list[tuple[float, bool]], list[float], int, float]:
+    """Send `requests` at `options.rate` a second from a second before the import starts until `options.tail`
+    seconds after it ends: (sent, [(latency, while the import ran)], /healthz latencies, failures, import time)."""
+    answered: list[tuple[float, bool]] = []
+    health: list[float] = []
+    failures = 0
+    importing = False
+    connections = max(options.concurrency, 64)  # open loop: requests keep coming while answers are slow
+    limits = httpx.Limits(max_connections=connections + 1, max_keepalive_connections=connections + 1)
+    gate = asyncio.Semaphore(connections)
+
+    async def send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str]) -> None:
+        nonlocal failures
+        busy = importing
+        began = time.perf_counter()  # from when it is due: time spent waiting for a connection counts
+        async with gate:
+            try:
+                response = await client.post(base + path, content=body, headers=headers)
+                ok = response.status_code == 200 and b"<Response>" in response.content
+            except httpx.HTTPError:
+                ok = False
+            answered.append((time.perf_counter() - began, busy or importing))
+            failures += not ok
+
+    async def probe(client: httpx.AsyncClient) -> None:
+        while True:
+            began = time.perf_counter()
+            await client.get(base + "/healthz")
+            health.append(time.perf_counter() - began)
+            await asyncio.sleep(0.5)
+
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        probing = asyncio.create_task(probe(client))
+        tasks: list[asyncio.Task[None]] = []
+        started = time.perf_counter()
+        importer: asyncio.subprocess.Process | None = None
+        import_began = import_took = 0.0
+        ended_at: float | None = None
+        for number, (path, body, headers) in enumerate(requests):
+            now = time.perf_counter()
+            if importer is None and now - started >= 1.0:
+                importer = await asyncio.create_subprocess_exec(
+                    str(Path(sys.executable).parent / "callbackd"), "ledger", "import", "import-ledger.csv", "--json",
+                    cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                import_began, importing = time.perf_counter(), True
+            if importer is not None and ended_at is None and importer.returncode is not None:
+                ended_at, importing = time.perf_counter(), False
+                import_took = ended_at - import_began
+            if ended_at is not None and now - ended_at >= options.tail:
+                break
+            await asyncio.sleep(max(0.0, started + number / options.rate - now))
+            tasks.append(asyncio.create_task(send(client, path, body, headers)))
+        else:
+            print("note: the prepared answers ran out before the import ended: run with more --calls")
+        await asyncio.gather(*tasks)
+        probing.cancel()
+        if importer is not None:
+            out, err = await importer.communicate()
+            if importer.returncode != 0:
+                print(f"callbackd ledger import failed (exit {importer.returncode}): {err.decode()[-500:]}")
+            else:
+                report = json.loads(out)
+                print(f"import report: imported {report['imported']:,}, errors {len(report['errors'])}")
+            if ended_at is None:
+                import_took = time.perf_counter() - import_began
+    return len(tasks), answered, health, failures, import_took
+
+
+def recorded_answers(database: Path) -> int:
+    with closing(sqlite3.connect(database, timeout=60)) as connection:
+        return int(connection.execute("SELECT count(*) FROM answers").fetchone()[0])
+
+
+def kept(database: Path) -> int:
+    """How many deliveries the server's inbox (beside the database) holds still."""
+    inbox = Path(f"{database}-inbox")
+    if not inbox.exists():
+        return 0
+    with closing(sqlite3.connect(inbox, timeout=60)) as connection:
+        return int(connection.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--in-process", action="store_true", help="call the ASGI app directly, without HTTP")
+    parser.add_argument("--during-import", action="store_true",
+                        help="webhooks while `callbackd ledger import` writes --rows new cases")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="cases the import writes (--during-import)")
+    parser.add_argument("--rate", type=float, default=100.0, help="webhooks a second (--during-import)")
+    parser.add_argument("--tail", type=float, default=3.0,
+                        help="seconds of webhooks after the import ends (--during-import)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="callbackd-webhooks-"))
@@ -304,6 +476,11 @@ def main() -> None:
     try:
         ids = prepare(folder, args.calls)
         requests = signed_requests(ids)
+        if args.during_import:
+            status = during_import(folder, env, requests, args)
+            if status:
+                sys.exit(status)
+            return
         print(load(), "(before)")
         if args.in_process:
             os.chdir(folder)
@@ -311,19 +488,7 @@ def main() -> None:
             print(load(), "(after)")
             return
         have_wrk = ensure_wrk()
-        port = free_port()
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "callbackd"), "serve", "--port", str(port)], env=env, cwd=folder,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            sys.exit("callbackd serve did not start")
+        server, base = start_server(env, folder)
         asyncio.run(fire(base, requests[: min(200, len(requests))], args.concurrency))  # warm up
         measured = requests[200:]
         server_cpu = cpu_seconds(server.pid)
