@@ -1,9 +1,10 @@
 """Reading a large CSV ledger in a second process while the importing one writes.
 
 The reading process sends messages (see `encode`) through a pipe: ("titles", the title rows skipped above the
-header), ("rows", batch) for each batch of `ledger.read_rows`, then ("done", errors); or ("file", message) for a
-file that cannot be read. A thread of its own writes them (see `Sender`), so the reading runs up to `AHEAD` batches
-ahead of the writing.
+header), ("rows", (batch, places)) for each batch of `rows.read_pieces`, then ("done", errors); or ("file",
+message) for a file that cannot be read. The importing process drops the rows whose case id an earlier row has
+(`rows.first_rows`): reading is the slower side, and that work fits in the writing's waits. A thread of its own
+writes the messages (see `Sender`), so the reading runs up to `AHEAD` batches ahead of the writing.
 
 A process with no other thread forks it: the copy starts reading at once, with everything already imported, and
 leaves by `os._exit`, so it never touches the database connections it copied nor runs the importer's clean-ups. A
@@ -33,7 +34,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from callbackd.core.errors import LedgerFileError
 from callbackd.core.settings import Settings
-from callbackd.intake.rows import Batch, RowError, TitleRows, open_rows, read_rows, titles_of
+from callbackd.intake.rows import Batch, RowError, TitleRows, first_rows, open_rows, read_pieces, titles_of
 from callbackd.intake.tables import Reading
 
 # A CSV file this large is read, checked and normalised by a second process while this one writes: with a core to
@@ -143,15 +144,15 @@ def read_for_parent() -> None:
 
 
 def read_into(out: IO[bytes], path: Path, settings: Settings, encoding: str | None, dialect: Dialect) -> None:
-    """The reading process's work: `read_rows` of the file sent to `out` by a `Sender`:
-    ("rows", batch)..., then ("done", errors); or ("file", message) for a file that cannot be read."""
+    """The reading process's work: `read_pieces` of the file sent to `out` by a `Sender`:
+    ("rows", (batch, places))..., then ("done", errors); or ("file", message) for a file that cannot be read."""
     sender = Sender(out)
     try:
         parts = open_rows(path, settings, Reading(encoding=encoding), dialect)
         sender.send(("titles", titles_of(parts)))
         errors: list[RowError] = []
-        for batch in read_rows(parts, errors):
-            sender.send(("rows", batch))
+        for piece in read_pieces(parts, errors):
+            sender.send(("rows", piece))
         sender.send(("done", errors))
     except LedgerFileError as exc:
         sender.send(("file", str(exc)))
@@ -167,6 +168,7 @@ def rows_from_process(
     above its header to `titles`. Raises what reading the file in this one would."""
     reading = _Forked(path, settings, encoding, dialect) if alone() else _Interpreter(path, settings, encoding, dialect)
     done = False
+    firsts: dict[str, int] = {}  # each case id's first line
     try:
         while True:
             message = receive(reading.stream)
@@ -176,7 +178,8 @@ def rows_from_process(
                 )
             kind, payload = message
             if kind == "rows":
-                yield payload
+                batch, places = payload
+                yield first_rows(batch, places, firsts, errors)
             elif kind == "titles":
                 if titles is not None:
                     titles.extend(payload)

@@ -408,15 +408,22 @@ _PART_LINES = 1 << 32
 def read_rows(parts: list[Part], errors: list[RowError]) -> Iterator[Batch]:
     """The good rows in batches; every bad row goes to `errors`, by line (and sheet). So does a row whose case id an
     earlier row of the file (of any of its sheets) has: the first row wins."""
-    sheets = [part.sheet for part in parts]
     firsts: dict[str, int] = {}  # each case id's first place (see _PART_LINES)
+    sheets = [part.sheet for part in parts]
+    for batch, places in read_pieces(parts, errors):
+        yield first_rows(batch, places, firsts, errors, sheets)
+
+
+def read_pieces(parts: list[Part], errors: list[RowError]) -> Iterator[tuple[list[CaseRow], list[int]]]:
+    """The good rows in batches, each with its rows' places (see _PART_LINES), repeated case ids still in them
+    (see `first_rows`); every bad row goes to `errors`, by line (and sheet)."""
     size = _FIRST_CHUNK
     for index, part in enumerate(parts):
         reader, sheet, offset = part.reader, part.sheet, index * _PART_LINES
         read = reader.read
         batch: list[CaseRow] = []
         places: list[int] = []
-        for line, row in enumerate(part.rows, start=part.header_line + 1):
+        for place, row in enumerate(part.rows, start=offset + part.header_line + 1):
             # any() settles the usual row at once; only a row of falsy cells (0, False from a sheet) needs the full
             # test
             if not any(row) and all(cell in (None, "") for cell in row):
@@ -425,16 +432,16 @@ def read_rows(parts: list[Part], errors: list[RowError]) -> Iterator[Batch]:
                 batch.append(read(row))
             except RowProblem as exc:
                 if any(map(text, row)):  # else a row of spaces: a blank line, as the file's reader sees it
-                    errors.append(RowError(line, reader.case_id(row) or None, str(exc), sheet))
+                    errors.append(RowError(place - offset, reader.case_id(row) or None, str(exc), sheet))
                 continue
-            places.append(offset + line)
+            places.append(place)
             if len(batch) >= size:
-                yield first_rows(batch, places, firsts, errors, sheets)
+                yield batch, places
                 batch, places = [], []
                 size = CHUNK
                 reader.texts.clear()
         if batch:
-            yield first_rows(batch, places, firsts, errors, sheets)
+            yield batch, places
 
 
 def first_rows(

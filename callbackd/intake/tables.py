@@ -88,7 +88,9 @@ def locate_header(rows: Iterator[list[Any]], known: Callable[[list[Any]], tuple[
             break
     if best < 0:
         return None
-    return Located(first[best], best + 1, chain(first[best + 1:], rows))
+    under = first[best + 1:]
+    # the usual header, complete in the last row read, has nothing under it read yet: its rows are the file's own
+    return Located(first[best], best + 1, chain(under, rows) if under else rows)
 
 
 def file_kind(path: Path, readers: Mapping[str, LedgerReader] | None) -> str:
