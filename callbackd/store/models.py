@@ -44,6 +44,30 @@ class Window(Base):
     created_at: Mapped[datetime]
 
 
+class User(Base):
+    """A console account: a name, a role and an argon2 hash of its password. A window head's windows are in
+    `user_windows`. Accounts are disabled, never deleted, so the audit trail's names keep their meaning."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin, supervisor, operator, window, leader
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
+class UserWindow(Base):
+    """A window a window head (role `window`) answers for."""
+
+    __tablename__ = "user_windows"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"), primary_key=True)
+
+
 class Case(Base):
     """One handled matter from a window's ledger (办件). `case_no` is the ledger's own 办件编号."""
 
