@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,10 +219,19 @@ def log_records() -> Iterator[LogRecords]:
 @pytest.fixture
 def deployment(workdir: Path, monkeypatch: pytest.MonkeyPatch, cli: Any, log_records: LogRecords
                ) -> Iterator[Deployment]:
-    """callbackd with its Twilio channels configured against the emulator, web app running, clock at MONDAY."""
+    """callbackd on SQLite with its Twilio channels configured against the emulator, web app running, clock at
+    MONDAY."""
+    with deployed(workdir, monkeypatch, cli, log_records, f"sqlite:///{workdir / 'callbackd.db'}") as deployment:
+        yield deployment
+
+
+@contextmanager
+def deployed(workdir: Path, monkeypatch: pytest.MonkeyPatch, cli: Any, log_records: LogRecords, database_url: str
+             ) -> Iterator[Deployment]:
+    """callbackd on this database with its Twilio channels configured against the emulator, web app running,
+    clock at MONDAY; afterwards, no phone number may have reached a log."""
     (workdir / "config").mkdir()
     (workdir / "config" / "callbackd.toml").write_text(SETTINGS, encoding="utf-8")
-    database_url = f"sqlite:///{workdir / 'callbackd.db'}"
     for name, value in {
         "CALLBACKD_DATABASE_URL": database_url, "CALLBACKD_NOW": MONDAY,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,

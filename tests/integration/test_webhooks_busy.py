@@ -34,14 +34,12 @@ from tests.integration.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM_NUMBER,
-    MONDAY,
     PUBLIC_BASE_URL,
-    SETTINGS,
     Deployment,
-    WebServer,
+    deployed,
 )
 from tests.integration.test_twilio import HOOKS, THANKS_SMS, THANKS_VOICE, A, B, C, levels, round_on
-from tests.integration.twilio_emulator import Person, TwilioEmulator
+from tests.integration.twilio_emulator import Person
 
 # a process that holds the database's writer until told to let go (or HOLD_LIMIT seconds pass)
 HOLD_LIMIT = 60
@@ -196,26 +194,12 @@ def postgres_deployment(workdir, monkeypatch, cli, log_records) -> Iterator[Depl
     """The integration deployment (see conftest's `deployment`) on the test's PostgreSQL database."""
     if not POSTGRES:
         pytest.skip("needs PostgreSQL: runs in the PostgreSQL pass of scripts/test (CALLBACKD_TEST_POSTGRES)")
-    (workdir / "config").mkdir()
-    (workdir / "config" / "callbackd.toml").write_text(SETTINGS, encoding="utf-8")
-    for name, value in {
-        "CALLBACKD_NOW": MONDAY, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "CALLBACKD_TWILIO_FROM": FROM_NUMBER, "CALLBACKD_TWILIO_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-    }.items():
-        monkeypatch.setenv(name, value)
-    web = WebServer()
-    emulator = TwilioEmulator(ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL, web.url,
-                              sms_url=f"{PUBLIC_BASE_URL}/hooks/twilio/sms").start()
-    monkeypatch.setenv("CALLBACKD_TWILIO_API_BASE_URL", emulator.url)
-    database = Database(os.environ["CALLBACKD_DATABASE_URL"])
-    database.ensure_schema()
-    try:
-        web.start()
-        yield Deployment(emulator, database, web.url, workdir, cli, monkeypatch, log_records)
-    finally:
-        emulator.stop()
-        web.stop()
-        database.dispose()
+    url = os.environ["CALLBACKD_DATABASE_URL"]  # the test's own database, made by `workdir`
+    schema = Database(url)
+    schema.ensure_schema()
+    schema.dispose()
+    with deployed(workdir, monkeypatch, cli, log_records, url) as deployment:
+        yield deployment
 
 
 def test_on_postgresql_a_call_goes_through_while_an_import_holds_the_cases(postgres_deployment):
