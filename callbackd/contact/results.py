@@ -291,13 +291,14 @@ def _operator_row(importing: _Importing, result: _Result, case_no: str, role: st
     contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
     if not case_no:
         raise RowProblem("办件编号 missing")
-    callbacks = session.scalars(
-        select(Callback).join(Case, Case.id == Callback.case_id).where(Case.case_no == case_no)
+    found = session.execute(
+        select(Callback, Case.accepted_at).join(Case, Case.id == Callback.case_id).where(Case.case_no == case_no)
         .order_by(Callback.round_id.desc(), Callback.follow_up.desc())
     ).all()
-    if not callbacks:
+    if not found:
         raise RowProblem(f"办件编号 {case_no} was not selected for a callback by any round")
-    accepted = session.scalar(select(Case.accepted_at).where(Case.case_no == case_no))
+    callbacks = [callback for callback, _ in found]
+    accepted = found[0][1]  # the case's, the same in every row
     if accepted is not None and contacted_at < accepted:
         zone = settings.zone
         raise RowProblem(f"回访时间 {contacted_at.astimezone(zone):%Y-%m-%d %H:%M} is before the case's 受理时间 "
