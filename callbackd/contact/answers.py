@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from callbackd.api import events
 from callbackd.api.events import AnswerEvent
+from callbackd.core.vocabulary import SOURCES
+from callbackd.store import tallies
 from callbackd.store.models import Answer, Contact, Window
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ class ContactFacts(Protocol):
     @property
     def contacted_at(self) -> datetime: ...
 
+    @property
+    def simulated(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class ContactRow:
@@ -52,6 +57,7 @@ class ContactRow:
     source: str
     channel: str
     contacted_at: datetime
+    simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,9 +151,10 @@ def insert_contact(
         assert inserted is not None
         contact_id = inserted[0]
     contact = ContactRow(int(contact_id), made.callback_id, made.window_id, made.source, made.channel,
-                         made.contacted_at)
+                         made.contacted_at, made.simulated)
     if given and connection.dialect.name != "postgresql":
-        write_answers(session, contact, given, now)
+        _insert_answers(session, contact, given, now)
+    _tally(session, contact, {}, given)
     return contact
 
 
@@ -192,16 +199,75 @@ def add_answers(
 
 
 def write_answers(
-    session: Session, contact: ContactFacts, given: Sequence[tuple[str, str | None, str]], now: datetime
+    session: Session, contact: ContactFacts, given: Sequence[tuple[str, str | None, str]], now: datetime, *,
+    answered: Mapping[str, str | None] | None = None,
 ) -> None:
     """Write answers (question, level, raw) the caller knows are new, with one statement, without telling the
-    plugins (`announce_all`)."""
+    plugins (`announce_all`); the contact's tallies follow. `answered` (question -> level of the contact's answers
+    recorded before), when the caller knows it, spares a query."""
+    if not given:
+        return
+    if answered is None and _scored(contact, given):
+        answered = {question: level for question, level in session.execute(
+            select(Answer.question, Answer.level).where(Answer.contact_id == contact.id))}
+    _insert_answers(session, contact, given, now)
+    _tally(session, contact, answered or {}, given)
+
+
+def _insert_answers(
+    session: Session, contact: ContactFacts, given: Sequence[tuple[str, str | None, str]], now: datetime
+) -> None:
     # a plain INSERT: answers arrive one a webhook, and the ORM's unit of work would cost more than the write
     session.connection().execute(_INSERT_ANSWER, [{
         "contact_id": contact.id, "question": question, "level": level, "raw": raw[:20],
         "window_id": contact.window_id, "source": contact.source, "contacted_at": contact.contacted_at,
         "recorded_at": now,
     } for question, level, raw in given])
+
+
+def _scored(contact: ContactFacts, given: Sequence[tuple[str, str | None, str]]) -> bool:
+    """Whether answers `given` can change the contact's tallies: a rated answer of a scored source."""
+    return contact.source in SOURCES and any(level is not None for _, level, _ in given)
+
+
+def _tally(
+    session: Session, contact: ContactFacts, answered: Mapping[str, str | None],
+    given: Sequence[tuple[str, str | None, str]],
+) -> None:
+    """The contact's tallies after new answers `given` beside those `answered` before."""
+    if _scored(contact, given):
+        tallies.contact_changed(session, contact, answered,
+                                {**answered, **{question: level for question, level, _ in given}})
+
+
+def correct_answers(
+    session: Session, plugins: Plugins, contact: Contact, given: Mapping[str, tuple[str, str]], now: datetime,
+) -> dict[str, tuple[str | None, str]]:
+    """Make a contact's rated answers read `given` (question -> (level, raw)), as a corrected result says: a rated
+    answer it leaves out is withdrawn, a changed one rewritten, a new one added; the contact's tallies follow and
+    the plugins are told of each answer written. Returns the rated answers as they were (question -> (level,
+    raw))."""
+    stored = answers_of(session, contact.id)
+    levels = {key: a.level for key, a in stored.items()}
+    before: dict[str, tuple[str | None, str]] = {key: (a.level, a.raw) for key, a in stored.items()
+                                                 if a.level is not None}
+    added = []
+    for key, answer in stored.items():
+        if answer.level is not None and key not in given:
+            session.delete(answer)
+    for key, (level, raw) in given.items():
+        previous = stored.get(key)
+        if previous is None:
+            added.append((key, level, raw))
+        elif (previous.level, previous.raw) != (level, raw):
+            previous.level, previous.raw, previous.recorded_at = level, raw, now
+            announce(session, plugins, contact, (key, level, raw), now)
+    if added:
+        _insert_answers(session, contact, added, now)
+        announce_all(session, plugins, contact, added, now)
+    tallies.contact_changed(session, contact, levels,
+                            {**{k: v for k, v in levels.items() if v is None}, **{k: v for k, (v, _) in given.items()}})
+    return before
 
 
 def announce_all(

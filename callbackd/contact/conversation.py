@@ -316,7 +316,8 @@ class Conversation:
             contact = self._make_contact(recorded)
         else:
             contact = self._contact_row
-            answers.write_answers(self.session, contact, recorded, self.now)
+            answers.write_answers(self.session, contact, recorded, self.now,
+                                  answered={key: level for key, (level, _) in self._answers.items()})
         answers.announce_all(self.session, self.plugins, contact, recorded, self.now, window=self.facts.window)
         for key, level, raw in recorded:
             self._answers[key] = (level, raw[:20])
@@ -344,7 +345,7 @@ _FACT_COLUMNS = (
     _cases.c.matter, _cases.c.case_type, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
 )
 _ANSWER_COLUMNS = (
-    _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at,
+    _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at, _contacts.c.simulated,
     _answers_table.c.question, _answers_table.c.level, _answers_table.c.raw,
 )
 _others = _attempts.alias("others")
@@ -411,9 +412,9 @@ def open_conversation(
         in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
         facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
                         others_open=bool(others_open))
-    contact_id, source, contact_channel, contacted_at = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
+    contact_id, source, contact_channel, contacted_at, simulated = first[-len(_ANSWER_COLUMNS):-3]  # then the answer
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
-                                                         contact_channel, contacted_at)
+                                                         contact_channel, contacted_at, bool(simulated))
     given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
     conversation = Conversation(
         session, settings, plugins, now, facts, round_survey(session, round_id),

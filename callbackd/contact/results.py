@@ -10,6 +10,9 @@ re-saved with more lines counts nothing twice.
 
 Cells read 满意 / 基本满意 / 不满意, or empty for unanswered; the five-level words 非常满意 / 非常不满意 count as
 满意 / 不满意 and are kept raw.
+
+One row is recorded by `record_operator` or `record_form`; the console's operator form calls the same functions for
+what an operator enters, so a result typed into the console and the same row in a file are stored alike.
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ class ResultFile:
 
 
 @dataclass(frozen=True)
-class _Importing:
-    """What every row of one import shares."""
+class Recording:
+    """What every result recorded in one transaction shares (the rows of one import, or one console entry)."""
 
     session: Session
     settings: Settings
@@ -75,14 +78,27 @@ class _Importing:
     labels: dict[str, str]  # question key -> dimension
 
 
+def recording(session: Session, settings: Settings, plugins: Plugins, survey: Survey,
+              now: datetime | None = None) -> Recording:
+    """What recording results needs, for `survey`'s questions, at `now` (default: the clock)."""
+    labels = {q.key: q.dimension for q in survey.rating_questions()}
+    windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
+    return Recording(session, settings, plugins, now or clock.now(), windows, labels)
+
+
 @dataclass(frozen=True)
-class _Result:
+class Result:
     """One row's result: when the applicant was contacted, the answers (question -> (level, raw)), the
     suggestion."""
 
     contacted_at: datetime
     given: dict[str, tuple[str, str]]
     suggestion: str
+
+
+# What an operator may report instead of answers (the console's buttons): each ends the attempt as the state
+# machine decides for that outcome (a retry, the plan's next channel, or the callback's final state).
+OPERATOR_OUTCOMES = ("no_answer", "busy", "invalid_number", "refused")
 
 
 FORM_NUMBER = "编号"  # an optional column: the form's or the evaluator record's own number
@@ -159,15 +175,10 @@ def import_results(
         raise LedgerFileError(f"{path}: no header line in its first {HEADER_ROWS} rows (required column "
                               f"{'、'.join(wanted.fixed.values())} of a {source} result file)")
     columns = _columns(located.header, wanted, path, source)
-    labels = {q.key: q.dimension for q in survey.rating_questions()}
-    now = clock.now()
-    windows = {name: id_ for name, id_ in session.execute(select(Window.name, Window.id))}
-    importing = _Importing(session, settings, plugins, now, windows, labels)
+    importing = recording(session, settings, plugins, survey)
     report = ImportReport()
     if located.line > 1:
         report.titles.append(TitleRows(file.sheet, located.line - 1))
-    # a contact time later than today (in the zone) is a typing error, never a result
-    tomorrow = datetime.combine(now.astimezone(settings.zone).date() + timedelta(days=1), time(0), settings.zone)
     file_rows = _FileRows(source)
 
     def cell(row: list[Any], name: str) -> Any:
@@ -179,23 +190,15 @@ def import_results(
             continue
         try:
             result = _read_result(row, cell, wanted, settings.zone)
-            if result.contacted_at >= tomorrow:
-                raise RowProblem(f"{wanted.fixed['contacted_at']} {result.contacted_at:%Y-%m-%d %H:%M} is in the "
-                                 f"future (today is {now.astimezone(settings.zone):%Y-%m-%d}); correct the date")
             if source == "operator":
-                role = text(cell(row, "caller_role")) or None
-                if role is not None and role not in settings.policies.role_minimum_shares:
-                    raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of "
-                                     f"{'、'.join(settings.policies.role_minimum_shares)} "
-                                     f"([policies] role_minimum_shares)")
                 case_no = text(cell(row, "case_id"))
                 file_rows.check_case(case_no)
-                outcome = _operator_row(importing, result, case_no, role)
+                outcome = record_operator(importing, result, case_no, text(cell(row, "caller_role")) or None)
                 if result.given or result.suggestion:
                     file_rows.note_answers(case_no, line)
             else:
                 key = file_rows.form_key(text(cell(row, "number")), text(cell(row, "window")), result)
-                outcome = _form_row(importing, result, source, text(cell(row, "window")), key)
+                outcome = record_form(importing, result, source, text(cell(row, "window")), key)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
             report.errors.append(RowError(line, case_id, str(exc)))
@@ -211,7 +214,7 @@ def import_results(
     return report
 
 
-def _read_result(row: list[Any], cell: Any, wanted: Layout, zone: ZoneInfo) -> _Result:
+def _read_result(row: list[Any], cell: Any, wanted: Layout, zone: ZoneInfo) -> Result:
     """A row's contact time, answers and suggestion; raises `RowProblem`."""
     contacted_at = parse_time(cell(row, "contacted_at"), zone, wanted.fixed["contacted_at"])
     if contacted_at is None:
@@ -226,7 +229,7 @@ def _read_result(row: list[Any], cell: Any, wanted: Layout, zone: ZoneInfo) -> _
         if reading is None:
             raise RowProblem("评价 missing")
         given["overall"] = reading
-    return _Result(contacted_at, given, text(cell(row, "suggestion")))
+    return Result(contacted_at, given, text(cell(row, "suggestion")))
 
 
 class _FileRows:
@@ -250,7 +253,7 @@ class _FileRows:
         """The case's row with answers was imported, at this line."""
         self.answered.setdefault(case_no, line)
 
-    def form_key(self, number: str, window: str, result: _Result) -> str:
+    def form_key(self, number: str, window: str, result: Result) -> str:
         """A form's key: its 编号, else its content (read, so a date re-saved as 2026/11/20 is the same) and how
         many identical rows came before it in the file. A re-saved file with one more line finds its old forms
         again; two identical forms of one file both count."""
@@ -262,8 +265,21 @@ class _FileRows:
         return f"{self.source}:content:{content}\x1f#{seen}"
 
 
-def _form_row(importing: _Importing, result: _Result, source: str, window: str, key: str) -> str:
+def check_contact_time(importing: Recording, contacted_at: datetime, column: str) -> None:
+    """A contact time later than today (in the zone) is a typing error, never a result: a `RowProblem`."""
+    zone, now = importing.settings.zone, importing.now
+    tomorrow = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(0), zone)
+    if contacted_at >= tomorrow:
+        raise RowProblem(f"{column} {contacted_at.astimezone(zone):%Y-%m-%d %H:%M} is in the future (today is "
+                         f"{now.astimezone(zone):%Y-%m-%d}); correct the date")
+
+
+def record_form(importing: Recording, result: Result, source: str, window: str, key: str) -> str:
+    """Record one on-site form (征求意见表) or evaluator rating, known by `key` (its 编号, or its content and rank in
+    its file; a console entry's own token): "imported", or "unchanged" when a form of that key is recorded
+    already. A bad form raises `RowProblem`; a 不满意 answer opens its rectification."""
     session, now, given = importing.session, importing.now, result.given
+    check_contact_time(importing, result.contacted_at, "评价时间" if source == "evaluator" else "日期")
     if not window:
         raise RowProblem("窗口 missing")
     window_id = importing.windows.get(window)
@@ -286,23 +302,50 @@ def _form_row(importing: _Importing, result: _Result, source: str, window: str, 
     return "imported"
 
 
-def _operator_row(importing: _Importing, result: _Result, case_no: str, role: str | None) -> str:
-    session, settings, plugins, now = importing.session, importing.settings, importing.plugins, importing.now
+def record_operator(
+    importing: Recording, result: Result, case_no: str, role: str | None = None, *,
+    callback_id: int | None = None, outcome: str | None = None,
+) -> str:
+    """Record one operator result for the case `case_no` (one row of an operator file, or the console's form):
+    "imported", "updated" (a row recorded before, its answers corrected) or "unchanged". A bad result raises
+    `RowProblem`.
+
+    The result closes the callback's open operator attempt (or one made for it): answers complete it; no answers
+    and no suggestion is a call that reached nobody (`no_answer`), unless `outcome` (one of `OPERATOR_OUTCOMES`,
+    given without answers) says how it ended. `callback_id` names the callback when the caller knows it (the
+    console's operator holds it); a file names only the case, and its open callback, else its newest, is meant.
+    """
+    session, settings = importing.session, importing.settings
     contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
+    check_contact_time(importing, contacted_at, "回访时间")
+    if role is not None and role not in settings.policies.role_minimum_shares:
+        raise RowProblem(f"{CALLER_ROLE} {role!r} is not one of {'、'.join(settings.policies.role_minimum_shares)} "
+                         f"([policies] role_minimum_shares)")
+    if outcome is not None and (outcome not in OPERATOR_OUTCOMES or given or suggestion):
+        raise RowProblem(f"outcome {outcome!r} must be one of {', '.join(OPERATOR_OUTCOMES)}, given without answers")
     if not case_no:
         raise RowProblem("办件编号 missing")
-    found = session.execute(
+    query = (
         select(Callback, Case.accepted_at).join(Case, Case.id == Callback.case_id).where(Case.case_no == case_no)
         .order_by(Callback.round_id.desc(), Callback.follow_up.desc())
-    ).all()
+    )
+    if callback_id is not None:
+        query = query.where(Callback.id == callback_id)
+    found = session.execute(query).all()
     if not found:
         raise RowProblem(f"办件编号 {case_no} was not selected for a callback by any round")
-    callbacks = [callback for callback, _ in found]
     accepted = found[0][1]  # the case's, the same in every row
     if accepted is not None and contacted_at < accepted:
         zone = settings.zone
         raise RowProblem(f"回访时间 {contacted_at.astimezone(zone):%Y-%m-%d %H:%M} is before the case's 受理时间 "
                          f"{accepted.astimezone(zone):%Y-%m-%d %H:%M}; correct the date")
+    return _operator_result(importing, result, case_no, role, [callback for callback, _ in found], outcome)
+
+
+def _operator_result(importing: Recording, result: Result, case_no: str, role: str | None,
+                     callbacks: list[Callback], outcome: str | None) -> str:
+    session, settings, plugins, now = importing.session, importing.settings, importing.plugins, importing.now
+    contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
     # the row's own key, kept on the attempt it closes: re-importing the row finds it and changes nothing (also
     # once a follow-up callback of the case is under way: the row belongs to the callback it closed)
     row_key = "OPR-" + hashlib.sha256(f"{case_no}\x1f{contacted_at.isoformat()}".encode()).hexdigest()[:32]
@@ -338,7 +381,9 @@ def _operator_row(importing: _Importing, result: _Result, case_no: str, role: st
     session.flush()
     conversation = open_conversation(session, settings, plugins, attempt.id, contacted_at)
     if not given and not suggestion:
-        conversation.finish("no_answer", "operator result without answers")
+        reported = outcome or "no_answer"
+        conversation.finish(reported, "operator result without answers" if reported == "no_answer"
+                            else f"operator result: {reported}")
         return "imported"
     conversation.pick_up()
     for question, (level, raw) in given.items():
@@ -350,7 +395,7 @@ def _operator_row(importing: _Importing, result: _Result, case_no: str, role: st
     return "imported"
 
 
-def _edit(importing: _Importing, contact: Contact, result: _Result) -> str:
+def _edit(importing: Recording, contact: Contact, result: Result) -> str:
     """A re-imported operator row: unchanged when it says what is recorded, else the answers are corrected
     (an answer edit, kept in the audit trail)."""
     session, plugins, now = importing.session, importing.plugins, importing.now
@@ -364,16 +409,7 @@ def _edit(importing: _Importing, contact: Contact, result: _Result) -> str:
     if contact.channel != OPERATOR_CHANNEL:
         raise RowProblem(f"the applicant answered this callback through {contact.channel}; operator results "
                          f"cannot overwrite those answers")
-    for key, answer in stored.items():
-        if answer.level is not None and key not in given:
-            session.delete(answer)
-    for key, (level, raw) in given.items():
-        previous = stored.get(key)
-        if previous is None:
-            answers.add_answer(session, plugins, contact, key, level, raw, now)
-        elif (previous.level, previous.raw) != (level, raw):
-            previous.level, previous.raw, previous.recorded_at = level, raw, now
-            answers.announce(session, plugins, contact, (key, level, raw), now)
+    answers.correct_answers(session, plugins, contact, given, now)  # its tallies with it
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)

@@ -9,6 +9,9 @@
 - grade by bound (≥95 优秀, ≥85 良好, ≥70 合格, else 不合格); rank by score rounded to 2 decimals, descending,
   equal scores sharing a rank (1, 2, 2, 4); fewer contacts than the period's minimum is 样本不足: no rank, no grade.
 Every number comes from `[scoring]` in the settings.
+
+A period is scored from the tallies kept with the answers (`callbackd.store.tallies`) when they follow the
+settings' zone and rules, else from the answers themselves; `raw=True` always reads the answers (the check).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from datetime import datetime
 from statistics import NormalDist
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from callbackd.core.periods import Period, PeriodError, parse_period
 from callbackd.core.settings import ScoringSettings, Settings
 from callbackd.core.vocabulary import LEVEL_NAMES, SOURCES
+from callbackd.store import tallies
 from callbackd.store.models import Answer, Contact, Window
+from callbackd.store.tallies import TallyRules
 
 __all__ = ["Period", "PeriodError", "Ranking", "WindowScore", "parse_period", "score_period"]
 
@@ -113,26 +118,16 @@ def assign_ranks(scores: list[WindowScore]) -> None:
         window.rank = rank
 
 
-def contact_scores_query(rules: ScoringSettings, start: datetime, end: datetime) -> Any:
-    """Per window and source: contacts, mean contact score and level counts, in one pass over the answers."""
-    points = case(*((Answer.level == level, literal(rules.points[level])) for level in LEVEL_NAMES), else_=None)
-    if rules.question_weights:
-        weight: Any = case(
-            *((Answer.question == key, literal(w)) for key, w in rules.question_weights.items()), else_=literal(1.0)
-        )
-        contact_score: Any = func.sum(points * weight) / func.sum(weight)
-    else:
-        contact_score = func.avg(points)  # equal weights: the plain mean, one aggregate fewer per row
+def contact_scores_query(rules: ScoringSettings, zone: str, start: datetime, end: datetime) -> Any:
+    """From the answers: per window and source, the scored contacts, the sum of their scores (millionths of a point,
+    as the tallies keep it) and the rated answers by level, in one pass over the answers."""
+    rated = TallyRules.from_scoring(rules, zone)
     counts = [func.sum(case((Answer.level == level, 1), else_=0)).label(f"n{i}") for i, level in enumerate(LEVEL_NAMES)]
     per_contact = (
-        select(
-            Answer.window_id,
-            Answer.source,
-            contact_score.label("score"),
-            *counts,
-        )
+        select(Answer.window_id, Answer.source, tallies.contact_score(rated, Answer.level, Answer.question)
+               .label("score"), *counts)
         # follow-up callbacks (整改回访) verify rectifications; they are not a score source
-        .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.is_not(None),
+        .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.in_(LEVEL_NAMES),
                Answer.source.in_(SOURCES))
         .group_by(Answer.contact_id, Answer.window_id, Answer.source)
         .subquery()
@@ -141,38 +136,70 @@ def contact_scores_query(rules: ScoringSettings, start: datetime, end: datetime)
         per_contact.c.window_id,
         per_contact.c.source,
         func.count(),
-        func.avg(per_contact.c.score),
+        func.sum(per_contact.c.score),
         *(func.sum(per_contact.c[f"n{i}"]) for i in range(len(LEVEL_NAMES))),
     ).group_by(per_contact.c.window_id, per_contact.c.source)
 
 
-def score_period(session: Session, settings: Settings, period_text: str, *, with_questions: bool = False) -> Ranking:
-    """Score every window for a period."""
+# window id -> source -> (contacts, score sum in millionths, rated answers by level)
+Tallied = dict[int, dict[str, tuple[int, int, list[int]]]]
+
+
+def _from_answers(session: Session, settings: Settings, period: Period) -> tuple[Tallied, set[int]]:
+    """The period's figures per window and source from the answers, and the windows with a simulated contact
+    among those scored."""
+    figures: Tallied = defaultdict(dict)
+    for window_id, source, contacts, score_sum, *levels in session.execute(
+        contact_scores_query(settings.scoring, settings.timezone, period.start, period.end)
+    ):
+        figures[window_id][source] = (int(contacts), int(score_sum), [int(n or 0) for n in levels])
+    rated = select(Answer.id).where(Answer.contact_id == Contact.id, Answer.level.in_(LEVEL_NAMES)).exists()
+    simulated = set(session.scalars(
+        select(Contact.window_id).distinct()
+        .where(Contact.simulated.is_(True), Contact.contacted_at >= period.start, Contact.contacted_at < period.end,
+               Contact.source.in_(SOURCES), rated)
+    ))
+    return figures, simulated
+
+
+def _from_tallies(session: Session, settings: Settings, period: Period) -> tuple[Tallied, set[int]] | None:
+    """The same from the tallies; None when they do not follow the settings' zone and rules."""
+    rows = tallies.scores(session, TallyRules.of(settings), period.start.date(), period.end.date())
+    if rows is None:
+        return None
+    figures: Tallied = defaultdict(dict)
+    simulated = set()
+    for window_id, source, contacts, score_sum, simulated_contacts, *levels in rows:
+        figures[window_id][source] = (contacts, score_sum, levels)
+        if simulated_contacts:
+            simulated.add(window_id)
+    return figures, simulated
+
+
+def score_period(
+    session: Session, settings: Settings, period_text: str, *, with_questions: bool = False, raw: bool = False,
+) -> Ranking:
+    """Score every window for a period: from the tallies when they follow the settings' zone and rules, else (or
+    with `raw`) from the answers. Both give the same figures."""
     rules = settings.scoring
     period = parse_period(period_text, settings.zone)
     minimum = rules.minimum_contacts.get(period.kind, 0)
     names = {window_id: name for window_id, name in session.execute(select(Window.id, Window.name))}
-    tallies: dict[int, dict[str, tuple[int, float, list[int]]]] = defaultdict(dict)
-    for window_id, source, contacts, mean, *levels in session.execute(
-        contact_scores_query(rules, period.start, period.end)
-    ):
-        tallies[window_id][source] = (contacts, float(mean), [int(n or 0) for n in levels])
-    simulated_windows = set(session.scalars(
-        select(Contact.window_id).distinct()
-        .where(Contact.simulated.is_(True), Contact.contacted_at >= period.start, Contact.contacted_at < period.end,
-               Contact.source.in_(SOURCES))
-    ))
+    found = None if raw else _from_tallies(session, settings, period)
+    figures, simulated_windows = found if found is not None else _from_answers(session, settings, period)
 
     windows = []
     for window_id, name in names.items():
         by_source: dict[str, float | None] = dict.fromkeys(SOURCES)
         contacts_by_source = dict.fromkeys(SOURCES, 0)
+        means: dict[str, float] = {}
         levels = [0] * len(LEVEL_NAMES)
-        for source, (contacts, mean, counts) in tallies.get(window_id, {}).items():
-            by_source[source] = round(mean, 2)
+        for source, (contacts, score_sum, counts) in figures.get(window_id, {}).items():
+            means[source] = tallies.mean(score_sum, contacts)
+            by_source[source] = round(means[source], 2)
             contacts_by_source[source] = contacts
             levels = [a + b for a, b in zip(levels, counts, strict=True)]
-        present = {s: tallies[window_id][s][1] for s in tallies.get(window_id, {}) if rules.weights.get(s, 0) > 0}
+        present = {s: v for s, v in means.items() if rules.weights.get(s, 0) > 0}
         total_weight = sum(rules.weights[s] for s in present)
         score = sum(rules.weights[s] * v for s, v in present.items()) / total_weight if total_weight else None
         contacts = sum(contacts_by_source.values())
@@ -199,16 +226,25 @@ def score_period(session: Session, settings: Settings, period_text: str, *, with
     windows.sort(key=lambda w: (w.rank is None, w.rank or 0, w.window))
     ranking = Ranking(period, windows, minimum, rules, simulated=bool(simulated_windows))
     if with_questions:
-        ranking.questions = by_question(session, period, names)
+        ranking.questions = by_question(session, period, names, raw=raw)
     return ranking
 
 
-def by_question(session: Session, period: Period, names: dict[int, str]) -> dict[str, dict[str, dict[str, int]]]:
-    """Level counts per window and question for the period (the per-question sheet of an export)."""
+def by_question(
+    session: Session, period: Period, names: dict[int, str], *, raw: bool = False,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Level counts per window and question for the period (the per-question sheet of an export): from the tallies
+    when they were built in the period's zone, else (or with `raw`) from the answers."""
     out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(LEVEL_NAMES, 0)))
+    zone = getattr(period.start.tzinfo, "key", None)
+    rows = None if raw or zone is None else tallies.questions(session, zone, period.start.date(), period.end.date())
+    if rows is not None:
+        for window_id, question, *counts in rows:
+            out[names[window_id]][question] = dict(zip(LEVEL_NAMES, counts, strict=True))
+        return {window: dict(questions) for window, questions in out.items()}
     for window_id, question, level, count in session.execute(
         select(Answer.window_id, Answer.question, Answer.level, func.count())
-        .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.is_not(None),
+        .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.in_(LEVEL_NAMES),
                Answer.source.in_(SOURCES))
         .group_by(Answer.window_id, Answer.question, Answer.level)
     ):

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -205,6 +216,10 @@ class Attempt(Base):
     ended_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # the console account (an operator) that took this attempt from the operator queue, and when: one holder at a
+    # time; kept once the attempt ends, as who made the call
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    assigned_at: Mapped[datetime | None]
 
 
 class Contact(Base):
@@ -250,6 +265,55 @@ class Answer(Base):
     source: Mapped[str] = mapped_column(String(12))
     contacted_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
+
+
+class ScoreTally(Base):
+    """The scored contacts of one window from one source over one local day, month or year (`span`), kept up to
+    date in the transaction that records, corrects or withdraws their answers: scoring reads these instead of a
+    period's answers (see `callbackd.store.tallies`). A contact counts once it has a rated answer."""
+
+    __tablename__ = "score_tallies"
+
+    span: Mapped[str] = mapped_column(String(5), primary_key=True)  # day, month, year
+    starts: Mapped[date] = mapped_column(primary_key=True)  # the local day, or the first day of the month or year
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(12), primary_key=True)
+    contacts: Mapped[int]
+    # the sum of the contacts' scores in millionths of a point: integers add up exactly, in any order
+    score_sum: Mapped[int] = mapped_column(BigInteger)
+    simulated: Mapped[int]  # contacts made by simulated applicants
+    # rated answers by level (满意, 基本满意, 不满意)
+    satisfied: Mapped[int]
+    fairly_satisfied: Mapped[int]
+    dissatisfied: Mapped[int]
+
+
+class QuestionTally(Base):
+    """Rated answers to one question by level, of one window and source over one local day, month or year: the
+    per-question breakdown, kept like `ScoreTally`."""
+
+    __tablename__ = "question_tallies"
+
+    span: Mapped[str] = mapped_column(String(5), primary_key=True)
+    starts: Mapped[date] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(12), primary_key=True)
+    question: Mapped[str] = mapped_column(String(40), primary_key=True)
+    satisfied: Mapped[int]
+    fairly_satisfied: Mapped[int]
+    dissatisfied: Mapped[int]
+
+
+class TallyState(Base):
+    """The zone and scoring rules (level points, question weights) the tallies were built under, one row; none
+    until they are built. Scoring under other rules reads the answers instead."""
+
+    __tablename__ = "tally_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    zone: Mapped[str] = mapped_column(String(64))
+    rules: Mapped[str] = mapped_column(Text)  # JSON: points and question_weights
+    built_at: Mapped[datetime]
 
 
 class Rectification(Base):

@@ -18,6 +18,12 @@ machine is shared, so read the figures with it.
 `--in-process` skips HTTP: it calls the ASGI app directly, one request at a time, and prints the wall and CPU
 time per request (what the application itself costs, free of the load generator and mostly of other load).
 
+`--in-process --against REV|DIR` compares two versions of the code side by side: it runs the `--in-process`
+measurement alternately on this source tree and on another one (a git revision, checked out for the run in a
+temporary worktree under /tmp, or a folder holding a source tree), `--rounds` times each, in fresh processes, and
+prints each run's CPU and wall time per request with the load average beside it, then the medians and their ratio.
+For instance `--against HEAD` shows what the uncommitted changes cost a webhook.
+
 `--during-import` measures webhooks while SQLite's writer is busy: with the server up, it starts `callbackd ledger
 import` of a synthetic ledger of `--rows` new cases (one transaction, which holds the writer for as long as it
 runs) and sends signed IVR answers at `--rate` a second from before the import starts until `--tail` seconds after
@@ -298,6 +304,42 @@ def in_process(requests: list[tuple[str, bytes, dict[str, str]]]) -> None:
     asyncio.run(run())
 
 
+def compare(against: str, calls: int, rounds: int) -> None:
+    """The `--in-process` measurement on this tree and on `against` (a git revision or a folder), alternately."""
+    here = Path(__file__).resolve().parents[2]
+    worktree = None
+    other = Path(against)
+    if not (other / "callbackd").is_dir():
+        worktree = Path(tempfile.mkdtemp(prefix="callbackd-against-"))
+        subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(worktree), against],
+                       check=True, capture_output=True)
+        other = worktree
+    label = {"this tree": here, f"{against}": other}
+    cpu: dict[str, list[float]] = {name: [] for name in label}
+    try:
+        for number in range(1, rounds + 1):
+            for name, tree in reversed(label.items()):  # the other tree first in every round
+                done = subprocess.run(
+                    [sys.executable, __file__, "--in-process", "--calls", str(calls)], capture_output=True, text=True,
+                    env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, check=False)
+                found = [line for line in done.stdout.splitlines() if line.startswith("per request:")]
+                if done.returncode != 0 or not found:
+                    sys.exit(f"{name} ({tree}) failed: {done.stderr.strip()[-2000:]}")
+                parts = found[0].split()
+                wall, used = float(parts[2]), float(parts[5])
+                cpu[name].append(used)
+                print(f"round {number} {name:>12}: {used:.3f} ms CPU, {wall:.3f} ms wall per request; {load()}",
+                      flush=True)
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(worktree)],
+                           check=False, capture_output=True)
+            shutil.rmtree(worktree, ignore_errors=True)
+    mine, theirs = (statistics.median(values) for values in cpu.values())
+    print(f"median CPU per request: this tree {mine:.3f} ms, {against} {theirs:.3f} ms: "
+          f"{(mine / theirs - 1) * 100:+.1f}%")
+
+
 def start_server(env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`callbackd serve` with one worker on a free loopback port, once /healthz answers; the process and its URL."""
     port = free_port()
@@ -459,6 +501,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--in-process", action="store_true", help="call the ASGI app directly, without HTTP")
+    parser.add_argument("--against", metavar="REV|DIR",
+                        help="with --in-process: compare with the code of a git revision or another source tree")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each tree (--against)")
     parser.add_argument("--during-import", action="store_true",
                         help="webhooks while `callbackd ledger import` writes --rows new cases")
     parser.add_argument("--rows", type=int, default=1_000_000, help="cases the import writes (--during-import)")
@@ -466,6 +511,11 @@ def main() -> None:
     parser.add_argument("--tail", type=float, default=3.0,
                         help="seconds of webhooks after the import ends (--during-import)")
     args = parser.parse_args()
+    if args.against:
+        if not args.in_process:
+            parser.error("--against compares --in-process runs: give --in-process too")
+        compare(args.against, args.calls, args.rounds)
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="callbackd-webhooks-"))
     env = {**os.environ, "CALLBACKD_DATABASE_URL": f"sqlite:///{folder / 'bench.db'}", "CALLBACKD_NOW": NOW,
