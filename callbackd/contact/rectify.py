@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import case as when
 from sqlalchemy.orm import Session
 
 from callbackd.contact.answers import ContactFacts, KnownAnswers
 from callbackd.core.errors import CallbackdError, NotFoundError
+from callbackd.core.phones import without_numbers
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import DISSATISFIED, reason_label
 from callbackd.core.workdays import Calendar
@@ -265,6 +267,7 @@ def respond(
     text = text.strip()
     if not text:
         raise RectificationError("--text is empty: give the window's explanation and measures")
+    _claim(session, rectification, "open")
     if rectification.status != "open":
         raise RectificationError(f"rectification {rectification.id} is {STATE_LABELS[rectification.status]} "
                                  f"({rectification.status}); only an open one takes a response")
@@ -279,6 +282,17 @@ def respond(
     audit.record(session, "rectification.respond", f"rectification {rectification.id}",
                  on_time=rectification.on_time, follow_up=follow_up.id if follow_up else None)
     return rectification, follow_up
+
+
+def _claim(session: Session, rectification: Rectification, status: str) -> None:
+    """Hold the rectification's row for this transaction while it is still in `status`, and read it afresh: two
+    people answering (or verifying) the same one at once take turns, and the second finds it already moved on
+    instead of scheduling a second follow-up."""
+    session.execute(
+        update(Rectification).where(Rectification.id == rectification.id, Rectification.status == status)
+        .values(status=status).execution_options(synchronize_session=False)
+    )
+    session.refresh(rectification)
 
 
 def _original(session: Session, rectification: Rectification) -> Callback | None:
@@ -337,6 +351,7 @@ def verify(
     rectification = get(session, rectification_id)
     if level not in ("满意", "基本满意", DISSATISFIED):
         raise RectificationError(f"--level must be 满意, 基本满意 or 不满意, not {level!r}")
+    _claim(session, rectification, "responded")
     if rectification.status != "responded":
         raise RectificationError(f"rectification {rectification.id} is {STATE_LABELS[rectification.status]} "
                                  f"({rectification.status}); only a responded one can be verified")
@@ -398,9 +413,13 @@ def _verified(
 
 @dataclass(frozen=True)
 class Filter:
+    """Which rectifications a listing holds: only overdue ones, one window's (by name), one status; and only those
+    of `window_ids` (a window head's windows) unless it is None."""
+
     overdue: bool = False
     window: str | None = None
     status: str | None = None
+    window_ids: frozenset[int] | None = None
 
 
 def list_rectifications(
@@ -408,26 +427,44 @@ def list_rectifications(
 ) -> list[dict[str, Any]]:
     """Rectifications as a window may see them, oldest first: never an applicant's name or number, and for a
     confidential case type (举报) neither case number, matter nor suggestion."""
+    rows = session.execute(_listing(session, wanted, now).order_by(Rectification.id)).all()
+    return _described(session, settings, rows, now)
+
+
+# a listing's row: the rectification, its window's name, its case's number and matter, its contact's suggestion
+_Listing = Select[Rectification, str, str | None, str | None, str | None]
+
+
+def _listing(session: Session, wanted: Filter, now: datetime) -> _Listing:
+    # the rectifications `wanted` selects, with what a listing shows beside each (see `Listed`)
     if wanted.status is not None and wanted.status not in STATES:
         raise RectificationError(f"--status must be one of {', '.join(STATES)}, not {wanted.status!r}")
-    query = (
+    query: _Listing = (
         select(Rectification, Window.name, Case.case_no, Case.matter, Contact.suggestion)
         .join(Window, Window.id == Rectification.window_id)
         .outerjoin(Case, Case.id == Rectification.case_id)
         .outerjoin(Contact, Contact.id == Rectification.contact_id)
-        .order_by(Rectification.id)
     )
     if wanted.window is not None:
         from callbackd.store.windows import window_id
 
         query = query.where(Rectification.window_id == window_id(session, wanted.window))
+    if wanted.window_ids is not None:
+        query = query.where(Rectification.window_id.in_(sorted(wanted.window_ids)))
     if wanted.status is not None:
         query = query.where(Rectification.status == wanted.status)
     if wanted.overdue:
         query = query.where(Rectification.status == "open", Rectification.due_at < now)
-    rows = session.execute(query).all()
+    return query
+
+
+def _described(
+    session: Session, settings: Settings, rows: Sequence[Row[Rectification, str, str | None, str | None, str | None]],
+    now: datetime, *, masked: bool = True,
+) -> list[dict[str, Any]]:
+    # rows of `_listing` as `describe` shows them; `masked`: a confidential case type's case hidden
     follow_ups = _follow_up_states(session, [r for r, *_ in rows])
-    confidential = set(settings.policies.confidential_case_types)
+    confidential = set(settings.policies.confidential_case_types) if masked else set()
     return [
         describe(rectification, Listed(window, case_no, matter, suggestion), now,
                  rectification.case_type in confidential, follow_ups.get(rectification.id))
@@ -476,8 +513,8 @@ def describe(
         "matter": CONFIDENTIAL if confidential and matter else matter,
         "trigger": TRIGGER_LABELS.get(rectification.trigger, rectification.trigger),
         "reason": rectification.reason,
-        "answers": rectification.answers,
-        "suggestion": "" if confidential else (suggestion or ""),
+        "answers": {} if confidential else rectification.answers,
+        "suggestion": "" if confidential else without_numbers(suggestion or ""),
         "status": rectification.status,
         "state": STATE_LABELS[rectification.status],
         "opened_at": rectification.opened_at.isoformat(),
@@ -510,3 +547,68 @@ def summary(session: Session, start: datetime, end: datetime, now: datetime) -> 
         row[status] += 1
         row["overdue"] += status == "open" and due_at < now
     return list(rows.values())
+
+
+# ---- the console: a page at a time, with the working days left -----------------------------------------
+
+# what still waits on someone (the window, a follow-up, the supervisory unit): listed before what has ended
+_ACTIVE = ("open", "responded", "escalated")
+
+
+def page_of(
+    session: Session, settings: Settings, now: datetime, wanted: Filter, *, offset: int, limit: int,
+    masked: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the rectifications `wanted` selects, as `describe` shows them (`masked`: a confidential case
+    type's case hidden, as a window must see it), those still waiting on someone first, each group by due time;
+    and how many `wanted` selects in all. Each row adds `workdays_left` (see `workdays_left`)."""
+    query = _listing(session, wanted, now)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(
+        query.order_by(when((Rectification.status.in_(_ACTIVE), 0), else_=1), Rectification.due_at, Rectification.id)
+        .offset(offset).limit(limit)
+    ).all()
+    calendar = calendar_for(settings)
+    described = _described(session, settings, rows, now, masked=masked)
+    for shown, (rectification, *_) in zip(described, rows, strict=True):
+        shown["workdays_left"] = workdays_left(settings, calendar, rectification, now)
+    return described, total
+
+
+def view(
+    session: Session, settings: Settings, rectification_id: int, now: datetime, *,
+    window_ids: frozenset[int] | None = None, masked: bool = True,
+) -> dict[str, Any] | None:
+    """One rectification as `describe` shows it, with `workdays_left` and `awaiting_follow_up` (the id of its
+    follow-up callback still under way, if any); None when there is none, or when it is a window's outside
+    `window_ids`: to a window head another window's rectification and a missing one look the same."""
+    found = session.execute(
+        _listing(session, Filter(window_ids=window_ids), now).where(Rectification.id == rectification_id)
+    ).first()
+    if found is None:
+        return None
+    (shown,) = _described(session, settings, [found], now, masked=masked)
+    shown["workdays_left"] = workdays_left(settings, calendar_for(settings), found[0], now)
+    pending = open_follow_up(session, found[0])
+    shown["awaiting_follow_up"] = pending.id if pending is not None else None
+    return shown
+
+
+def workdays_left(settings: Settings, calendar: Calendar, rectification: Rectification, now: datetime) -> int | None:
+    """For an open rectification, the working days from today to its due day: 0 on the due day, negative once
+    overdue (minus the working days since, at least 1). None in any other state: nothing is due of the window."""
+    if rectification.status != "open":
+        return None
+    today = now.astimezone(settings.zone).date()
+    due = rectification.due_at.astimezone(settings.zone).date()
+    if rectification.due_at >= now:
+        return max(0, calendar.workdays_between(today, due))
+    return -max(1, calendar.workdays_between(due, today))
+
+
+def windows_to_filter(session: Session, window_ids: frozenset[int] | None = None) -> list[tuple[int, str]]:
+    """The windows a listing can be narrowed to, (id, name) by name: every window, or those of `window_ids`."""
+    query = select(Window.id, Window.name).order_by(Window.name)
+    if window_ids is not None:
+        query = query.where(Window.id.in_(sorted(window_ids)))
+    return [(id_, name) for id_, name in session.execute(query)]

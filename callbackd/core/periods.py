@@ -20,6 +20,8 @@ _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _YEAR = re.compile(r"^(\d{4})$")
 _HINT = "such as 2026-W48, 2026-11, 2026-Q4 or 2026"
+# the years a period may fall in: anything else is a typing mistake (and year 1's bounds have no UTC instant)
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ def parse_week(text: str) -> tuple[str, date]:
     try:
         if match is None:
             raise ValueError
+        if not FIRST_YEAR <= int(match[1]) <= LAST_YEAR:
+            raise ValueError
         monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
-        monday + timedelta(days=7)  # the week's end must exist too (9999-W52 has none)
     except (ValueError, OverflowError):
         raise PeriodError(f"week {text!r} is not an ISO week such as 2026-W48") from None
     return f"{match[1]}-W{int(match[2]):02d}", monday
@@ -80,6 +83,8 @@ def parse_period(text: str, zone: ZoneInfo) -> Period:
         elif match := _YEAR.match(value):
             first, last, kind = date(int(match[1]), 1, 1), date(int(match[1]) + 1, 1, 1), "year"
         else:
+            raise ValueError
+        if not FIRST_YEAR <= first.year <= LAST_YEAR:
             raise ValueError
     except (ValueError, OverflowError, PeriodError):
         raise PeriodError(f"period {text!r} is not a week, month, quarter or year {_HINT}") from None

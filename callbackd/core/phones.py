@@ -147,6 +147,17 @@ def mask_in(text: object, e164: str) -> str:
     return str(text).replace(e164, mask(e164)).replace(national, mask(e164))
 
 
+# what an applicant may write into a suggestion about themselves: a mobile or landline number, an identity card's
+# number (18 characters, the last may be X)
+_PERSONAL = re.compile(r"(?<!\d)(?:\d{17}[\dXx]|1[3-9]\d{9}|0\d{2,3}[- ]?\d{7,8}|\d{7,8})(?!\d)")
+
+
+def without_numbers(text: str) -> str:
+    """Free text (a suggestion) as a window or a leader may read it: phone and identity-card numbers the applicant
+    wrote are starred (the first three and last two characters kept, so staff can tell one was there)."""
+    return _PERSONAL.sub(lambda found: found[0][:3] + "*" * (len(found[0]) - 5) + found[0][-2:], text)
+
+
 def region_codes(regions: list[str]) -> list[str]:
     """`regions` checked against the regions phonenumbers knows (CN, HK, MO, ...); an unknown one is a ValueError."""
     unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]

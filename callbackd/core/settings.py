@@ -275,6 +275,13 @@ class IndicatorSettings(Section):
     alert_periods: int = Field(default=2, ge=1)
 
 
+class WebSettings(Section):
+    """The console: where people reach it. Its signing key comes only from `CALLBACKD_SECRET_KEY`."""
+
+    # the address people type (https://...): session cookies are marked Secure when it is https
+    public_url: str = ""
+
+
 class _EnvironmentSource(EnvSettingsSource):
     """The `CALLBACKD_*` variables, except `config_dir`: where the file was found is not a setting."""
 
@@ -301,6 +308,7 @@ class Settings(BaseSettings):
     rectification: RectificationSettings = Field(default_factory=RectificationSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

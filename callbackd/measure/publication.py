@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbackd.core.errors import CallbackdError
@@ -57,6 +57,8 @@ def publish(
         raise PublicationError(f"period {period.text} has not been published; publish it without --republish")
     if republish and not reason:
         raise PublicationError("--republish needs --reason saying why the published ranking changes")
+    if period.start > now:
+        raise PublicationError(f"period {period.text} has not begun: there is nothing to publish yet")
     ranking = score_period(session, settings, period.text, with_questions=True)
     figures = indicators.compute(session, settings, ranking, now)
     changed: list[str] = []
@@ -86,3 +88,19 @@ def history(session: Session, period_text: str, settings: Settings) -> list[dict
         {**describe(p), "in_force": p.active_period is not None}
         for p in session.scalars(select(Publication).where(Publication.period == period.text).order_by(Publication.id))
     ]
+
+
+def publications(
+    session: Session, settings: Settings, *, offset: int = 0, limit: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Every period's publications, newest first (a page of them, with `offset` and `limit`), each as `history`
+    gives it with its period and the period's label; and how many there are in all."""
+    total = session.scalar(select(func.count(Publication.id))) or 0
+    query = select(Publication).order_by(Publication.id.desc()).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {**describe(p), "period": p.period, "label": parse_period(p.period, settings.zone).label,
+         "in_force": p.active_period is not None}
+        for p in session.scalars(query)
+    ], total

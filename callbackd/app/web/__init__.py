@@ -1,4 +1,5 @@
-"""The web application: webhooks mounted from plugins under /hooks/<plugin>/, and a health check.
+"""The web application: the console (`callbackd.app.web.console`), webhooks mounted from plugins under
+/hooks/<plugin>/, and a health check.
 
 `callbackd serve` runs it with uvicorn. Each plugin's `register_routes(router, services)` gets its own router and
 the core services its handlers may call (`services.CoreServices`, of the API's `WebhookServices` shape).
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from callbackd import __version__
 from callbackd.api.manager import Plugins, load_plugins
 from callbackd.api.webhooks import WebhookServices
+from callbackd.app.web.console import install as install_console
 from callbackd.app.web.services import CoreServices
 from callbackd.core.settings import Settings, load_settings
 from callbackd.store.db import Database
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
         router = APIRouter()  # one each: a plugin's routes go under its own /hooks/<plugin>/
         plugins.call_as(name, "register_routes", router=router, services=services)
         app.include_router(router, prefix=f"/hooks/{name}")
+
+    install_console(app, settings, database, plugins)
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:  # on the event loop: it answers even when every thread waits
