@@ -2,11 +2,13 @@
 
 Last month's ledger is generated and imported; each week's round opens on its Monday at 09:00 and the real
 dispatcher places its callbacks through the simulator channel, retrying the unanswered ones; on-site forms and
-counter evaluator ratings are imported; the month is scored and written to ranking.xlsx and ranking.html.
+counter evaluator ratings are imported; the month is scored and written to ranking.xlsx and ranking.html. Last, a
+console account for every role is created in the demo's database, each with a random password shown once.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -27,13 +29,27 @@ from callbackd.intake import ledger
 from callbackd.measure import scoring
 from callbackd.report.exports import ExportContext
 from callbackd.rounds import sampling
+from callbackd.store.accounts import NewUser, add_user
 from callbackd.store.db import Database
-from callbackd.store.models import Callback
+from callbackd.store.models import Callback, Window
 
 Progress = Callable[[str, int, int], None]
 # the embedded dispatcher's passes through each day of a round's week (attempts held by the calling policy
 # outside calling hours or on holidays go out at a later pass)
 DISPATCH_TIMES = (time(9, 0), time(11, 5), time(14, 30), time(16, 40), time(19, 0))
+# the demo's console sign-ins, one per role: account name -> role (the window head answers for the first window)
+DEMO_ACCOUNTS = {"supervisor": "supervisor", "operator": "operator", "window": "window", "leader": "leader",
+                 "admin": "admin"}
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A console sign-in on the demo's database; its password is random and shown only once."""
+
+    name: str
+    role: str
+    password: str
+    windows: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +65,8 @@ class DemoResult:
     ratings: int = 0
     ranking: scoring.Ranking | None = None
     files: list[Path] = field(default_factory=list)
+    database_url: str = ""
+    accounts: list[DemoAccount] = field(default_factory=list)
 
 
 def previous_month(today: date) -> date:
@@ -89,12 +107,14 @@ def prepare_folder(out: Path, settings: Settings) -> None:
 
 def run_demo(
     settings: Settings, out: Path, *, cases: int = 6000, windows: int = 12, seed: int = 2026,
-    progress: Progress | None = None,
+    progress: Progress | None = None, database_url: str | None = None,
 ) -> DemoResult:
-    """Run the month and return what it did; everything lands in `out`."""
+    """Run the month and return what it did; everything lands in `out`, the data in `out`/callbackd.db unless
+    `database_url` names another empty database (the browser tests run the demo on PostgreSQL too)."""
     report = progress or (lambda _step, _done, _total: None)
     prepare_folder(out, settings)
-    settings = settings.model_copy(update={"database_url": f"sqlite:///{out / 'callbackd.db'}"})
+    own = f"sqlite:///{out.resolve() / 'callbackd.db'}"
+    settings = settings.model_copy(update={"database_url": database_url or own})
     plugins = load_plugins()
     plan = ["simulator"]
     month = previous_month(clock.now().astimezone(settings.zone).date())
@@ -107,7 +127,8 @@ def run_demo(
         with database.session() as session:
             imported = ledger.import_ledger(session, settings, ledger_file)
         report("台帐导入", 1, 1)
-        result = DemoResult(out, month, ledger_file, imported.imported, len(imported.errors))
+        result = DemoResult(out, month, ledger_file, imported.imported, len(imported.errors),
+                            database_url=settings.database_url)
 
         mondays = weeks_of(month)
         for done, monday in enumerate(mondays):
@@ -150,9 +171,33 @@ def run_demo(
             plugins.exporter(name).write(ranking, path, context)
             result.files.append(path)
         report("计分与导出", 1, 1)
+        with database.session() as session:
+            result.accounts = add_demo_accounts(session)
         return result
     finally:
         database.dispose()
+
+
+def add_demo_accounts(session: Session) -> list[DemoAccount]:
+    """A console account for every role (`DEMO_ACCOUNTS`), each with a fresh random password: they exist only in
+    the demo's own database, and the passwords are not kept anywhere but in their hashes."""
+    first_window = session.scalar(select(Window.name).order_by(Window.name).limit(1))
+    made = []
+    now = clock.now()
+    for name, role in DEMO_ACCOUNTS.items():
+        windows = (first_window,) if role == "window" and first_window else ()
+        password = _password(name)
+        add_user(session, NewUser(name, role, windows, password), now)
+        made.append(DemoAccount(name, role, password, windows))
+    return made
+
+
+def _password(name: str) -> str:
+    """16 random URL-safe characters, never containing the account's name (which `add_user` refuses)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if name.casefold() not in password.casefold():
+            return password
 
 
 def _states(session: Session) -> dict[str, int]:

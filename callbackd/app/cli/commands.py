@@ -3,6 +3,10 @@ the demo. Thin adapters over the services, registered on the `callbackd` applica
 
 from __future__ import annotations
 
+import secrets
+import shlex
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -56,7 +60,9 @@ app.add_typer(plugins_app, name="plugins")
 
 @app.command()
 def init() -> None:
-    """Create the database, or upgrade it to this version's schema."""
+    """Create the database, or upgrade it to this version's schema; rebuild the score tallies when they were built
+    under another zone or other [scoring] points and question weights."""
+    from callbackd.store import tallies
     from callbackd.store.db import schema_state, upgrade
 
     settings = load_settings()
@@ -64,10 +70,15 @@ def init() -> None:
     try:
         before, head = schema_state(database.engine)
         upgrade(database.engine)
+        with database.session() as session:
+            rebuilt = tallies.ensure(session, tallies.TallyRules.of(settings))
     finally:
         database.dispose()
     state = "created" if before is None else ("upgraded" if before != head else "already current")
     out.print(f"database {settings.database_url}: {state} (schema {head})")
+    if rebuilt:
+        out.print(f"score tallies rebuilt from the answers, in {settings.timezone} under the configured [scoring] "
+                  f"points and question weights")
 
 
 # ---- ledger ----------------------------------------------------------------------------------------------
@@ -518,6 +529,7 @@ def demo(
     from rich.progress import Progress as Bar
 
     from callbackd.app.demo import prepare_folder, run_demo
+    from callbackd.store.accounts import ROLES
 
     settings = load_settings()
     prepare_folder(out_dir, settings)  # refuse a wrong folder before the progress bar takes the terminal
@@ -532,11 +544,17 @@ def demo(
         result = run_demo(settings, out_dir, progress=progress)
     ranking = result.ranking
     assert ranking is not None
+    # the demo's own database and a fresh signing key: one line that serves the console on the demo's data
+    command = (f"CALLBACKD_DATABASE_URL={shlex.quote(result.database_url)} "
+               f"CALLBACKD_SECRET_KEY={secrets.token_urlsafe(32)} {_this_callbackd()} serve")
     if as_json:
         emit_json({"out": str(result.out), "month": f"{result.month:%Y-%m}", "imported": result.imported,
                    "bad_rows": result.bad_rows, "rounds": result.rounds, "callbacks": result.callbacks,
                    "forms": result.forms, "ratings": result.ratings, "ranking": ranking.as_dict(),
-                   "files": [str(p) for p in result.files]})
+                   "files": [str(p) for p in result.files],
+                   "console": {"command": command, "url": "http://127.0.0.1:8000/",
+                               "accounts": [{"name": a.name, "role": a.role, "windows": list(a.windows),
+                                             "password": a.password} for a in result.accounts]}})
         return
     out.print(f"ledger {result.ledger_file.name}: {result.imported} cases imported, {result.bad_rows} bad rows")
     drawn = sum(len(w["selected"]) for r in result.rounds for w in r["windows"])
@@ -545,6 +563,20 @@ def demo(
     out.print(f"on-site forms {result.forms}, counter evaluator ratings {result.ratings}")
     show_ranking(ranking)
     out.print("files: " + ", ".join(str(p) for p in result.files))
+    out.print(f"\nthe console on the demo's data: {command}", soft_wrap=True, markup=False, highlight=False)
+    out.print("then open http://127.0.0.1:8000/ and sign in as (these passwords are shown only now):")
+    table(None, ["账号", "角色", "窗口", "密码"],
+          [[a.name, ROLES[a.role], "、".join(a.windows), a.password] for a in result.accounts])
+
+
+def _this_callbackd() -> str:
+    """How to run this callbackd from anywhere: `callbackd` when that is it on PATH, else its full path (scripts/demo
+    runs .venv/bin/callbackd, which is not on PATH)."""
+    beside = Path(sys.executable).with_name("callbackd")
+    found = shutil.which("callbackd")
+    if beside.exists() and (found is None or Path(found).resolve() != beside.resolve()):
+        return shlex.quote(str(beside))
+    return "callbackd"
 
 
 # ---- the supervisory unit's follow-through: rectifications, indicators, policies, publication, audit -----
