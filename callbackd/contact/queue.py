@@ -212,12 +212,10 @@ def reschedule(session: Session, settings: Settings, attempt_id: int, when: date
 
 
 def operator_sees(session: Session, callback_id: int, user_id: int) -> bool:
-    """Whether an operator may open a callback's page: it waits on the operator queue (no one else holds it), or
-    they hold, or held, one of its attempts."""
+    """Whether an operator may open a callback's page: they hold, or held, one of its attempts (what merely waits
+    on the queue is theirs to see only once they take it)."""
     return session.scalar(
         select(Attempt.id).where(
-            Attempt.callback_id == callback_id, Attempt.channel == OPERATOR_CHANNEL,
-            or_(Attempt.assigned_to == user_id,
-                and_(Attempt.status.in_(OPEN_ATTEMPT), Attempt.assigned_to.is_(None))),
+            Attempt.callback_id == callback_id, Attempt.channel == OPERATOR_CHANNEL, Attempt.assigned_to == user_id,
         ).limit(1)
     ) is not None

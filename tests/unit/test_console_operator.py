@@ -397,7 +397,7 @@ def test_an_operator_gets_404_for_a_callback_not_theirs(cli, workdir, monkeypatc
     assert other.get(f"/callbacks/{callback_id}").status_code == 404  # held by someone else
     with database.session() as session:
         waiting = session.scalar(select(Attempt.callback_id).where(Attempt.assigned_to.is_(None)))
-    assert other.get(f"/callbacks/{waiting}").status_code == 200  # still on the queue
+    assert other.get(f"/callbacks/{waiting}").status_code == 404  # on the queue: theirs to read once taken
     for action in ("result", "outcome", "reschedule", "release", "reveal"):
         assert other.post(f"/operator/{attempt_id}/{action}", {"outcome": "busy", "when": "2026-11-24T15:00",
                                                                "q_attitude": "1"}).status_code == 404
