@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import NormalDist
 from typing import Any
@@ -56,7 +56,12 @@ class WindowScore:
     simulated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # the fields with copies of the three small dicts: `asdict`'s deep copy costs a year's JSON a tenth of a
+        # second over 2,000 windows
+        document = dict(vars(self))
+        for name in ("by_source", "levels", "contacts_by_source"):
+            document[name] = dict(document[name])
+        return document
 
 
 @dataclass
