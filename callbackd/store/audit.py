@@ -82,23 +82,13 @@ def list_events(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Audit events, oldest first: all, one action's, from a day on (in `zone`), or the newest `limit`."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc())
-    if action is not None:
-        query = query.where(AuditEvent.action == action)
+    day = None
     if since is not None:
         try:
             day = date.fromisoformat(since.strip())
         except ValueError:
             raise CallbackdError(f"--since {since!r} is not a day such as 2026-11-01") from None
-        query = query.where(AuditEvent.at >= datetime.combine(day, time(0, 0), zone))
-    if limit is not None:
-        query = query.limit(limit)
-    return [
-        {"id": e.id, "at": e.at.astimezone(zone).isoformat(), "actor": e.actor, "action": e.action,
-         "subject": e.subject, "detail": e.detail, "rehearsal": e.rehearsal,
-         "clock_at": e.clock_at.astimezone(zone).isoformat() if e.clock_at is not None else None}
-        for e in reversed(session.scalars(query).all())
-    ]
+    return find_events(session, zone, EventFilter(action, None, day), limit=limit)[::-1]
 
 
 REHEARSAL = "演练"  # how a rehearsal's entries are marked in listings and exports
