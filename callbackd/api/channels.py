@@ -3,6 +3,7 @@ attempt whose placing outcome is unknown returns."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -38,6 +39,31 @@ class StartResult:
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+
+# The questions a channel asks: "full", the survey's questions; "short", its short form (a one-key call).
+FORMS = ("full", "short")
+
+
+@dataclass(frozen=True)
+class NumberLimit:
+    """A provider's flow control for one number (频率限制): at most `count` attempts to a number on the channel
+    within any `seconds`. A channel declares its own in `number_limits`; the calling policy holds each attempt until
+    every limit that applies to it allows it, the core's own per-number rules included."""
+
+    count: int
+    seconds: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.seconds < 1:
+            raise ValueError(f"a number limit needs a count and seconds of at least 1 ({self.count}/{self.seconds})")
+
+    def __str__(self) -> str:
+        for unit, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+            if self.seconds % unit == 0:
+                amount = self.seconds // unit
+                return f"{self.count} per {name}" if amount == 1 else f"{self.count} per {amount} {name}s"
+        return f"{self.count} per {self.seconds} s"
 
 
 # How a contact a provider placed has ended, as `LookupResult.found` may report it.
@@ -95,6 +121,12 @@ class Channel(Protocol):
     A channel may also offer `rate_limit(settings) -> (account key, requests a second) | None`: the dispatcher
     then keeps every attempt on it under that rate, across all dispatchers sharing the limiter's storage.
 
+    A channel may declare `number_limits`, a sequence of `NumberLimit`: its provider's flow control per number,
+    which the calling policy enforces beside its own (the strictest applies). It may declare `form = "short"`: its
+    attempts ask only the survey's short form (a one-key call), and their conversations show only those questions.
+    It may offer `configuration(settings) -> list[(what, configured)]`: what `callbackd plugins list` shows of its
+    set-up (credentials present, a callback token set), never a secret's value.
+
     A channel should also offer `lookup(attempt: InDoubt) -> LookupResult`: whether its provider placed an attempt
     whose dispatcher stopped while placing it, and how that contact stands. It only reads the provider's records.
     Without it, such an attempt is never placed again blindly: it ends `failed`, its placing outcome unknown.
@@ -104,3 +136,16 @@ class Channel(Protocol):
     kind: str
 
     def start(self, conversation: Conversation) -> StartResult: ...
+
+
+def number_limits(channel: Channel) -> Sequence[NumberLimit]:
+    """The channel's own per-number limits (none when it declares none)."""
+    return tuple(getattr(channel, "number_limits", ()))
+
+
+def form_of(channel: Channel) -> str:
+    """The questions the channel asks: "full" or "short"."""
+    form = getattr(channel, "form", "full")
+    if form not in FORMS:
+        raise ValueError(f"channel {channel.name!r} declares unknown form {form!r} (known: {', '.join(FORMS)})")
+    return str(form)

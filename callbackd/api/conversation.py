@@ -8,6 +8,7 @@ A channel never sees a session or a database row. The core hands it an object of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -123,6 +124,11 @@ class Conversation(Protocol):
 
     @property
     def organisation(self) -> str: ...
+
+    @property
+    def resolved_on(self) -> date | None:
+        """The local day the case was resolved (办结), for a message that names it."""
+        ...
 
     @property
     def settings(self) -> Settings:

@@ -21,7 +21,7 @@ import pluggy
 from pluggy import HookCaller
 
 from callbackd.api import hookspecs
-from callbackd.api.channels import KINDS, Channel
+from callbackd.api.channels import KINDS, Channel, form_of, number_limits
 from callbackd.core.errors import CallbackdError
 
 ENTRY_POINT_GROUP = "callbackd"
@@ -93,6 +93,14 @@ class Plugins:
             raise PluginError(f"no channel named {name!r} (loaded channels: {known}; see `callbackd plugins list`)")
         return self.channels.items[name]
 
+    def check_plan(self, plan: list[str], rest_by: str = "") -> None:
+        """A round's channel plan, and `[surveys] rest_by`, name loaded channels (an SMS one for `rest_by`); a
+        `PluginError` names the first that does not."""
+        for name in plan:
+            self.channel(name)
+        if rest_by and self.channel(rest_by).kind != "sms":
+            raise PluginError(f"[surveys] rest_by names channel {rest_by!r}, which is not an SMS channel")
+
     def exporter(self, name: str) -> Any:
         if name not in self.exporters.items:
             known = ", ".join(sorted(self.exporters)) or "none"
@@ -136,6 +144,30 @@ class Plugins:
              "exporters": p.exporters}
             for p in self.loaded
         ]
+
+    def describe_channels(self, settings: Any) -> list[dict[str, Any]]:
+        """Each channel: its plugin, kind, the questions it asks, its per-number limits and what of its set-up is
+        in place (`configuration(settings)`, when it offers one; never a secret's value)."""
+        described = []
+        for name, channel in self.channels.items.items():
+            configuration = getattr(channel, "configuration", None)
+            described.append({
+                "channel": name, "plugin": self.channels.owners[name], "kind": channel.kind,
+                "form": form_of(channel), "number_limits": [str(limit) for limit in number_limits(channel)],
+                "configuration": dict(call_plugin(self.channels.owners[name], "configuration", configuration,
+                                                  settings)) if configuration else {},
+            })
+        return described
+
+
+def call_plugin(plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
+    """Call a plugin's own function; what it raises becomes a `PluginError` naming the plugin."""
+    try:
+        return function(*args)
+    except CallbackdError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin {plugin!r} failed in {what}: {type(exc).__name__}: {exc}") from exc
 
 
 def call_hook(caller: HookCaller, hook: str, **kwargs: Any) -> Any:

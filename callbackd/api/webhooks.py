@@ -21,14 +21,41 @@ difference.
 
 from __future__ import annotations
 
+import hmac
+import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from callbackd.core.errors import ConfigError
+
 if TYPE_CHECKING:
     from callbackd.api.conversation import Conversation, Survey
     from callbackd.core.settings import Settings
+
+# A callback token is URL-safe text of at least 22 characters (128 bits when each carries 6, as token_urlsafe's do)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,256}")
+MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+
+
+def path_token(value: str, where: str) -> str:
+    """A provider's callback token (the secret in its webhook paths, for providers that sign nothing), checked:
+    at least 128 random bits as URL-safe text. A missing or short one is a `ConfigError` naming `where`."""
+    value = value.strip()
+    if not value:
+        raise ConfigError(f"{where} is not set: make one with {MAKE_TOKEN}")
+    if not _TOKEN.fullmatch(value):
+        raise ConfigError(f"{where} must be at least 22 URL-safe characters (128 random bits): make one with "
+                          f"{MAKE_TOKEN}")
+    return value
+
+
+def same_token(given: str, expected: str) -> bool:
+    """Whether a path's token is the configured one, compared in constant time (an empty expected token matches
+    nothing)."""
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                  expected.encode("utf-8"))
 
 
 class WebhookScope(Protocol):

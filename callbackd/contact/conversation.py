@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Join, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from callbackd.api.channels import form_of
 from callbackd.contact import answers, attempts, transitions
 from callbackd.contact.answers import ContactRow, KnownAnswers, NewContact
 from callbackd.contact.context import Context
@@ -57,6 +59,7 @@ class Facts:
     phone_sms: bool
     window: str
     follow_up: int = 0  # n for the n-th follow-up callback (整改回访): its answers verify a rectification
+    resolved_at: datetime | None = None  # the case's 办结时间
     # read when the conversation opens for placing; None otherwise
     in_force: bool | None = None  # the callback's round is the one in force for its week (not replaced)
     number_opted_out: bool | None = None  # the applicant's number has opted out (退订)
@@ -79,6 +82,7 @@ class Conversation:
     _contact_row: ContactRow | None = field(default=None, repr=False)
     _answers: dict[str, tuple[str | None, str]] = field(default_factory=dict, repr=False)
     _contact_made: bool = field(default=False, init=False, repr=False)  # by this conversation, just now
+    _answered_before: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     # the ORM rows, once something needs them
     _attempt: Attempt | None = field(default=None, init=False, repr=False)
     _callback: Callback | None = field(default=None, init=False, repr=False)
@@ -161,6 +165,15 @@ class Conversation:
     @property
     def organisation(self) -> str:
         return self.settings.organisation
+
+    @property
+    def resolved_on(self) -> date | None:
+        """The local day the case was resolved (办结), in the organisation's zone."""
+        resolved = self.facts.resolved_at
+        if resolved is None:
+            return None
+        zone = ZoneInfo(self.settings.timezone)
+        return (resolved if resolved.tzinfo else resolved.replace(tzinfo=UTC)).astimezone(zone).date()
 
     @property
     def finished(self) -> bool:
@@ -255,16 +268,39 @@ class Conversation:
     def finish(self, outcome: str, detail: str = "") -> None:
         """The attempt ended: `completed`, `hung_up`, `no_answer`, `busy`, `failed`, `machine`,
         `invalid_number`, `refused`. What follows (a retry, a fallback, a final state) is the state machine's to
-        decide (`transitions.end`); a second report for an ended attempt changes nothing."""
+        decide (`transitions.end`); a second report for an ended attempt changes nothing.
+
+        A short form answered completes the callback, unless `[surveys] rest_by` names a channel that asks the rest
+        of the survey (by SMS, to a mobile): that attempt follows, and however it ends the callback is complete."""
         ended = transitions.end(
             outcome, attempt_status=self.attempt.status, callback_status=self.callback.status,
             ratings=[q.key for q in self.survey.rating_questions()], answered=self._answers.keys(),
+            short_form_answered=self._asks_the_rest(),
         )
         if ended is None:
             return
+        if ended.then == transitions.FINAL_FOR["completed"] and self._rest_by() is not None:
+            ended = replace(ended, then=transitions.NextChannel(self._rest_by() or ""))
         self.set_attempt(status=ended.outcome, ended_at=self.now, detail=detail[:500])
         attempts.follow(self.context, self.attempt, ended, sms_capable=self.sms_capable,
                         answers=self.known_answers(), others_open=self.facts.others_open is not False)
+
+    def _full_survey(self) -> Survey:
+        return round_survey(self.session, self.facts.round_id)
+
+    def _asks_the_rest(self) -> bool:
+        """This attempt asks the rest of a survey whose short form was answered before it (`[surveys] rest_by`)."""
+        full = self._full_survey()
+        return (self.survey is full and self.facts.channel == self.settings.surveys.rest_by
+                and set(full.short_form_keys()) <= self._answered_before)
+
+    def _rest_by(self) -> str | None:
+        """The channel that asks the rest of the survey after this attempt answered its short form, if any."""
+        rest_by, full = self.settings.surveys.rest_by, self._full_survey()
+        if not rest_by or self.survey is full or not self.sms_capable or rest_by not in self.plugins.channels:
+            return None
+        pending = [q for q in full.rating_questions() if q.key not in self._answers]
+        return rest_by if pending else None
 
     @property
     def picked_up(self) -> bool:
@@ -343,6 +379,7 @@ _FACT_COLUMNS = (
     _attempts.c.number, _attempts.c.channel, _attempts.c.status, _callbacks.c.id, _callbacks.c.status,
     _callbacks.c.round_id, _callbacks.c.window_id, _callbacks.c.phone, _cases.c.id, _cases.c.case_no,
     _cases.c.matter, _cases.c.case_type, _cases.c.phone_sms, _windows.c.name, _callbacks.c.follow_up,
+    _cases.c.resolved_at,
 )
 _ANSWER_COLUMNS = (
     _contacts.c.id, _contacts.c.source, _contacts.c.channel, _contacts.c.contacted_at, _contacts.c.simulated,
@@ -405,9 +442,9 @@ def open_conversation(
     first = rows[0]
     facts_end = len(_FACT_COLUMNS)
     (number, channel, attempt_status, callback_id, callback_status, round_id, window_id, phone, case_id, case_no,
-     matter, case_type, phone_sms, window, follow_up) = first[:facts_end]
+     matter, case_type, phone_sms, window, follow_up, resolved_at) = first[:facts_end]
     facts = Facts(attempt_id, number, channel, attempt_status, callback_id, callback_status, round_id, window_id,
-                  phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up)
+                  phone, case_id, case_no, matter, case_type, phone_sms, window, follow_up, resolved_at)
     if placing:
         in_force, number_opted_out, others_open = first[facts_end:facts_end + len(_PLACING_FACTS)]
         facts = replace(facts, in_force=bool(in_force), number_opted_out=bool(number_opted_out),
@@ -416,11 +453,13 @@ def open_conversation(
     contact = None if contact_id is None else ContactRow(contact_id, callback_id, window_id, source,
                                                          contact_channel, contacted_at, bool(simulated))
     given = [(question, level, raw) for *_, question, level, raw in rows if question is not None]
+    survey, asks = round_survey(session, round_id), plugins.channel(channel)
     conversation = Conversation(
-        session, settings, plugins, now, facts, round_survey(session, round_id),
-        simulated=plugins.channel(channel).kind == "simulated", _contact_row=contact,
+        session, settings, plugins, now, facts, survey.form(form_of(asks)), simulated=asks.kind == "simulated",
+        _contact_row=contact,
         _answers={question: (level, raw) for question, level, raw in given},
     )
+    conversation._answered_before = frozenset(conversation._answers)
     if loaded:
         conversation._attempt, conversation._callback = loaded
     return conversation

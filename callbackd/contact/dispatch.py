@@ -25,7 +25,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
-from callbackd.api.channels import InDoubt, LookupResult, StartResult
+from callbackd.api.channels import InDoubt, LookupResult, StartResult, number_limits
 from callbackd.api.manager import PluginError, Plugins
 from callbackd.contact import transitions
 from callbackd.contact.attempts import close_callback, record_opt_out, usable_channels
@@ -325,7 +325,8 @@ def reconcile_in_doubt(database: Database, settings: Settings, plugins: Plugins,
     return settled, errors
 
 
-def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -> tuple[list[int], int]:
+def claim_due(session: Session, settings: Settings, now: datetime, limit: int,
+              plugins: Plugins | None = None) -> tuple[list[int], int]:
     """Claim due attempts (due to queued, the lease starting now) until `limit` are queued, counting those
     queued earlier and not yet taken, and hold those that may not go now to when they may. Returns (claimed
     ids, held count). Topping up rather than adding keeps the queue no longer than what the workers place well
@@ -346,20 +347,24 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int) -
     if queued >= limit:
         return [], 0
     rows = session.execute(
-        select(Attempt.id, Callback.phone)
+        select(Attempt.id, Callback.phone, Attempt.channel)
         .join(Callback, Callback.id == Attempt.callback_id)
         .where(Attempt.status == "due", Attempt.due_at <= now)
         .order_by(Attempt.due_at, Attempt.id)
         .limit(limit - queued)
         .with_for_update(of=Attempt, skip_locked=True)
     ).all()
-    numbers = policy.holds(session, {phone for _, phone in rows}, now)
+    limits = {} if plugins is None else {
+        name: number_limits(plugins.channel(name)) for name in {channel for *_, channel in rows}
+        if name in plugins.channels
+    }
+    numbers = policy.holds(session, {phone for _, phone, _ in rows}, now, limits)
     chosen: list[int] = []
     later: dict[datetime, list[int]] = {}
-    for attempt_id, phone in rows:
-        when = numbers.next_for(phone)
+    for attempt_id, phone, channel in rows:
+        when = numbers.next_for(phone, channel)
         if when is None:
-            numbers.take(phone)
+            numbers.take(phone, channel)
             chosen.append(attempt_id)
         else:
             later.setdefault(when, []).append(attempt_id)
@@ -393,7 +398,7 @@ def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime
         report.reclaimed = report.reconciled + reclaim_expired(session, settings, now)
         report.ended = end_stale(session, settings, plugins, now)
         report.scheduled = schedule_new(session, settings, plugins, now)
-        report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch)
+        report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch, plugins)
     return report
 
 

@@ -76,7 +76,7 @@ class Ended:
     knows the tries used."""
 
     outcome: str
-    then: Close | None = None
+    then: Step | None = None
     retryable: bool = False
 
 
@@ -95,15 +95,19 @@ def settle(reported: str, ratings: Collection[str], answered: Collection[str]) -
 
 def end(
     reported: str, *, attempt_status: str, callback_status: str, ratings: Collection[str], answered: Collection[str],
+    short_form_answered: bool = False,
 ) -> Ended | None:
     """What an attempt's reported end comes to. None for a report of an attempt already ended (providers deliver
     status callbacks more than once). An attempt of a callback closed meanwhile (an opt-out, another attempt)
-    records its outcome and reopens nothing."""
+    records its outcome and reopens nothing. An attempt asking the rest of a survey whose short form was answered
+    before it (`short_form_answered`) closes the callback completed however it ends."""
     outcome = settle(reported, ratings, answered)
     if attempt_status not in OPEN_ATTEMPT:
         return None
     if callback_status in FINAL_CALLBACK:
         return Ended(outcome)
+    if short_form_answered:
+        return Ended(outcome, then=FINAL_FOR["completed"])
     final = FINAL_FOR.get(outcome)
     if final is not None:
         return Ended(outcome, then=final)

@@ -181,6 +181,9 @@ class SurveySettings(Section):
     folder: str = "surveys"
     default: str = "default"
     language: Literal["zh-CN", "en"] = "zh-CN"
+    # after a one-key call answered its short form, the channel (of kind sms) that asks the rest of the survey, to a
+    # mobile; "" asks nothing more
+    rest_by: str = ""
 
 
 

@@ -155,7 +155,9 @@ def method_note(ranking: Ranking, context: ExportContext) -> str:
     return (
         f"计分方法：{points}，{questions}；来源权重{weights}，按有样本的来源重新归一；等级{grades}；"
         f"有效样本少于{ranking.minimum_contacts}件的窗口列为样本不足，不排名、不定等级；"
-        f"满意率=（满意+基本满意）/有效评价数，区间为Wilson {rules.confidence * 100:g}%置信区间。"
+        f"满意率=（满意+基本满意）/有效评价数，区间为Wilson {rules.confidence * 100:g}%置信区间；"
+        "一键回访（语音只问简表，默认为总体评价）的样本按所答分项计分，满意率与分项统计只计其所答分项，"
+        "未问的分项不计为未答。"
     )
 
 

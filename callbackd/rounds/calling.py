@@ -4,13 +4,15 @@
   calendar (holidays and 调休 make-up days);
 - retries spaced at least `retry_minutes` apart, at most `attempts_per_day` a day, then from the next
   working day's first calling hour;
-- per number, whatever the round or window: at most one attempt a minute and `per_number_per_day` a day.
+- per number, whatever the round or window: at most one attempt a minute and `per_number_per_day` a day;
+- per number and channel, the channel's own limits (`NumberLimit`: a provider's flow control, such as 1 a minute,
+  5 an hour and 20 a day): the strictest of all that apply decides.
 """
 
 from __future__ import annotations
 
 import time as time_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callbackd.api.channels import NumberLimit
 from callbackd.core.settings import Settings
 from callbackd.core.workdays import Calendar, load_schedule
 from callbackd.store.db import among
@@ -86,47 +89,61 @@ class CallingPolicy:
             return self.next_day_slot(now)
         return self.first_slot(now + timedelta(minutes=self.rules.retry_minutes))
 
-    def holds(self, session: Session, phones: Iterable[str], now: datetime) -> NumberHolds:
-        """Today's attempts to each of `phones`, read at once, to decide attempt after attempt which may go now."""
+    def holds(self, session: Session, phones: Iterable[str], now: datetime,
+              limits: Mapping[str, Sequence[NumberLimit]] | None = None) -> NumberHolds:
+        """The recent attempts to each of `phones`, read at once, to decide attempt after attempt which may go now
+        under the core's per-number rules and each channel's own `limits` (channel name -> its number limits)."""
+        own = {name: tuple(found) for name, found in (limits or {}).items() if found}
         wanted = set(phones)
-        today: dict[str, tuple[int, datetime | None]] = {}
+        recent: dict[str, list[tuple[str, datetime]]] = {}
         if wanted and self.calendar.in_calling_hours(now):
+            longest = max((limit.seconds for found in own.values() for limit in found), default=0)
+            since = min(self.day_start(now), now - timedelta(seconds=longest))
             for among_phones in among(session, Callback.phone, sorted(wanted)):
                 rows = session.execute(
-                    select(Callback.phone, func.count(), func.max(Attempt.started_at))
+                    select(Callback.phone, Attempt.channel, Attempt.started_at)
                     .join(Callback, Callback.id == Attempt.callback_id)
-                    .where(among_phones, Attempt.started_at.is_not(None),
-                           Attempt.started_at >= self.day_start(now))
-                    .group_by(Callback.phone)
+                    .where(among_phones, Attempt.started_at.is_not(None), Attempt.started_at >= since)
                 ).all()
-                today.update({phone: (count, last) for phone, count, last in rows})
-        return NumberHolds(self, now, today)
+                for phone, channel, started in rows:
+                    if started is not None:
+                        started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
+                        recent.setdefault(phone, []).append((channel, started))
+        return NumberHolds(self, now, recent, own)
 
 
 class NumberHolds:
     """Per number, whatever the round or window: the calling hours, at most `per_number_per_day` attempts a day
-    and `per_number_gap_seconds` between two. `take` counts an attempt placed now."""
+    and `per_number_gap_seconds` between two; and per number and channel, the channel's own limits (a provider's
+    频率限制: at most so many within so long). `take` counts an attempt placed now."""
 
-    def __init__(self, policy: CallingPolicy, now: datetime, today: dict[str, tuple[int, datetime | None]]) -> None:
+    def __init__(self, policy: CallingPolicy, now: datetime, recent: dict[str, list[tuple[str, datetime]]],
+                 limits: Mapping[str, tuple[NumberLimit, ...]]) -> None:
         self.policy = policy
         self.now = now
-        self.today = today
+        self.recent = recent  # phone -> (channel, started at) of its attempts since the earliest window begins
+        self.limits = limits
 
-    def next_for(self, phone: str) -> datetime | None:
-        """None when an attempt to `phone` may go now, else the earliest time it may."""
+    def next_for(self, phone: str, channel: str = "") -> datetime | None:
+        """None when an attempt to `phone` on `channel` may go now, else the earliest time it may."""
         policy, now = self.policy, self.now
         if not policy.calendar.in_calling_hours(now):
             return policy.first_slot(now)
-        count, last = self.today.get(phone, (0, None))
-        if count >= policy.rules.per_number_per_day:
+        recent = self.recent.get(phone, [])
+        day_start = policy.day_start(now)
+        today = [started for _, started in recent if started >= day_start]
+        if len(today) >= policy.rules.per_number_per_day:
             return policy.next_day_slot(now)
+        free = now
         gap = timedelta(seconds=policy.rules.per_number_gap_seconds)
-        if last is not None:
-            last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
-            if now - last < gap:
-                return policy.first_slot(last + gap)
-        return None
+        if today:
+            free = max(free, max(today) + gap)
+        for limit in self.limits.get(channel, ()):
+            window = timedelta(seconds=limit.seconds)
+            inside = sorted(started for name, started in recent if name == channel and started > now - window)
+            if len(inside) >= limit.count:  # the oldest that must leave the window before one more may go
+                free = max(free, inside[len(inside) - limit.count] + window)
+        return None if free <= now else policy.first_slot(free)
 
-    def take(self, phone: str) -> None:
-        count, _ = self.today.get(phone, (0, None))
-        self.today[phone] = (count + 1, self.now)
+    def take(self, phone: str, channel: str = "") -> None:
+        self.recent.setdefault(phone, []).append((channel, self.now))

@@ -238,6 +238,9 @@ class Survey:
     version: str = field(init=False)
     questions: tuple[Question, ...]
     texts: dict[str, dict[str, str]]
+    # the rating questions a one-key call asks (its short form); empty: `overall` when the survey has it, else the
+    # first rating question
+    short_form: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"survey {self.name!r}"
@@ -257,6 +260,9 @@ class Survey:
         for question in self.questions:
             if question.scale is not None and scales.setdefault(question.scale.name, question.scale) != question.scale:
                 raise ConfigError(f"{where}: two different scales are named {question.scale.name!r}")
+        for key in self.short_form:
+            if key not in keys or self.question(key).kind != "rating":
+                raise ConfigError(f"{where}: short_form names {key!r}, which is not one of its rating questions")
         object.__setattr__(self, "version", _version(self._content()))
 
     def __hash__(self) -> int:
@@ -275,6 +281,22 @@ class Survey:
     def rating_questions(self) -> tuple[Question, ...]:
         """The rated questions, in order (what an SMS survey numbers and what scoring counts)."""
         return tuple(q for q in self.questions if q.kind == "rating")
+
+    def short_form_keys(self) -> tuple[str, ...]:
+        """The keys of the short form's questions, in the survey's order."""
+        if self.short_form:
+            return tuple(q.key for q in self.questions if q.key in self.short_form)
+        rated = self.rating_questions()
+        return ("overall",) if any(q.key == "overall" for q in rated) else (rated[0].key,)
+
+    def form(self, name: str) -> Survey:
+        """The survey as a channel of form `name` asks it: "full", all of it; "short", its short form alone (a
+        one-key call). The short form keeps the survey's name and version: its answers are the survey's answers."""
+        if name == "full":
+            return self
+        if name != "short":
+            raise ValueError(f"unknown survey form {name!r} (known: full, short)")
+        return _short_forms(self)
 
     def question(self, key: str) -> Question:
         """The question with this key; KeyError naming the known keys otherwise."""
@@ -437,13 +459,30 @@ class Survey:
         return SmsReading("answers", tuple(answers), remainder=remainder)
 
     def _content(self) -> dict[str, Any]:
-        return {
+        content = {
             "name": self.name,
             "title": self.title,
             "texts": _copy_texts(self.texts),
             "scales": {name: scale.snapshot() for name, scale in self.scales.items()},
             "questions": [q.snapshot() for q in self.questions],
         }
+        if self.short_form:  # only when set: a survey without one keeps the version it always had
+            content["short_form"] = list(self.short_form)
+        return content
+
+
+_SHORT_FORMS: dict[str, Survey] = {}
+
+
+def _short_forms(survey: Survey) -> Survey:
+    """`survey`'s short form, built once per survey version."""
+    short = _SHORT_FORMS.get(survey.version)
+    if short is None or short.name != survey.name:
+        keys = survey.short_form_keys()
+        short = Survey(survey.name, survey.title, tuple(q for q in survey.questions if q.key in keys), survey.texts)
+        object.__setattr__(short, "version", survey.version)
+        _SHORT_FORMS[survey.version] = short
+    return short
 
 
 def _tokens(text: str) -> list[tuple[str, int]]:
@@ -578,7 +617,7 @@ def _scale_from_data(name: str, value: Any) -> Scale:
 def _survey_from_data(data: dict[str, Any], default_name: str | None) -> Survey:
     """Build a survey from a survey file's (or a snapshot's) data, refusing unknown and missing keys."""
     required = ("title", "scales", "texts", "questions") + (() if default_name else ("name",))
-    data = _table(data, "", required=required, optional=("name",))
+    data = _table(data, "", required=required, optional=("name", "short_form"))
     scales = {name: _scale_from_data(name, value) for name, value in _table(data["scales"], "scales").items()}
     if not isinstance(data["questions"], list):
         raise ConfigError("questions: expected an array of tables ([[questions]])")
@@ -601,7 +640,11 @@ def _survey_from_data(data: dict[str, Any], default_name: str | None) -> Survey:
     if unused:
         raise ConfigError(f"scale {unused[0]!r} is defined but no question uses it")
     name = _text(data.get("name", default_name), "name")
-    return Survey(name, _text(data["title"], "title"), tuple(questions), _texts(data["texts"], "texts"))
+    short_form = data.get("short_form", [])
+    if not isinstance(short_form, list) or not all(isinstance(key, str) for key in short_form):
+        raise ConfigError("short_form: expected an array of question keys")
+    return Survey(name, _text(data["title"], "title"), tuple(questions), _texts(data["texts"], "texts"),
+                  tuple(short_form))
 
 
 _ROUND_SURVEYS: WeakKeyDictionary[Engine, dict[int, Survey]] = WeakKeyDictionary()

@@ -156,9 +156,7 @@ def round_open(
 
     plan = list(channel) if channel else None
     with session_scope() as (settings, session):
-        loaded = load_plugins()
-        for name in plan or settings.dispatch.plan:
-            loaded.channel(name)
+        load_plugins().check_plan(plan or settings.dispatch.plan, settings.surveys.rest_by)
         round_, _ = sampling.open_round(session, settings, week, seed=seed, replace=replace, channels=plan)
         summary = sampling.round_summary(session, round_)
     if as_json:
@@ -507,14 +505,24 @@ def beat(
 
 @plugins_app.command("list")
 def plugins_list(as_json: JsonFlag = False) -> None:
-    """Each loaded plugin, where it came from, its hooks and channels."""
-    described = load_plugins().describe()
+    """Each loaded plugin, where it came from, its hooks and channels; each channel's per-number limits and
+    whether its credentials and callback token are configured."""
+    loaded = load_plugins()
+    described = loaded.describe()
+    channels = loaded.describe_channels(load_settings())
+    for plugin in described:
+        plugin["channel_details"] = [c for c in channels if c["plugin"] == plugin["name"]]
     if as_json:
         emit_json(described)
         return
     table(None, ["plugin", "source", "hooks", "channels", "exports"],
           [[p["name"], p["source"], ", ".join(p["hooks"]), ", ".join(p["channels"]), ", ".join(p["exporters"])]
            for p in described])
+    table(None, ["channel", "kind", "asks", "per-number limits", "configured"],
+          [[c["channel"], c["kind"], "short form" if c["form"] == "short" else "survey",
+            ", ".join(c["number_limits"]) or "-",
+            ", ".join(f"{what}: {'yes' if ok else 'MISSING'}" for what, ok in c["configuration"].items()) or "-"]
+           for c in channels])
 
 
 # ---- demo ----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -124,6 +124,10 @@ class Preview:
     @property
     def phone(self) -> str:
         return self.read.phone
+
+    @property
+    def resolved_on(self) -> date | None:
+        return self.read.resolved_on
 
     @property
     def sms_capable(self) -> bool:

@@ -110,6 +110,16 @@ def credentials() -> tuple[str, str]:
     return sid, token
 
 
+def configuration(settings: Settings) -> list[tuple[str, bool]]:
+    """What `callbackd plugins list` shows of the account's set-up: credentials, the public address, the number."""
+    config = twilio_settings(settings)
+    return [
+        ("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN",
+         bool(os.environ.get("TWILIO_ACCOUNT_SID") and os.environ.get("TWILIO_AUTH_TOKEN"))),
+        ("public_base_url", bool(config.public_base_url)), ("from_number", bool(config.from_number)),
+    ]
+
+
 def require(config: TwilioSettings) -> None:
     for key in ("public_base_url", "from_number"):
         if not getattr(config, key):
@@ -162,6 +172,9 @@ class VoiceChannel:
     name = "twilio-voice"
     kind = "voice"
 
+    def configuration(self, settings: Settings) -> list[tuple[str, bool]]:
+        return configuration(settings)
+
     def rate_limit(self, settings: Settings) -> tuple[str, float]:
         """Calls a second for the account, shared by every dispatcher."""
         return f"twilio:{os.environ.get('TWILIO_ACCOUNT_SID', '')}:calls", twilio_settings(settings).calls_per_second
@@ -210,6 +223,9 @@ class SmsChannel:
 
     name = "twilio-sms"
     kind = "sms"
+
+    def configuration(self, settings: Settings) -> list[tuple[str, bool]]:
+        return configuration(settings)
 
     def rate_limit(self, settings: Settings) -> tuple[str, float]:
         """Messages a second for the account, shared by every dispatcher."""

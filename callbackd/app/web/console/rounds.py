@@ -58,8 +58,8 @@ def open_round(request: Request, form: FormData = Depends(posted), viewer: Viewe
             raise CallbackdError("请填写回访周（如 2026-W48）")
         if len(set(plan)) != len(plan):
             raise CallbackdError("同一回访渠道只能选择一次")
-        for name in plan or console.settings.dispatch.plan:
-            console.plugins.channel(name)  # an unknown channel is refused before anything is drawn
+        # an unknown channel is refused before anything is drawn
+        console.plugins.check_plan(plan or console.settings.dispatch.plan, console.settings.surveys.rest_by)
         with console.session(viewer) as session:
             round_, _ = sampling.open_round(session, console.settings, week, seed=seed,
                                             replace=form.get("replace") == "1", channels=plan or None)
