@@ -232,3 +232,21 @@ def test_a_callback_token_must_be_long_and_is_compared_whole():
     assert same_token(token, token)
     assert not same_token(token[:-1], token) and not same_token(token + "x", token) and not same_token("", "")
     assert not same_token("\udcff" * 22, token)  # a path that is not UTF-8 matches nothing, and raises nothing
+
+
+def test_a_surveys_short_form_is_its_own_choice_or_overall_and_names_only_rating_questions():
+    from callbackd.rounds.surveys import load_survey
+
+    survey = load_survey(Path(__file__).parents[2] / "config" / "surveys" / "default.toml")
+    assert survey.short_form_keys() == ("overall",) and survey.form("short").version == survey.version
+    data = survey.snapshot()
+    del data["version"]
+    chosen = type(survey).from_snapshot({**data, "short_form": ["attitude", "efficiency"]})
+    assert [q.key for q in chosen.form("short").questions] == ["attitude", "efficiency"]
+    assert chosen.version != survey.version  # a survey's short form is part of what a round froze
+    assert type(survey).from_snapshot(chosen.snapshot()).short_form == ("attitude", "efficiency")
+    without = {**data, "questions": [q for q in data["questions"] if q["key"] != "overall"]}
+    assert type(survey).from_snapshot(without).short_form_keys() == ("attitude",)
+    text_key = next(q["key"] for q in data["questions"] if q.get("kind") == "text")
+    with pytest.raises(ConfigError, match=f"short_form names '{text_key}'"):
+        type(survey).from_snapshot({**data, "short_form": [text_key]})
