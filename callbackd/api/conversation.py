@@ -67,6 +67,8 @@ class Survey(Protocol):
     """The survey a round asks (回访表): its questions and its texts. Surveys are hashable (a plugin may cache what
     it builds from one). `questions` arguments take questions of this same survey."""
 
+    def __hash__(self) -> int: ...
+
     @property
     def questions(self) -> Sequence[Question]: ...
 

@@ -94,12 +94,13 @@ class Plugins:
         return self.channels.items[name]
 
     def check_plan(self, plan: list[str], rest_by: str = "") -> None:
-        """A round's channel plan, and `[surveys] rest_by`, name loaded channels (an SMS one for `rest_by`); a
-        `PluginError` names the first that does not."""
+        """A round's channel plan, and `[surveys] rest_by`, name loaded channels (for `rest_by`, an SMS channel
+        that asks the whole survey); a `PluginError` names the first that does not."""
         for name in plan:
             self.channel(name)
-        if rest_by and self.channel(rest_by).kind != "sms":
-            raise PluginError(f"[surveys] rest_by names channel {rest_by!r}, which is not an SMS channel")
+        if rest_by and (self.channel(rest_by).kind != "sms" or form_of(self.channel(rest_by)) != "full"):
+            raise PluginError(f"[surveys] rest_by names channel {rest_by!r}, which is not an SMS channel asking "
+                              "the whole survey")
 
     def exporter(self, name: str) -> Any:
         if name not in self.exporters.items:

@@ -79,6 +79,11 @@ class WebhookScope(Protocol):
         """The newest attempt on one of `channels` still waiting for `phone` (an SMS survey awaiting its reply)."""
         ...
 
+    def attempt_for(self, channel: str, provider_id: str) -> int | None:
+        """The attempt on `channel` that its provider knows as `provider_id` (what `StartResult.placed` returned),
+        for receipts that carry only the provider's id; None when there is none."""
+        ...
+
     def record_opt_out(self, phone: str, source: str, note: str = "") -> None:
         """`phone` asked never to be contacted again (退订) outside any open attempt: every later survey honours it."""
         ...

@@ -257,7 +257,8 @@ class Conversation:
             return
         contact = self._ensure_contact()
         write_row(self.session, Contact, contact.id, suggestion=text[:2000])  # without loading the contact
-        self._record_all([(q.key, None, q.dimension) for q in self.survey.questions if q.kind == "text"])
+        # the survey's text question, asked or not: a one-key contact's words after its key are its suggestion too
+        self._record_all([(q.key, None, q.dimension) for q in self._full_survey().questions if q.kind == "text"])
 
     def opt_out(self, source: str, note: str = "") -> None:
         """The applicant asked never to be contacted again (退订): every open callback of the number closes."""
@@ -473,4 +474,13 @@ def open_attempt_for(session: Session, phone: str, channels: Sequence[str]) -> i
         .where(Callback.phone == phone, Attempt.channel.in_(channels), Attempt.status.in_(("in_progress", "answered")))
         .order_by(Attempt.id.desc())
         .limit(1)
+    )
+
+
+def attempt_for_provider_id(session: Session, channel: str, provider_id: str) -> int | None:
+    """The attempt on `channel` its provider knows as `provider_id` (for receipts that carry only the provider's
+    id); the newest, should a provider ever reuse one."""
+    return session.scalar(
+        select(Attempt.id).where(Attempt.provider_id == provider_id, Attempt.channel == channel)
+        .order_by(Attempt.id.desc()).limit(1)
     )

@@ -15,7 +15,7 @@ from callbackd.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "plugins.md"
-BUNDLED = ("callbackd_simulator", "callbackd_operator", "callbackd_twilio")
+BUNDLED = ("callbackd_simulator", "callbackd_operator", "callbackd_twilio", "callbackd_aliyun", "callbackd_tencent")
 
 
 def guide() -> str:
@@ -71,7 +71,7 @@ def channel_settings() -> list[type[ChannelSettings]]:
 
 
 def test_the_bundled_channel_settings_are_found():
-    assert {model.section for model in channel_settings()} == {"simulator", "twilio"}
+    assert {model.section for model in channel_settings()} == {"simulator", "twilio", "aliyun", "tencent"}
 
 
 @pytest.mark.parametrize("model", channel_settings(), ids=lambda m: m.section)

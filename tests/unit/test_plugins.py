@@ -181,7 +181,8 @@ def test_a_plugin_reads_another_ledger_format(tmp_path, monkeypatch, cli):
 
 def test_each_bundled_plugin_is_its_own_distribution():
     folders = sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-    assert [p.name for p in folders] == ["callbackd_operator", "callbackd_simulator", "callbackd_twilio"]
+    assert [p.name for p in folders] == [
+        "callbackd_aliyun", "callbackd_operator", "callbackd_simulator", "callbackd_tencent", "callbackd_twilio"]
     for folder in folders:
         project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]
         assert project["name"] == folder.name.replace("_", "-")
@@ -191,7 +192,8 @@ def test_each_bundled_plugin_is_its_own_distribution():
         assert (folder / folder.name / "__init__.py").is_file()
     core = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "entry-points" not in core["project"]  # the core declares no plugin: each plugin declares itself
-    assert not any(dependency.startswith("twilio") for dependency in core["project"]["dependencies"])
+    assert not any(dependency.startswith(("twilio", "alibabacloud", "tencentcloud"))
+                   for dependency in core["project"]["dependencies"])
     assert core["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["callbackd"]
 
 
@@ -226,9 +228,10 @@ def test_hooks_go_through_pluggy_so_wrappers_and_monitoring_see_them(tmp_path, m
     import listener
     import tracer
 
-    # registration is per plugin, each call wrapped: the simulator, operator and twilio channels
-    assert tracer.SEEN.count("register_channels") == len(plugins.implementers("register_channels")) == 3
-    assert sorted(plugins.channels) == ["operator", "simulator", "twilio-sms", "twilio-voice"]
+    # registration is per plugin, each call wrapped: the simulator, operator, twilio, aliyun and tencent channels
+    assert tracer.SEEN.count("register_channels") == len(plugins.implementers("register_channels")) == 5
+    assert sorted(plugins.channels) == ["aliyun-sms", "aliyun-voice", "operator", "simulator", "tencent-sms",
+                                        "tencent-voice", "twilio-sms", "twilio-voice"]
     monitored = []
     plugins.manager.add_hookcall_monitoring(lambda name, impls, kwargs: monitored.append(name),
                                             lambda outcome, name, impls, kwargs: None)

@@ -19,7 +19,7 @@ from callbackd.api.conversation import Conversation, Survey
 from callbackd.api.manager import Plugins
 from callbackd.contact import attempts
 from callbackd.contact import conversation as conversations
-from callbackd.contact.conversation import open_attempt_for, open_conversation
+from callbackd.contact.conversation import attempt_for_provider_id, open_attempt_for, open_conversation
 from callbackd.core import clock
 from callbackd.core.errors import NotFoundError
 from callbackd.core.settings import Settings
@@ -55,6 +55,9 @@ class Delivery:
 
     def open_attempt_for(self, phone: str, channels: Sequence[str]) -> int | None:
         return open_attempt_for(self.session, phone, channels)
+
+    def attempt_for(self, channel: str, provider_id: str) -> int | None:
+        return attempt_for_provider_id(self.session, channel, provider_id)
 
     def record_opt_out(self, phone: str, source: str, note: str = "") -> None:
         if not self.preview:

@@ -383,10 +383,13 @@ def _opted_out_text(services: WebhookServices) -> str:
 
 
 def first_message(conversation: Conversation, config: TwilioSettings) -> str:
-    """The survey's first SMS: every rating question numbered ("all"), or the first one alone ("one")."""
+    """The survey's first SMS: every rating question not answered yet numbered ("all"; after a one-key call, the
+    rest of the survey), or the first one alone ("one")."""
     lang = conversation.settings.surveys.language
     pending = conversation.pending_ratings()
-    questions = pending[:1] if config.sms_mode == "one" else list(conversation.survey.questions)
+    answered = conversation.answered_keys()
+    questions = pending[:1] if config.sms_mode == "one" else [
+        q for q in conversation.survey.questions if q.kind != "rating" or q.key not in answered]
     return conversation.survey.sms_body(lang, questions, **case_context(conversation))
 
 
