@@ -29,7 +29,7 @@ from callbackd.contact import answers, attempts, transitions
 from callbackd.contact.answers import ContactRow, KnownAnswers, NewContact
 from callbackd.contact.context import Context
 from callbackd.core.errors import NotFoundError
-from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
+from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT, PLAN_CASE_TYPE, PLAN_SOURCE
 from callbackd.rounds.surveys import Choice, Question, SmsReading, Survey, round_survey
 from callbackd.store.db import write_row, write_through
 from callbackd.store.models import Answer, Attempt, Callback, Case, Contact, OptOut, Round, Window
@@ -328,10 +328,16 @@ class Conversation:
     def _ensure_contact(self) -> ContactRow:
         return self._contact_row or self._make_contact(())
 
+    def _source(self) -> str:
+        """The contact's source: a follow-up (整改回访) and a plan's callback (回访计划) are no score source."""
+        if self.facts.follow_up:
+            return "follow_up"
+        return PLAN_SOURCE if self.facts.case_type == PLAN_CASE_TYPE else "callback"
+
     def _make_contact(self, given: Sequence[tuple[str, str | None, str]]) -> ContactRow:
         """Make the callback's contact, with its first answers `given` (written, not announced)."""
         made = NewContact(
-            source="follow_up" if self.facts.follow_up else "callback", channel=self.facts.channel,
+            source=self._source(), channel=self.facts.channel,
             window_id=self.facts.window_id, contacted_at=self.now, callback_id=self.facts.callback_id,
             simulated=self.simulated, survey_version=self.survey.version,
         )
@@ -388,7 +394,7 @@ _ANSWER_COLUMNS = (
 )
 _others = _attempts.alias("others")
 _PLACING_FACTS = (
-    _rounds.c.active_week.is_not(None),
+    _rounds.c.active_week.is_not(None) | (_rounds.c.kind == "plan"),  # a plan's period has no week
     select(_opt_outs.c.id).where(_opt_outs.c.phone == _callbacks.c.phone).exists(),
     select(_others.c.id).where(
         _others.c.callback_id == _callbacks.c.id, _others.c.id != _attempts.c.id, _others.c.status.in_(OPEN_ATTEMPT),

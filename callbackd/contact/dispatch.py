@@ -36,6 +36,7 @@ from callbackd.core import clock
 from callbackd.core.phones import mask_in
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
+from callbackd.rounds import plans
 from callbackd.rounds.calling import CallingPolicy
 from callbackd.store import audit
 from callbackd.store.db import Database, among, chunks, insert_rows, write_row
@@ -77,7 +78,8 @@ class DispatchReport:
 
 
 def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> int:
-    """Create the first attempt of every pending callback of a round in force, due at the first calling hour.
+    """Create the first attempt of every pending callback of a round in force (a week's round not replaced, or a
+    callback plan's period), due at the first calling hour.
 
     Taking a callback is one atomic transition (pending to in_progress), so two schedulers at once never give
     a callback two first attempts.
@@ -88,7 +90,7 @@ def schedule_new(session: Session, settings: Settings, plugins: Plugins, now: da
         .join(Round, Round.id == Callback.round_id)
         .join(Case, Case.id == Callback.case_id)
         .outerjoin(OptOut, OptOut.phone == Callback.phone)
-        .where(Callback.status == "pending", Round.active_week.is_not(None))
+        .where(Callback.status == "pending", Round.active_week.is_not(None) | (Round.kind == "plan"))
         .order_by(Callback.id)
     ).all()
     if not rows:
@@ -397,6 +399,7 @@ def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime
     with database.session() as session:
         report.reclaimed = report.reconciled + reclaim_expired(session, settings, now)
         report.ended = end_stale(session, settings, plugins, now)
+        report.errors += plans.generate(session, settings, now).errors  # callback plans' periods, once each
         report.scheduled = schedule_new(session, settings, plugins, now)
         report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch, plugins)
     return report

@@ -3,7 +3,10 @@
 A rectification opens in the transaction that records its cause: a callback closing (`callback_closed`, called by
 `attempts.close_callback`) or a result file recording a 不满意 on-site form, evaluator rating or operator answer
 (`review_contact`). It is due in working days of the calendar (holidays skipped, 调休 make-up days counted),
-`[rectification] due_workdays` by default, per case type where configured.
+`[rectification] due_workdays` by default, per case type where configured; a case type of
+`[rectification] due_hours_by_case_type` (报修 = 24) is due that many clock hours after opening instead, weekends and
+holidays included (a repair's problem is notified in writing to the repair staff within 24 hours:
+`callbackd.contact.notices`).
 
     open --respond--> responded --follow-up satisfied--> closed
       |                   |--follow-up still 不满意--> open again (a loop), or escalated after `max_loops` loops
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select, update
@@ -50,7 +53,11 @@ class RectificationError(CallbackdError):
 
 
 def due_after(settings: Settings, calendar: Calendar, case_type: str, start: datetime) -> datetime:
-    """The end of the working day that lies the case type's number of working days after `start`'s day."""
+    """The end of the working day that lies the case type's number of working days after `start`'s day; for a case
+    type due in hours, `start` plus those clock hours (a Friday 17:00 repair is due Saturday 17:00)."""
+    hours = settings.rectification.due_hours_by_case_type.get(case_type)
+    if hours is not None:
+        return (start + timedelta(hours=hours)).astimezone(UTC)
     days = settings.rectification.due_workdays_by_case_type.get(case_type, settings.rectification.due_workdays)
     day = calendar.add_workdays(start.astimezone(settings.zone).date(), days)
     return datetime.combine(day, time(23, 59, 59), settings.zone).astimezone(UTC)
@@ -307,8 +314,9 @@ def _schedule_follow_up(
     original = _original(session, rectification)
     if original is None:
         return None
-    in_force = session.scalar(select(Round.active_week).where(Round.id == original.round_id))
-    if in_force is None:
+    in_force = session.scalar(select(Round.active_week.is_not(None) | (Round.kind == "plan"))
+                              .where(Round.id == original.round_id))
+    if not in_force:
         return None
     number = (session.scalar(
         select(func.max(Callback.follow_up)).where(Callback.round_id == original.round_id,

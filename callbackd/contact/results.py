@@ -13,6 +13,10 @@ Cells read 满意 / 基本满意 / 不满意, or empty for unanswered; the five-
 
 One row is recorded by `record_operator` or `record_form`; the console's operator form calls the same functions for
 what an operator enters, so a result typed into the console and the same row in a file are stored alike.
+
+Optional columns 回访方式 (电话/上门), 签名人 and 签名 (是/否) say whether a visit or an on-site form carries the
+applicant's signature (`callbackd.contact.signatures`); with `[review] required`, a new record waits for a
+supervisor's review, and an archived one refuses any change to its answers (`callbackd.contact.review`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbackd.api.manager import Plugins
-from callbackd.contact import answers, rectify
+from callbackd.contact import answers, rectify, review, signatures
 from callbackd.contact.conversation import open_conversation
 from callbackd.core import clock
 from callbackd.core.errors import LedgerFileError, StrictImportError
@@ -115,7 +119,9 @@ def layout(source: str, survey: Survey) -> Layout:
 
 
 def _columns(header: list[Any], wanted: Layout, path: Path, source: str) -> dict[str, int]:
-    named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER, "caller_role": CALLER_ROLE}
+    named = {**wanted.fixed, **wanted.questions, "number": FORM_NUMBER, "caller_role": CALLER_ROLE,
+             "method": signatures.METHOD_COLUMN, "signer": signatures.SIGNER_COLUMN,
+             "signed": signatures.SIGNED_COLUMN}
     if wanted.suggestion:
         named["suggestion"] = "意见建议"
     index: dict[str, int] = {}
@@ -190,15 +196,18 @@ def import_results(
             continue
         try:
             result = _read_result(row, cell, wanted, settings.zone)
+            signing = signatures.read_cells(text(cell(row, "method")), text(cell(row, "signer")),
+                                            text(cell(row, "signed")))
             if source == "operator":
                 case_no = text(cell(row, "case_id"))
                 file_rows.check_case(case_no)
-                outcome = record_operator(importing, result, case_no, text(cell(row, "caller_role")) or None)
+                outcome = record_operator(importing, result, case_no, text(cell(row, "caller_role")) or None,
+                                          signing=signing)
                 if result.given or result.suggestion:
                     file_rows.note_answers(case_no, line)
             else:
                 key = file_rows.form_key(text(cell(row, "number")), text(cell(row, "window")), result)
-                outcome = record_form(importing, result, source, text(cell(row, "window")), key)
+                outcome = record_form(importing, result, source, text(cell(row, "window")), key, signing)
         except RowProblem as exc:
             case_id = text(cell(row, "case_id")) or None if source == "operator" else None
             report.errors.append(RowError(line, case_id, str(exc)))
@@ -274,10 +283,12 @@ def check_contact_time(importing: Recording, contacted_at: datetime, column: str
                          f"{now.astimezone(zone):%Y-%m-%d}); correct the date")
 
 
-def record_form(importing: Recording, result: Result, source: str, window: str, key: str) -> str:
+def record_form(importing: Recording, result: Result, source: str, window: str, key: str,
+                signing: signatures.Signing | None = None) -> str:
     """Record one on-site form (征求意见表) or evaluator rating, known by `key` (its 编号, or its content and rank in
     its file; a console entry's own token): "imported", or "unchanged" when a form of that key is recorded
-    already. A bad form raises `RowProblem`; a 不满意 answer opens its rectification."""
+    already ("updated" when its row now says more of its signature). A bad form raises `RowProblem`; a 不满意
+    answer opens its rectification; an on-site form's signature is kept and, under review, it waits for it."""
     session, now, given = importing.session, importing.now, result.given
     check_contact_time(importing, result.contacted_at, "评价时间" if source == "evaluator" else "日期")
     if not window:
@@ -288,7 +299,17 @@ def record_form(importing: Recording, result: Result, source: str, window: str, 
     if not given:
         raise RowProblem("no rated question: every answer cell is empty")
     key = hashlib.sha256(key.encode()).hexdigest()[:40]
-    if session.scalar(select(Contact.id).where(Contact.external_key == key)) is not None:
+    signing = signing or signatures.Signing()
+    known = session.scalar(select(Contact).where(Contact.external_key == key))
+    if known is not None:
+        if given != {k: (a.level, a.raw) for k, a in answers.answers_of(session, known.id).items() if a.level}:
+            try:  # a form's answers are never edited by a re-import; an archived one says so
+                review.check_editable(session, known.id)
+            except review.ArchivedError as exc:
+                raise RowProblem(str(exc)) from None
+        if source != "evaluator" and signatures.apply(session, importing.settings, known, source, signing):
+            audit.record(session, "signature.record", f"contact {known.id}", signed=not known.unsigned)
+            return "updated"
         return "unchanged"
     contact = answers.new_contact(session, answers.NewContact(
         source=source, channel=source, window_id=window_id, contacted_at=result.contacted_at, external_key=key,
@@ -299,12 +320,15 @@ def record_form(importing: Recording, result: Result, source: str, window: str, 
     labels = importing.labels
     rectify.review_contact(session, importing.settings, contact, now,
                            {**labels, "overall": "评价"} if source == "evaluator" else labels)
+    if source != "evaluator":
+        signatures.apply(session, importing.settings, contact, source, signing)
+        review.submit(session, importing.settings, contact, source, now)
     return "imported"
 
 
 def record_operator(
     importing: Recording, result: Result, case_no: str, role: str | None = None, *,
-    callback_id: int | None = None, outcome: str | None = None,
+    callback_id: int | None = None, outcome: str | None = None, signing: signatures.Signing | None = None,
 ) -> str:
     """Record one operator result for the case `case_no` (one row of an operator file, or the console's form):
     "imported", "updated" (a row recorded before, its answers corrected) or "unchanged". A bad result raises
@@ -314,6 +338,8 @@ def record_operator(
     and no suggestion is a call that reached nobody (`no_answer`), unless `outcome` (one of `OPERATOR_OUTCOMES`,
     given without answers) says how it ended. `callback_id` names the callback when the caller knows it (the
     console's operator holds it); a file names only the case, and its open callback, else its newest, is meant.
+    `signing` says whether it was a visit and signed (签名确认). A record under review that was sent back is
+    corrected this way too; an archived one refuses any change to its answers.
     """
     session, settings = importing.session, importing.settings
     contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
@@ -339,11 +365,12 @@ def record_operator(
         zone = settings.zone
         raise RowProblem(f"回访时间 {contacted_at.astimezone(zone):%Y-%m-%d %H:%M} is before the case's 受理时间 "
                          f"{accepted.astimezone(zone):%Y-%m-%d %H:%M}; correct the date")
-    return _operator_result(importing, result, case_no, role, [callback for callback, _ in found], outcome)
+    return _operator_result(importing, result, case_no, role, [callback for callback, _ in found], outcome,
+                            signing or signatures.Signing())
 
 
 def _operator_result(importing: Recording, result: Result, case_no: str, role: str | None,
-                     callbacks: list[Callback], outcome: str | None) -> str:
+                     callbacks: list[Callback], outcome: str | None, signing: signatures.Signing) -> str:
     session, settings, plugins, now = importing.session, importing.settings, importing.plugins, importing.now
     contacted_at, given, suggestion = result.contacted_at, result.given, result.suggestion
     # the row's own key, kept on the attempt it closes: re-importing the row finds it and changes nothing (also
@@ -355,7 +382,7 @@ def _operator_result(importing: Recording, result: Result, case_no: str, role: s
         contact = session.scalar(select(Contact).where(Contact.callback_id == done))
         if contact is None:
             return "unchanged"
-        return _edit(importing, contact, result)
+        return _edit(importing, contact, result, signing)
     # the callback still open (a follow-up waiting for the operator), else the newest
     callback = next((c for c in callbacks if c.status not in FINAL_CALLBACK), callbacks[0])
     if role is not None:
@@ -364,7 +391,7 @@ def _operator_result(importing: Recording, result: Result, case_no: str, role: s
     if callback.status in FINAL_CALLBACK:
         if contact is None:
             raise RowProblem(f"callback {callback.id} for 办件编号 {case_no} is already closed ({callback.status})")
-        return _edit(importing, contact, result)
+        return _edit(importing, contact, result, signing)
     attempt = session.scalar(
         select(Attempt).where(Attempt.callback_id == callback.id, Attempt.status.in_(OPEN_ATTEMPT))
         .order_by(Attempt.id.desc())
@@ -392,27 +419,46 @@ def _operator_result(importing: Recording, result: Result, case_no: str, role: s
         conversation.suggest(suggestion)
     conversation.finish("completed")
     rectify.date_from_entry(session, settings, callback.id, now)
+    made = session.scalar(select(Contact).where(Contact.callback_id == callback.id))
+    if made is not None:
+        signatures.apply(session, settings, made, "operator", signing)
+        review.submit(session, settings, made, "operator", now)
     return "imported"
 
 
-def _edit(importing: Recording, contact: Contact, result: Result) -> str:
+def correct_record(importing: Recording, contact: Contact, result: Result) -> str:
+    """Correct a recorded operator result or on-site form to read `result` (a record sent back by its reviewer):
+    "updated", or "unchanged" when it says what is recorded. An archived record raises `RowProblem`."""
+    return _edit(importing, contact, result, signatures.Signing())
+
+
+def _edit(importing: Recording, contact: Contact, result: Result, signing: signatures.Signing) -> str:
     """A re-imported operator row: unchanged when it says what is recorded, else the answers are corrected
-    (an answer edit, kept in the audit trail)."""
+    (an answer edit, kept in the audit trail). What it says of the signature is kept either way."""
     session, plugins, now = importing.session, importing.plugins, importing.now
     given, suggestion = result.given, result.suggestion
+    source = "operator" if contact.source == "callback" else contact.source
+    signed = signatures.apply(session, importing.settings, contact, source, signing)
+    if signed:
+        audit.record(session, "signature.record", f"contact {contact.id}", signed=not contact.unsigned)
     if not given and not suggestion:  # a call that reached nobody says nothing of the answers another call got
-        return "unchanged"
+        return "updated" if signed else "unchanged"
     stored = answers.answers_of(session, contact.id)
     current = {k: (a.level, a.raw) for k, a in stored.items() if a.level is not None}
     if current == given and (not suggestion or suggestion[:2000] == contact.suggestion):  # 2,000 characters kept
-        return "unchanged"
-    if contact.channel != OPERATOR_CHANNEL:
+        return "updated" if signed else "unchanged"
+    if contact.source == "callback" and contact.channel != OPERATOR_CHANNEL:
         raise RowProblem(f"the applicant answered this callback through {contact.channel}; operator results "
                          f"cannot overwrite those answers")
+    try:
+        review.check_editable(session, contact.id)
+    except review.ArchivedError as exc:
+        raise RowProblem(str(exc)) from None
     answers.correct_answers(session, plugins, contact, given, now)  # its tallies with it
     if suggestion:
         contact.suggestion = suggestion[:2000]
     audit.record(session, "answer.edit", f"contact {contact.id}", before=current, after=given)
     session.flush()
     rectify.answers_corrected(session, importing.settings, contact, now)
+    review.edited(session, contact.id, now)
     return "updated"

@@ -27,7 +27,7 @@ from pydantic_settings import (
 
 from callbackd.core.errors import CallbackdError, ConfigError
 from callbackd.core.phones import DEFAULT_REGIONS, region_codes
-from callbackd.core.vocabulary import CASE_TYPES, FIELDS, LEVEL_NAMES, SOURCES
+from callbackd.core.vocabulary import CASE_TYPES, FIELDS, LEVEL_NAMES, LIMIT_FIELDS, SOURCES
 
 # The defaults `config/callbackd.toml` documents, so that a settings file without these keys keeps them.
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
@@ -99,9 +99,9 @@ class LedgerSettings(Section):
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = sorted(set(value) - set(FIELDS))
+        unknown = sorted(set(value) - set(FIELDS) - set(LIMIT_FIELDS))
         if unknown:
-            raise ValueError(f"unknown ledger field {unknown[0]!r} (known: {', '.join(FIELDS)})")
+            raise ValueError(f"unknown ledger field {unknown[0]!r} (known: {', '.join(FIELDS + LIMIT_FIELDS)})")
         return value
 
 
@@ -238,6 +238,17 @@ class RectificationSettings(Section):
     # per case type (投诉 = 2, ...); other types use due_workdays
     due_workdays_by_case_type: dict[str, int] = Field(default_factory=dict)
     max_loops: int = Field(default=2, ge=1)
+    # per case type, a deadline in clock hours from opening instead of working days (报修 = 24: a repair's problem
+    # is notified to the repair staff within 24 hours, weekends and holidays included)
+    due_hours_by_case_type: dict[str, int] = Field(default_factory=lambda: {"报修": 24})
+
+    @field_validator("due_hours_by_case_type")
+    @classmethod
+    def _at_least_an_hour(cls, value: dict[str, int]) -> dict[str, int]:
+        for case_type, hours in value.items():
+            if not 1 <= hours <= 24 * 366:
+                raise ValueError(f"{case_type} = {hours}: a rectification is due in 1 to 8784 hours")
+        return value
 
     @field_validator("due_workdays_by_case_type")
     @classmethod
@@ -271,11 +282,39 @@ class PolicySettings(Section):
         return value
 
 
+class ReviewSettings(Section):
+    """Record review (审核): which sources' records a supervisor approves (归档) or sends back before they are final."""
+
+    required: bool = False
+    # of operator (an operator's call or visit, from the console or `results import --source operator`) and onsite
+    # (征求意见表); evaluator ratings are machine data and never reviewed
+    sources: list[Literal["operator", "onsite"]] = ["operator", "onsite"]
+
+
+class SignatureSettings(Section):
+    """Signed visits (签名确认): which records must carry the applicant's signature to count in scoring."""
+
+    # visit (an operator result whose 回访方式 is 上门) and/or onsite (征求意见表); empty: none needs one
+    required_for: list[Literal["visit", "onsite"]] = Field(default_factory=list)
+    # where scanned signatures are kept (0600 files), relative to the working folder
+    folder: str = "var/signatures"
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+
+
 class IndicatorSettings(Section):
     """Indicators beside the score, and the alerts on them."""
 
     # a window last, or failing, this many periods in a row is flagged
     alert_periods: int = Field(default=2, ge=1)
+    # 投诉率 = cases of these types / all cases a window accepted in the period; over the target is flagged
+    complaint_case_types: list[str] = Field(default_factory=lambda: ["投诉"])
+    complaint_rate_target: float = Field(default=0.01, ge=0, le=1)
+
+
+class OnsiteSettings(Section):
+    """On-site forms (现场征求意见表): how many each window hands in a week (0: no quota, no 现场征求完成率)."""
+
+    per_window_weekly: int = Field(default=5, ge=0)
 
 
 class WebSettings(Section):
@@ -310,7 +349,10 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     rectification: RectificationSettings = Field(default_factory=RectificationSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    signatures: SignatureSettings = Field(default_factory=SignatureSettings)
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    onsite: OnsiteSettings = Field(default_factory=OnsiteSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -367,6 +409,7 @@ class Settings(BaseSettings):
             ("rectification.open_on_unreachable", self.rectification.open_on_unreachable),
             ("policies.confidential_case_types", self.policies.confidential_case_types),
             ("policies.role_case_types", self.policies.role_case_types),
+            ("indicators.complaint_case_types", self.indicators.complaint_case_types),
         ]
         for setting, case_types in named:
             for case_type in case_types:

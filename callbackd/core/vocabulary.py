@@ -5,6 +5,9 @@ from __future__ import annotations
 
 # Ledger fields; `[ledger] columns` maps a hall system's own headers onto them.
 FIELDS = ("case_id", "window", "matter", "case_type", "applicant", "phone", "accepted_at", "resolved_at", "status")
+# Optional ledger fields: the time limit a case was accepted under, in working days (承诺时限, 法定时限); the
+# promised one is used when both are given (see `callbackd.measure.time_limits`).
+LIMIT_FIELDS = ("promised_days", "statutory_days")
 
 CASE_TYPES = ("即办件", "承诺件", "联办件", "上报件", "补办件", "退回件", "投诉", "举报", "报修")
 
@@ -14,6 +17,11 @@ DISSATISFIED = LEVEL_NAMES[2]  # opens a rectification (整改)
 # Where a scored contact came from: a callback (any channel, or an operator's result), an on-site form, a counter
 # evaluator's rating.
 SOURCES = ("callback", "onsite", "evaluator")
+
+# A callback plan's (回访计划) members: each is kept as a case of this type, never resolved, so the weekly sample never
+# draws it; their callbacks' contacts have source `plan`, which is no score source (see callbackd.rounds.plans).
+PLAN_CASE_TYPE = "回访计划"
+PLAN_SOURCE = "plan"
 
 # An attempt still due or under way; a callback in one of its final states.
 OPEN_ATTEMPT = ("due", "queued", "placing", "in_progress", "answered")

@@ -186,12 +186,13 @@ class _CaseWriter:
         new: list[tuple[Any, ...]] = []
         changed: list[dict[str, Any]] = []
         for row in batch:  # one pass over the batch, each row unpacked once
-            case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, _, _ = row
+            (case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, promised,
+             statutory, _, _) = row
             row_digest = digest(row)
             known = existing.get(case_no) if existing else None
             if known is None:
                 new.append((case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved,
-                            status, done, row_digest))
+                            status, done, promised, statutory, row_digest))
             elif known[1] == row_digest:
                 self.unchanged += 1
             else:
@@ -254,13 +255,16 @@ class _CaseWriter:
 def digest(row: CaseRow) -> str:
     """The fingerprint of a case's normalised values (times as their isoformat): equal digests mean a re-import
     changes nothing. Taken where the rows are written: there, it leaves the reading and the writing processes of
-    a large import about equally busy (repeated case ids are found where they are read)."""
-    _, window, matter, case_type, applicant, phone, _, _, _, status, done, accepted, resolved = row
+    a large import about equally busy (repeated case ids are found where they are read). The time limits count
+    only when given, so a row without them keeps the digest it had before ledgers carried them."""
+    _, window, matter, case_type, applicant, phone, _, _, _, status, done, promised, statutory, accepted, resolved = row
     fingerprint = _DIGEST.copy()
     fingerprint.update(
         "\x1f".join((window, matter, case_type, applicant, phone, accepted, resolved, status, "1" if done else "0"))
         .encode()
     )
+    if promised is not None or statutory is not None:
+        fingerprint.update(f"\x1f{promised}\x1f{statutory}".encode())
     return fingerprint.hexdigest()
 
 

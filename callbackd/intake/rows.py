@@ -5,6 +5,7 @@ own and reporting a bad one by its line (the file's own: title rows above the he
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from callbackd.core.errors import LedgerFileError
 from callbackd.core.phones import PhoneError, mobile_pattern, normalise
 from callbackd.core.settings import Settings
-from callbackd.core.vocabulary import FIELDS
+from callbackd.core.vocabulary import FIELDS, LIMIT_FIELDS
 from callbackd.intake.tables import HEADER_ROWS, Reading, file_kind, locate_header, read_sheets
 from callbackd.store.models import Case
 
@@ -34,6 +35,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "accepted_at": ("受理时间", "受理日期"),
     "resolved_at": ("办结时间", "办结日期", "完成时间"),
     "status": ("状态", "办件状态", "办理状态"),
+    # optional: the time limits, in working days (see `parse_limit`); time_limit is the design's name for it
+    "promised_days": ("承诺时限", "承诺办结时限", "承诺期限", "承诺办理时限", "time_limit"),
+    "statutory_days": ("法定时限", "法定办结时限", "法定期限", "法定办理时限"),
 }
 REQUIRED = ("case_id", "window", "case_type", "phone", "accepted_at", "resolved_at")
 LABELS = {name: aliases[0] for name, aliases in HEADERS.items()}
@@ -108,7 +112,7 @@ def header_names(settings: Settings) -> dict[str, str]:
     """Each header a ledger's column may have (cleaned as `_clean_header` does) -> its field: built-in Chinese
     headers, English field names and config."""
     names: dict[str, str] = {}
-    for name in FIELDS:
+    for name in FIELDS + LIMIT_FIELDS:
         names[name] = name
         for alias in HEADERS[name]:
             names[alias] = name
@@ -208,13 +212,47 @@ def _excel_serial(serial: float, zone: ZoneInfo, column: str) -> datetime:
     return datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, tzinfo=zone)
 
 
+# A time limit as ledgers write it: 5, 5工作日, 5个工作日 (full-width digits and spaces too, once NFKC-normalised).
+# Calendar days (5天, 5日) are refused rather than miscounted as working days.
+_LIMIT = re.compile(r"(\d{1,6})(?:\.(\d+))?(?:个)?(?:工作日)?")
+LONGEST_LIMIT = 365  # working days: more is not a limit anyone promised
+
+
+def parse_limit(value: Any, column: str) -> int | None:
+    """A time limit cell (承诺时限, 法定时限) as a whole number of working days; None for an empty cell. Raises
+    `RowProblem` for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RowProblem(f"{column}: {value!r} is not a number of working days such as 5 or 5个工作日")
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not value.is_integer():
+            raise RowProblem(f"{column}: {value:g} is not a whole number of working days")
+        days = int(value)
+        if days < 0:
+            raise RowProblem(f"{column}: {days} is not a number of working days such as 5 or 5个工作日")
+    else:
+        raw = unicodedata.normalize("NFKC", str(value)).strip()
+        if not raw:
+            return None
+        found = _LIMIT.fullmatch(raw.replace(" ", ""))
+        if found is None:
+            raise RowProblem(f"{column}: {raw!r} is not a number of working days such as 5 or 5个工作日")
+        if found[2] and found[2].strip("0"):
+            raise RowProblem(f"{column}: {raw} is not a whole number of working days")
+        days = int(found[1])
+    if days > LONGEST_LIMIT:
+        raise RowProblem(f"{column}: {days} working days is more than a year; at most {LONGEST_LIMIT}")
+    return days
+
+
 # ---- rows ------------------------------------------------------------------------------------------------
 
 # A good row as the import passes it on: a plain tuple, in this order (see RowReader.read). The times and the two
 # flags (phone_sms, resolved) are already in the form the database's driver takes (see `time_storage` and
-# `flag_storage`), so the writer passes them on untouched; the times' isoformat, last, goes into the case's digest
-# (see `digest`).
-CaseRow = tuple[str, str, str, str, str, str, Any, Any, Any, str, Any, str, str]
+# `flag_storage`), so the writer passes them on untouched; then the two time limits (promised, statutory: working
+# days or None); the times' isoformat, last, goes into the case's digest (see `digest`).
+CaseRow = tuple[str, str, str, str, str, str, Any, Any, Any, str, Any, int | None, int | None, str, str]
 # Good rows as `read_rows` gives them, each the first of its case id in the file
 Batch = list[CaseRow]
 # A parsed time cell: (aware time, its isoformat for the digest, its value as the database's driver takes it)
@@ -320,6 +358,15 @@ class RowReader:
         # holding each once is sent to the writing process with references to it (marshal's), decoded there once,
         # and encoded for the database once. `read_rows` empties it after each batch.
         self.texts: dict[str, str] = {}
+        # the time limit columns the file has, as (field, its label, its index); most ledgers have none
+        self.limits = tuple((name, LABELS[name], columns[name]) for name in LIMIT_FIELDS if name in columns)
+
+    def time_limits(self, row: list[Any]) -> tuple[int | None, int | None]:
+        """The row's promised and statutory time limits in working days (None when not given)."""
+        found: dict[str, int | None] = {}
+        for name, label, index in self.limits:
+            found[name] = parse_limit(row[index] if index < len(row) else None, label)
+        return found.get("promised_days"), found.get("statutory_days")
 
     def cells(self, row: list[Any]) -> tuple[Any, ...]:
         """The row's cell for each of FIELDS; None where the file has no such column or the line is short."""
@@ -386,8 +433,9 @@ class RowReader:
                 )
             resolved_text, resolved_stored = resolved[1], resolved[2]
             done = self.no if status in self.unresolved else self.yes
+        promised, statutory = self.time_limits(row) if self.limits else (None, None)
         return (case_no, window, matter, case_type, applicant, phone, sms, accepted[2], resolved_stored, status, done,
-                accepted[1], resolved_text)
+                promised, statutory, accepted[1], resolved_text)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from callbackd.measure.indicators import FORMULAS, WindowIndicators, in_period
 from callbackd.measure.publication import indicators_for
 from callbackd.measure.rankings import ranking_for
 from callbackd.measure.scoring import Ranking
+from callbackd.measure.time_limits import OverdueCase, overdue_cases
 from callbackd.store.models import Callback, Round
 
 
@@ -29,6 +30,8 @@ class Evaluation:
     rectifications: list[dict[str, Any]] = field(default_factory=list)  # per window, opened in the period
     rounds: list[dict[str, Any]] = field(default_factory=list)  # the draws: week, seed, candidate hash, size
     formulas: dict[str, str] = field(default_factory=lambda: dict(FORMULAS))
+    # the period's 超期件 as an export shows them (confidential case types masked), as the data stands now
+    overdue: list[OverdueCase] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class Evaluation:
             "rectifications": self.rectifications,
             "rounds": self.rounds,
             "formulas": self.formulas,
+            "overdue": [case.as_dict() for case in self.overdue],
         }
 
 
@@ -52,6 +56,8 @@ def build(session: Session, settings: Settings, ranking: Ranking, now: datetime)
         indicators=indicators_for(session, settings, ranking, now),
         rectifications=rectify.summary(session, period.start, period.end, now),
         rounds=rounds_in(session, ranking),
+        overdue=[case.masked(settings.policies.confidential_case_types)
+                 for case in overdue_cases(session, settings, period, now)],
     )
 
 
@@ -65,6 +71,6 @@ def rounds_in(session: Session, ranking: Ranking) -> list[dict[str, Any]]:
     return [
         {"round": r.id, "week": r.week, "status": r.status, "seed": r.seed, "candidate_hash": r.candidate_hash,
          "selected": sizes.get(r.id, 0), "opened_at": r.opened_at.isoformat(), "replaces": r.replaces_id}
-        for r in session.scalars(select(Round).order_by(Round.week, Round.id))
+        for r in session.scalars(select(Round).where(Round.kind == "sample").order_by(Round.week, Round.id))
         if in_period(r.week, ranking.period)
     ]

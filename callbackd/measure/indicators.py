@@ -11,8 +11,15 @@ Formulas (every count in the period, per window; a rate with nothing to count is
   given or its due time has passed. One withdrawn (its 不满意 corrected away) owed nothing.
 - 回访整改满意率 = follow-up callbacks that found no 不满意 / follow-up callbacks with a rated answer, closed in
   the period.
+- 按时办结率 = cases resolved within their time limit / cases resolved with a limit (承诺时限, else 法定时限), by
+  办结时间, counted in working days; with the period's 超期件 (`callbackd.measure.time_limits`).
+- 现场征求完成率 = on-site forms / (`[onsite] per_window_weekly` × the period's weeks)
+  (`callbackd.measure.onsite_quota`).
+- 投诉率 = complaints / cases accepted in the period, against `[indicators] complaint_rate_target`
+  (`callbackd.measure.complaints`).
 Alerts: a window ranked last (of at least two ranked windows), or graded 不合格, in each of the last
-`[indicators] alert_periods` periods of the same kind (this one included).
+`[indicators] alert_periods` periods of the same kind (this one included); short of the on-site form quota two
+complete weeks running; over the complaint rate target.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from callbackd.core.periods import Period, parse_week, shift
 from callbackd.core.settings import Settings
+from callbackd.measure import complaints, onsite_quota, time_limits
 from callbackd.measure.scoring import Ranking
 from callbackd.store.models import Answer, Callback, Contact, Rectification, Round, Window
 
@@ -38,6 +46,9 @@ RATES = (
     ("dissatisfied_rate", "不满意率"),
     ("rectification_on_time_rate", "整改按时率"),
     ("follow_up_satisfied_rate", "回访整改满意率"),
+    ("on_time_resolution_rate", "按时办结率"),
+    ("onsite_completion_rate", "现场征求完成率"),
+    ("complaint_rate", "投诉率"),
 )
 FORMULAS = {
     "回访率": "已完成回访 ÷ 抽取回访（按批次所在周计入期间，不含整改回访）",
@@ -46,6 +57,10 @@ FORMULAS = {
     "不满意率": "不满意 ÷ 有效评价数（全部计分来源）",
     "整改按时率": "按期反馈的整改 ÷ 期内到期的整改（每次开启或重新开启各计一次，已反馈或已过期才计入）",
     "回访整改满意率": "未再出现不满意的整改回访 ÷ 期内结束且有有效评价的整改回访",
+    "按时办结率": "时限内办结的办件 ÷ 期内办结且有时限的办件（按办结时间计入期间；时限取承诺时限，无则法定时限，"
+                  "按工作日自受理次日起算，节假日不计、调休上班日计入）",
+    "现场征求完成率": "现场征求意见表份数 ÷（每窗口每周份数 × 期内周数：周一在期内且已到的ISO周）",
+    "投诉率": "投诉件 ÷ 期内受理的全部办件（按受理时间计入期间），超过目标值预警",
 }
 
 
@@ -62,12 +77,23 @@ class WindowIndicators:
     rectifications_on_time: int = 0
     follow_ups: int = 0
     follow_ups_satisfied: int = 0
+    limited_resolved: int = 0  # resolved in the period with a time limit
+    resolved_on_time: int = 0
+    overdue_cases: int = 0  # 超期件: resolved late in the period, or open past the limit at its end
+    onsite_forms: int = 0
+    onsite_quota: int = 0  # 0: no quota
+    cases_accepted: int = 0
+    complaints: int = 0
+    complaint_rate_target: float | None = None
     callback_rate: float | None = None
     unrated_rate: float | None = None
     satisfied_rate: float | None = None
     dissatisfied_rate: float | None = None
     rectification_on_time_rate: float | None = None
     follow_up_satisfied_rate: float | None = None
+    on_time_resolution_rate: float | None = None
+    onsite_completion_rate: float | None = None
+    complaint_rate: float | None = None
     alerts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +106,9 @@ class WindowIndicators:
         self.dissatisfied_rate = rate(self.dissatisfied_answers, self.rated_answers)
         self.rectification_on_time_rate = rate(self.rectifications_on_time, self.rectifications_due)
         self.follow_up_satisfied_rate = rate(self.follow_ups_satisfied, self.follow_ups)
+        self.on_time_resolution_rate = rate(self.resolved_on_time, self.limited_resolved)
+        self.onsite_completion_rate = rate(self.onsite_forms, self.onsite_quota)
+        self.complaint_rate = rate(self.complaints, self.cases_accepted)
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -147,12 +176,42 @@ def compute(session: Session, settings: Settings, ranking: Ranking, now: datetim
         item.follow_ups += 1
         item.follow_ups_satisfied += satisfied
 
+    count_service_rules(session, settings, period, now, names, by_window)
+
     for name, alerts in alerts_for(session, settings, ranking).items():
         by_window[name].alerts = alerts
     for item in by_window.values():
         item.fill_rates()
+        item.complaint_rate_target = settings.indicators.complaint_rate_target
+        if complaints.over_target(item.complaint_rate, settings):
+            assert item.complaint_rate is not None
+            item.alerts.append(complaints.alert_text(item.complaint_rate, settings))
+    for window_id in onsite_quota.short_windows(session, settings, period, now, created_of(session)):
+        by_window[names[window_id]].alerts.append(onsite_quota.alert_text(settings))
     order = {w.window: i for i, w in enumerate(ranking.windows)}
     return sorted(by_window.values(), key=lambda i: (order.get(i.window, len(order)), i.window))
+
+
+def count_service_rules(
+    session: Session, settings: Settings, period: Period, now: datetime, names: dict[int, str],
+    by_window: dict[str, WindowIndicators],
+) -> None:
+    """The counts of 限时办结, the on-site form quota and 投诉率 (see the modules named in this one's docstring)."""
+    for window_id, limits in time_limits.evaluate(session, settings, period, now).items():
+        item = by_window[names[window_id]]
+        item.limited_resolved, item.resolved_on_time = limits.resolved, limits.on_time
+        item.overdue_cases = len(limits.overdue)
+    for window_id, quota in onsite_quota.quota_figures(session, settings, period, now, list(names)).items():
+        item = by_window[names[window_id]]
+        item.onsite_forms, item.onsite_quota = quota.forms, quota.quota
+    for window_id, (complained, accepted) in complaints.complaint_counts(session, settings, period).items():
+        item = by_window[names[window_id]]
+        item.complaints, item.cases_accepted = complained, accepted
+
+
+def created_of(session: Session) -> dict[int, datetime]:
+    """Each window's id and when callbackd learnt of it."""
+    return {window_id: created for window_id, created in session.execute(select(Window.id, Window.created_at))}
 
 
 def response_cycles(history: list[dict[str, Any]]) -> list[tuple[datetime, bool | None]]:

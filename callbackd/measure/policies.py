@@ -5,7 +5,8 @@ resolution, reports within 5, repairs by urgency: safety 2 days, leaks 3, others
 selected callback carries its rule and due time; this report counts, per category, what was selected, made, made
 in time, overdue, and not made with the reasons (无法联系原因). For `[policies] role_case_types` (repairs) it also
 reports who called back: each role's share of the completed callbacks against its minimum
-(`[policies] role_minimum_shares`), per window and overall. Counts only: no applicant is named.
+(`[policies] role_minimum_shares`), per window and overall; a visit still lacking the applicant's signature (签名确认)
+counts toward no role and is reported apart (`unsigned`). Counts only: no applicant is named.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from callbackd.core.periods import parse_period
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, reason_label
 from callbackd.measure.indicators import in_period
-from callbackd.store.models import Callback, Case, Round, Window
+from callbackd.store.models import Callback, Case, Contact, Round, Window
 
 UNRECORDED_ROLE = "未登记"
 MADE = ("completed", "partial")
@@ -56,18 +57,23 @@ def report(session: Session, settings: Settings, period_text: str, now: datetime
     categories = {name: Category(name, rule.within_days, rule.working_days) for name, rule in rules.items()}
     role_types = set(settings.policies.role_case_types)
     roles: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, rule, status, reason, due_at, closed_at, week, case_type, role in session.execute(
+    unsigned: Counter[str] = Counter()
+    for name, rule, status, reason, due_at, closed_at, week, case_type, role, lacks_signature in session.execute(
         select(Window.name, Callback.rule, Callback.status, Callback.reason, Callback.due_at, Callback.closed_at,
-               Round.week, Case.case_type, Callback.caller_role)
+               Round.week, Case.case_type, Callback.caller_role, Contact.unsigned)
         .join(Round, Round.id == Callback.round_id)
         .join(Case, Case.id == Callback.case_id)
         .join(Window, Window.id == Callback.window_id)
+        .outerjoin(Contact, Contact.callback_id == Callback.id)
         .where(Callback.follow_up == 0, Round.active_week.is_not(None))
     ):
         if not in_period(week, period):
             continue
         if case_type in role_types and status in MADE:
-            roles[name][role or UNRECORDED_ROLE] += 1
+            if lacks_signature:  # a visit without the applicant's signature (签名确认) counts toward no role
+                unsigned[name] += 1
+            else:
+                roles[name][role or UNRECORDED_ROLE] += 1
         if rule is None:
             continue
         category = categories.get(rule) or categories.setdefault(rule, Category(rule, None, False))
@@ -87,7 +93,8 @@ def report(session: Session, settings: Settings, period_text: str, now: datetime
         "period": period.text,
         "label": period.label,
         "categories": [c.as_dict() for c in categories.values()],
-        "roles": role_shares(settings, roles),
+        "roles": {**role_shares(settings, roles), "unsigned": sum(unsigned.values()),
+                  "unsigned_by_window": dict(unsigned)},
     }
 
 

@@ -12,6 +12,8 @@ Every number comes from `[scoring]` in the settings.
 
 A period is scored from the tallies kept with the answers (`callbackd.store.tallies`) when they follow the
 settings' zone and rules, else from the answers themselves; `raw=True` always reads the answers (the check).
+An unsigned visit or on-site record (签名确认) is not scored either way until it is signed; a record awaiting review
+(审核) is scored as any other: review is about the record's quality, not its weight.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def contact_scores_query(rules: ScoringSettings, zone: str, start: datetime, end
                .label("score"), *counts)
         # follow-up callbacks (整改回访) verify rectifications; they are not a score source
         .where(Answer.contacted_at >= start, Answer.contacted_at < end, Answer.level.in_(LEVEL_NAMES),
-               Answer.source.in_(SOURCES))
+               Answer.source.in_(SOURCES), Answer.contact_id.not_in(tallies.unsigned_contacts()))
         .group_by(Answer.contact_id, Answer.window_id, Answer.source)
         .subquery()
     )
@@ -162,7 +164,7 @@ def _from_answers(session: Session, settings: Settings, period: Period) -> tuple
     simulated = set(session.scalars(
         select(Contact.window_id).distinct()
         .where(Contact.simulated.is_(True), Contact.contacted_at >= period.start, Contact.contacted_at < period.end,
-               Contact.source.in_(SOURCES), rated)
+               Contact.source.in_(SOURCES), Contact.unsigned.is_(False), rated)
     ))
     return figures, simulated
 
@@ -250,7 +252,7 @@ def by_question(
     for window_id, question, level, count in session.execute(
         select(Answer.window_id, Answer.question, Answer.level, func.count())
         .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.in_(LEVEL_NAMES),
-               Answer.source.in_(SOURCES))
+               Answer.source.in_(SOURCES), Answer.contact_id.not_in(tallies.unsigned_contacts()))
         .group_by(Answer.window_id, Answer.question, Answer.level)
     ):
         if level is not None:

@@ -168,6 +168,22 @@ INDICATOR_COLUMNS: list[tuple[str, str, str]] = [  # (header, kind, WindowIndica
     ("整改按时率", RATE, "rectification_on_time_rate"),
     ("整改回访", INT, "follow_ups"),
     ("回访整改满意率", RATE, "follow_up_satisfied_rate"),
+    ("办结有时限", INT, "limited_resolved"),
+    ("按时办结", INT, "resolved_on_time"),
+    ("按时办结率", RATE, "on_time_resolution_rate"),
+    ("超期件", INT, "overdue_cases"),
+    ("现场征求意见表", INT, "onsite_forms"),
+    ("应征求份数", INT, "onsite_quota"),
+    ("现场征求完成率", RATE, "onsite_completion_rate"),
+    ("受理办件", INT, "cases_accepted"),
+    ("投诉件", INT, "complaints"),
+    ("投诉率", RATE, "complaint_rate"),
+    ("投诉率目标", RATE, "complaint_rate_target"),
+]
+OVERDUE_COLUMNS: list[tuple[str, str]] = [
+    ("窗口", TEXT), ("办件编号", TEXT), ("事项名称", TEXT), ("办件类型", TEXT), ("时限类型", TEXT),
+    ("时限（工作日）", INT), ("受理日期", TEXT), ("应办结日期", TEXT), ("办结时间", TEXT), ("超期（工作日）", INT),
+    ("状态", TEXT),
 ]
 RECTIFICATION_COLUMNS: list[tuple[str, str, str]] = [
     ("窗口", TEXT, "window"),
@@ -239,7 +255,24 @@ def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportConte
     if not rows:
         put(sheet, 3, 1, "本期无整改")
 
+    overdue_sheet(workbook, ranking, context, evaluation)
     methods_sheet(workbook, ranking, context, evaluation)
+
+
+def overdue_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, evaluation: Evaluation) -> None:
+    """超期件: the period's cases resolved after their time limit, or open past it at its end; never the
+    applicant."""
+    sheet = workbook.create_sheet("超期件")
+    zone = ranking.period.start.tzinfo  # the organisation's
+    rows = [[case.window, case.case_no, case.matter, case.case_type, case.limit_kind, case.limit_days,
+             case.accepted_on.isoformat(), case.due_on.isoformat(),
+             None if case.resolved_at is None else f"{case.resolved_at.astimezone(zone):%Y-%m-%d %H:%M}",
+             case.days_over, case.state] for case in evaluation.overdue]
+    title_rows(sheet, [f"超期件（{ranking.period.label}：期内超期办结，及期末仍未办结且已超期的办件；"
+                       f"按工作日计，状态截至导出时）"], len(OVERDUE_COLUMNS))
+    fill_table(sheet, 2, OVERDUE_COLUMNS, rows)
+    if not rows:
+        put(sheet, 3, 1, "本期无超期件")
 
 
 def methods_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, evaluation: Evaluation) -> None:

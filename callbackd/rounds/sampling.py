@@ -470,7 +470,8 @@ def round_summary(session: Session, round_: Round) -> dict[str, Any]:
 
 
 def list_rounds(session: Session) -> list[Round]:
-    return list(session.scalars(select(Round).order_by(Round.id)))
+    """The weeks' rounds (a callback plan's periods are listed by `callbackd plans list`)."""
+    return list(session.scalars(select(Round).where(Round.kind == "sample").order_by(Round.id)))
 
 
 @dataclass
@@ -487,6 +488,8 @@ def verify_round(session: Session, round_id: int, calendar: Calendar | None = No
     """Re-draw a round from its recorded seed, policy and period and compare everything it recorded (`calendar`
     dates the callbacks of rules counting working days)."""
     round_ = get_round(session, round_id)
+    if round_.kind != "sample":
+        raise RoundError(f"round {round_id} is a callback plan's period, not a draw: there is nothing to verify")
     policy = Policy.from_record(round_.policy)
     period = Period(round_.week, round_.month_start, round_.cutoff_at)
     windows = gather(session, policy, period, round_.opened_at, round_.watermarks, round_.id)

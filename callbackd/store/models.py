@@ -97,6 +97,10 @@ class Case(Base):
     resolved_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20))
     resolved: Mapped[bool]  # has 办结时间 and a status that is not an unresolved one
+    # the time limits the ledger gave, in working days (承诺时限, 法定时限); NULL when it gave none. Kept before
+    # `digest`: the ledger writer binds a case's columns in the model's order (see `intake.ledger`)
+    promised_days: Mapped[int | None]
+    statutory_days: Mapped[int | None]
     digest: Mapped[str] = mapped_column(String(32))  # of the normalised row, for idempotent re-import
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -141,6 +145,9 @@ class Round(Base):
     # config/surveys never change how this round's answers read
     channel_plan: Mapped[list[Any]] = mapped_column(default=list)
     survey: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # "sample" for a week's draw; "plan" for one period of a callback plan (回访计划), in force without a week
+    # (`active_week` NULL) and kept out of sampling, indicators and rankings (see callbackd.rounds.plans)
+    kind: Mapped[str] = mapped_column(String(8), default="sample", server_default="sample")
 
 
 class RoundWindow(Base):
@@ -241,6 +248,12 @@ class Contact(Base):
     # identifies an imported row so re-importing the same file changes nothing
     external_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # signed visits (签名确认): a visit or on-site record that must carry the applicant's signature, and whether
+    # it still lacks one. An unsigned contact is not scored (neither tallied nor read by raw scoring) until signed.
+    signature_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    unsigned: Mapped[bool] = mapped_column(default=False, server_default=false(), index=True)
+    signer: Mapped[str | None] = mapped_column(String(100))
+    signature_file: Mapped[str | None] = mapped_column(String(200))  # under [signatures] folder
 
 
 class Answer(Base):
@@ -395,3 +408,107 @@ class WebhookReceipt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(120), unique=True)
     received_at: Mapped[datetime]
+
+
+class ContactReview(Base):
+    """A record's review (审核): pending (awaiting a supervisor), returned (sent back with a comment, awaiting the
+    operator's correction) or archived (approved, 归档: its answers change only through a new version)."""
+
+    __tablename__ = "contact_reviews"
+    __table_args__ = (Index("ix_contact_reviews_status", "status", "submitted_at"),)
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))  # pending, returned, archived
+    version: Mapped[int] = mapped_column(default=1)  # the answers' version now in force
+    comment: Mapped[str] = mapped_column(Text, default="")  # the latest 审核意见
+    submitted_at: Mapped[datetime]
+    submitted_by: Mapped[str] = mapped_column(String(100))  # who made the record (an account, or the OS user)
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    history: Mapped[list[Any]] = mapped_column(default=list)  # every step: submitted, returned, resubmitted, ...
+
+
+class ContactVersion(Base):
+    """A former version of an archived record's answers, kept when a supervisor corrects it (更正)."""
+
+    __tablename__ = "contact_versions"
+    __table_args__ = (UniqueConstraint("contact_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    version: Mapped[int]
+    answers: Mapped[dict[str, Any]]  # question -> [level, raw], as they were
+    suggestion: Mapped[str] = mapped_column(Text, default="")
+    replaced_at: Mapped[datetime]
+    replaced_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)  # why the next version corrects this one
+
+
+class RectificationNotice(Base):
+    """A written rectification notice (整改通知单) issued for a rectification: its own number, sequential per year
+    (ZG-2026-000123), one per rectification."""
+
+    __tablename__ = "rectification_notices"
+    __table_args__ = (UniqueConstraint("year", "sequence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rectification_id: Mapped[int] = mapped_column(ForeignKey("rectifications.id"), unique=True)
+    year: Mapped[int]
+    sequence: Mapped[int]
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    issued_at: Mapped[datetime]
+    issued_by: Mapped[str] = mapped_column(String(100))
+
+
+class Plan(Base):
+    """A callback plan (回访计划): a population called back on a schedule (monthly, quarterly, yearly or once) by the
+    window that runs it, through its channel plan, with its survey. Each period becomes a round of kind `plan`."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id"))
+    frequency: Mapped[str] = mapped_column(String(10))  # monthly, quarterly, yearly, once
+    # a console account's name that calls every member; NULL: each member's own 负责人
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    channel_plan: Mapped[list[Any]] = mapped_column(default=list)
+    survey: Mapped[str] = mapped_column(String(64))  # the survey's name (config/surveys), frozen per period
+    topic: Mapped[str] = mapped_column(String(200), default="")  # what the callbacks are about
+    starts_on: Mapped[date]  # the first local day it generates callbacks
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class PlanMember(Base):
+    """One person of a plan's population (客户/业主名单), keyed by plan and phone: a re-import updates, never
+    duplicates. `case_id` is the member's case (type 回访计划) that its callbacks belong to."""
+
+    __tablename__ = "plan_members"
+    __table_args__ = (UniqueConstraint("plan_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    name: Mapped[str] = mapped_column(String(100))
+    area: Mapped[str] = mapped_column(String(100), default="")  # 区域/楼栋
+    assignee: Mapped[str] = mapped_column(String(64), default="")  # 负责人
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PlanPeriod(Base):
+    """One period of a plan that generated its round: unique per plan and period, so a period is generated once
+    however many ticks, processes or restarts."""
+
+    __tablename__ = "plan_periods"
+    __table_args__ = (UniqueConstraint("plan_id", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    period: Mapped[str] = mapped_column(String(8))  # 2026-11, 2026-Q4, 2026, or "once"
+    starts: Mapped[datetime]  # the period's first instant (for "once": the local day it was generated)
+    ends: Mapped[datetime]
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), unique=True)

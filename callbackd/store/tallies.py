@@ -9,7 +9,9 @@ of answers.
   and its new one put in.
 - Days are the contacts' local dates in the zone the tallies were built under; month and year rows hold the sums
   of their days, so a period reads at most a few dozen rows per window and source whatever its length.
-- Follow-up callbacks (整改回访) are not a score source and are not tallied.
+- Follow-up callbacks (整改回访) are not a score source and are not tallied; neither is an unsigned visit or on-site
+  record (`Contact.unsigned`, 签名确认) until it is signed: `callbackd.contact.signatures` moves its contribution in
+  and out in the transaction that signs it, and raw scoring and `rebuild` leave unsigned contacts out alike.
 - `TallyState` records the zone and the rules (points, question weights) the tallies follow. Scoring under other
   rules reads the answers; `rebuild` makes the tallies again from the answers under given rules (the migration
   that made these tables, `callbackd init` when the configured rules differ, the benchmark).
@@ -39,6 +41,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -209,6 +212,9 @@ def contact_changed(
     level None): its tallies follow, with two statements at most."""
     if contact.source not in SOURCES:  # follow-up callbacks are not scored
         return
+    # an unsigned visit or on-site record is not scored until signed (a webhook's plain contact never is unsigned)
+    if getattr(contact, "unsigned", False):
+        return
     rules = rules_in_force(session)
     if rules is None:
         return
@@ -341,6 +347,9 @@ def rebuild(connection: Connection, rules: TallyRules, now: datetime | None = No
     connection.execute(delete(_scores))
     connection.execute(delete(_state))
     scored = and_(_answers.c.source.in_(SOURCES), _answers.c.level.in_(LEVEL_NAMES))
+    # before revision 0012 (the rebuild of revision 0008) contacts has no `unsigned` column, and none is unsigned
+    if any(column["name"] == "unsigned" for column in inspect(connection).get_columns("contacts")):
+        scored = and_(scored, _answers.c.contact_id.not_in(unsigned_contacts()))
     lo, hi = connection.execute(select(func.min(_answers.c.contacted_at), func.max(_answers.c.contacted_at))
                                 .where(scored)).one()
     if lo is not None:
@@ -379,6 +388,11 @@ def rebuild(connection: Connection, rules: TallyRules, now: datetime | None = No
             _roll_up(connection, table, MONTH, YEAR)
     connection.execute(insert(_state).values(id=1, zone=rules.zone, rules=rules.text(),
                                              built_at=now or datetime.now(UTC)))
+
+
+def unsigned_contacts() -> Any:
+    """The ids of the contacts not scored for want of a signature (签名确认), as a subquery: few, and indexed."""
+    return select(_contacts.c.id).where(_contacts.c.unsigned.is_(True))
 
 
 def _roll_up(connection: Connection, table: Table, span: str, into: str) -> None:

@@ -97,6 +97,10 @@ def test_supervisors_and_leaders_see_every_window(name: str, console_server: Con
     for window_id in (console_server.window_id, console_server.other_window_id):
         assert status_of(page, f"{console_server.url}/windows/{window_id}") == 200
         assert window_names(console_server)[window_id] in page.locator("h1").inner_text()
+        # the month's 限时办结, on-site form quota and complaint rate beside the other indicators
+        assert page.get_by_role("heading", name="本月超期件").is_visible()
+        assert all(page.get_by_role("cell", name=label, exact=True).count() == 1
+                   for label in ("按时办结率", "现场征求完成率", "投诉率"))
 
 
 def test_a_window_head_sees_their_own_window_only(console_server: ConsoleServer, signed_in: SignedIn) -> None:

@@ -179,6 +179,9 @@ def test_a_kept_delivery_is_applied_once_even_when_its_receipt_was_committed_bef
     try:
         # as if the server stopped between applying B's opt-out and forgetting it: its receipt is in the database
         with database.session() as session:
+            # hold the writer first (any receipt written takes it), so the server cannot apply B's delivery before
+            # its receipt is in: it finds the receipt once this commits
+            assert first_delivery(session, "test:holding the writer", datetime.now(UTC))
             applied = kept_opt_out(B, "SM" + "b" * 32)
             assert first_delivery(session, f"inbox:{applied}", datetime.now(UTC))
         kept_opt_out(C, "SM" + "c" * 32)

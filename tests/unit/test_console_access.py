@@ -168,11 +168,12 @@ def test_each_role_sees_only_its_menu(console, name):
     menu = re.search(r'<nav aria-label="主菜单">(.*?)</nav>', page, re.S).group(1)
     links = set(re.findall(r'href="([^"]+)"', menu))
     expected = {
-        "sup": {"/", "/rankings", "/rounds", "/operator", "/rectifications", "/imports", "/publications", "/audit"},
-        "op": {"/", "/operator"},
+        "sup": {"/", "/rankings", "/rounds", "/operator", "/rectifications", "/imports", "/publications", "/audit",
+                "/plans", "/reviews"},
+        "op": {"/", "/operator", "/reviews"},
         "win": {"/", "/rankings", "/rectifications"},
         "lead": {"/", "/rankings", "/publications"},
-        "adm": {"/", "/audit"},
+        "adm": {"/", "/audit", "/plans"},
     }[name]
     assert links == expected, client_page[:200]
 

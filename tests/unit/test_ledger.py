@@ -476,7 +476,7 @@ def test_a_rows_digest_is_blake2b_of_its_normalised_values_so_stored_digests_sta
     import hashlib
 
     row = _row_reader().read(case_row("D1", "社保窗口 ", phone="138-0013-8000", resolved=""))
-    assert row[11:] == ("2026-11-03T09:05:00+08:00", "")
+    assert row[11:] == (None, None, "2026-11-03T09:05:00+08:00", "")  # no time limits, then the times
     values = (
         "社保窗口", "社保卡补办", "即办件", "张三", "+8613800138000", "2026-11-03T09:05:00+08:00", "", "已办结", "0",
     )

@@ -78,7 +78,7 @@ def test_the_annual_workbook_lets_anyone_recompute_the_ranking(cli, workdir, mon
     run = cli("export", "--period", "2026", "--format", "xlsx", "--out", "年度.xlsx")
     assert run.code == 0, run.err
     book = load_workbook(workdir / "年度.xlsx")
-    assert book.sheetnames == ["排名", "分项", "月度得分", "指标", "整改汇总", "计分方法"]
+    assert book.sheetnames == ["排名", "分项", "月度得分", "指标", "整改汇总", "超期件", "计分方法"]
 
     monthly = book["月度得分"]
     header = [c.value for c in monthly[2]]

@@ -346,6 +346,25 @@ def results_import(
     show_import(report, as_json)
 
 
+@results_app.command("unsigned")
+def results_unsigned(as_json: JsonFlag = False) -> None:
+    """Visit and on-site records that must carry the applicant's signature (签名确认) and do not: not scored until
+    signed (a 签名 column 是 in a re-imported file, or the console's review page)."""
+    from callbackd.contact import signatures
+
+    with session_scope() as (settings, session):
+        rows = signatures.unsigned_records(session, settings)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no unsigned visit or on-site record")
+        return
+    for row in rows:
+        out.print(f"unsigned  #{row['contact']}  {row['kind']}  {row['window']}  {row['case_id'] or '-'}  "
+                  f"{row['contacted_at']}")
+
+
 @app.command()
 def score(
     period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],

@@ -107,7 +107,8 @@ def indicators_command(
     period: Annotated[str, typer.Option("--period", help="2026-W48, 2026-11, 2026-Q4 or 2026.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Indicators per window beside the score: 回访率, 未评率, 满意率, 不满意率, 整改按时率, 回访整改满意率, alerts."""
+    """Indicators per window beside the score: 回访率, 未评率, 满意率, 不满意率, 整改按时率, 回访整改满意率, 按时办结率,
+    现场征求完成率, 投诉率, alerts."""
     from callbackd.core import clock
     from callbackd.measure import indicators, publication, rankings
 

@@ -29,7 +29,7 @@ from callbackd.store.db import Database
 
 logger = logging.getLogger(__name__)
 ROUTERS = ("auth", "dashboard", "rankings", "windows", "rounds", "callbacks", "operator", "rectifications",
-           "imports", "publications", "audit")
+           "imports", "publications", "audit", "plans", "reviews", "notices")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                  b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
@@ -112,7 +112,7 @@ class ConsoleResponses:
 
 
 FORM_LIMIT = 64 * 1024  # a console form (a response, a note) is a few kilobytes; uploads go to /imports
-UPLOADS = "/imports"  # which limits its own uploads (50 MB)
+UPLOADS = ("/imports", "/signatures/")  # which limit their own uploads (50 MB; a scanned signature's max_bytes)
 
 
 async def _limited(scope: Scope, receive: Receive, send: Send) -> Receive | None:

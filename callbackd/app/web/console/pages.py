@@ -58,8 +58,10 @@ MENU: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/rankings", "排名", (SUPERVISOR, LEADER, WINDOW)),
     ("/rounds", "回访批次", (SUPERVISOR,)),
     ("/operator", "回访队列", (OPERATOR, SUPERVISOR)),
+    ("/reviews", "审核", (SUPERVISOR, OPERATOR)),
     ("/rectifications", "整改", (SUPERVISOR, WINDOW)),
     ("/imports", "导入", (SUPERVISOR,)),
+    ("/plans", "回访计划", (SUPERVISOR, ADMIN)),
     ("/publications", "公示", (SUPERVISOR, LEADER)),
     ("/audit", "审计", (SUPERVISOR, ADMIN)),
 )

@@ -91,8 +91,9 @@ def _rounds(request: Request, viewer: Viewer, page: int, *, status: int = 200, e
             entered: dict[str, str] | None = None) -> Response:
     console = console_of(request)
     with console.session(viewer) as session:
-        total = session.scalar(select(func.count()).select_from(Round)) or 0
-        rounds = list(session.scalars(select(Round).order_by(Round.id.desc())
+        # the weeks' rounds; a callback plan's periods are on /plans
+        total = session.scalar(select(func.count()).select_from(Round).where(Round.kind == "sample")) or 0
+        rounds = list(session.scalars(select(Round).where(Round.kind == "sample").order_by(Round.id.desc())
                                       .offset((page - 1) * ROUNDS_PER_PAGE).limit(ROUNDS_PER_PAGE)))
         counts = {round_id: n for round_id, n in session.execute(
             select(Callback.round_id, func.count()).where(Callback.round_id.in_([r.id for r in rounds]))
