@@ -280,8 +280,9 @@ class Conversation:
         )
         if ended is None:
             return
-        if ended.then == transitions.FINAL_FOR["completed"] and self._rest_by() is not None:
-            ended = replace(ended, then=transitions.NextChannel(self._rest_by() or ""))
+        rest_by = self._rest_by() if ended.then == transitions.FINAL_FOR["completed"] else None
+        if rest_by is not None:
+            ended = replace(ended, then=transitions.NextChannel(rest_by))
         self.set_attempt(status=ended.outcome, ended_at=self.now, detail=detail[:500])
         attempts.follow(self.context, self.attempt, ended, sms_capable=self.sms_capable,
                         answers=self.known_answers(), others_open=self.facts.others_open is not False)

@@ -327,8 +327,8 @@ def reconcile_in_doubt(database: Database, settings: Settings, plugins: Plugins,
     return settled, errors
 
 
-def claim_due(session: Session, settings: Settings, now: datetime, limit: int,
-              plugins: Plugins | None = None) -> tuple[list[int], int]:
+def claim_due(session: Session, settings: Settings, plugins: Plugins, now: datetime,
+              limit: int) -> tuple[list[int], int]:
     """Claim due attempts (due to queued, the lease starting now) until `limit` are queued, counting those
     queued earlier and not yet taken, and hold those that may not go now to when they may. Returns (claimed
     ids, held count). Topping up rather than adding keeps the queue no longer than what the workers place well
@@ -356,10 +356,8 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int,
         .limit(limit - queued)
         .with_for_update(of=Attempt, skip_locked=True)
     ).all()
-    limits = {} if plugins is None else {
-        name: number_limits(plugins.channel(name)) for name in {channel for *_, channel in rows}
-        if name in plugins.channels
-    }
+    limits = {name: number_limits(plugins.channel(name)) for name in {channel for *_, channel in rows}
+              if name in plugins.channels}
     numbers = policy.holds(session, {phone for _, phone, _ in rows}, now, limits)
     chosen: list[int] = []
     later: dict[datetime, list[int]] = {}
@@ -401,7 +399,7 @@ def tick(database: Database, settings: Settings, plugins: Plugins, now: datetime
         report.ended = end_stale(session, settings, plugins, now)
         report.errors += plans.generate(session, settings, now).errors  # callback plans' periods, once each
         report.scheduled = schedule_new(session, settings, plugins, now)
-        report.claimed, report.held = claim_due(session, settings, now, settings.dispatch.batch, plugins)
+        report.claimed, report.held = claim_due(session, settings, plugins, now, settings.dispatch.batch)
     return report
 
 
