@@ -20,17 +20,31 @@ from callbackd.api.conversation import Choice, Conversation, Question, Scale, Sm
 from callbackd.api.events import AnswerEvent, CallbackEvent
 from callbackd.api.formats import Exporter, LedgerReader
 from callbackd.api.hookspecs import hookimpl
+from callbackd.api.notifications import (
+    EVENTS,
+    DeliveryError,
+    Message,
+    Notification,
+    Notifier,
+    NotifierSettings,
+    check_webhook,
+    is_loopback,
+    masked_url,
+)
 from callbackd.api.settings import ChannelSettings, Settings
 from callbackd.api.webhooks import WebhookScope, WebhookServices, path_token, same_token
 from callbackd.core.errors import CallbackdError, ConfigError
 from callbackd.core.phones import PhoneError, mask_in, normalise
 from callbackd.core.vocabulary import LEVEL_NAMES
 from callbackd.store.files import spreadsheet_text, write_atomically
+from callbackd.store.printing import print_setup
 
 __all__ = [
-    "ENDINGS", "FAILURES", "FORMS", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CallbackEvent", "CallbackdError", "Channel",
-    "ChannelSettings", "Choice", "ConfigError", "Conversation", "Exporter", "InDoubt", "LedgerReader",
-    "LookupResult", "NumberLimit", "PhoneError",
+    "ENDINGS", "EVENTS", "FAILURES", "FORMS", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CallbackEvent", "CallbackdError",
+    "Channel", "ChannelSettings", "DeliveryError", "Choice", "ConfigError", "Conversation", "Exporter", "InDoubt",
+    "LedgerReader",
+    "LookupResult", "Message", "Notification", "Notifier", "NotifierSettings", "NumberLimit", "PhoneError",
     "Question", "Scale", "Settings", "SmsReading", "StartResult", "Survey", "WebhookScope", "WebhookServices",
-    "hookimpl", "mask_in", "normalise", "path_token", "same_token", "spreadsheet_text", "write_atomically",
+    "check_webhook", "hookimpl", "is_loopback", "mask_in", "masked_url", "normalise", "path_token", "print_setup",
+    "same_token", "spreadsheet_text", "write_atomically",
 ]

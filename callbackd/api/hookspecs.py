@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from callbackd.api.channels import Channel
     from callbackd.api.events import AnswerEvent, CallbackEvent
     from callbackd.api.formats import Exporter, LedgerReader
+    from callbackd.api.notifications import Notification, Notifier
     from callbackd.api.webhooks import WebhookServices
 
 PROJECT = "callbackd"
@@ -66,6 +67,16 @@ def register_exporters(register: Callable[[Exporter], None]) -> None:
     """
 
 
+@hookspec
+def register_notifiers(register: Callable[[Notifier], None]) -> None:
+    """Offer notifiers, which deliver messages to staff: call `register(notifier)` for each
+    `callbackd.api.notifications.Notifier` (企业微信 and 钉钉 group robots, email).
+
+    :param register: adds one notifier, keyed by its `name` (the first part of a route such as "wecom:窗口一组");
+        a name another plugin already registered is a start-up error.
+    """
+
+
 # ---- events --------------------------------------------------------------------------------------------
 
 
@@ -83,4 +94,15 @@ def callback_closed(callback: CallbackEvent) -> None:
     committed.
 
     :param callback: the callback's id, window, case, final state and reason; no phone number.
+    """
+
+
+@hookspec
+def notify(notification: Notification) -> None:
+    """Called once a notification written to the outbox has been committed (a rectification opened, due tomorrow,
+    overdue or escalated, a round below its completion target, an indicator alert, a failed import or job), before
+    the notifiers deliver it.
+
+    :param notification: the event, its message (never an applicant's name or number, nor a confidential case)
+        and the routes it goes to.
     """

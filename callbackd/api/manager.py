@@ -41,6 +41,7 @@ class LoadedPlugin:
     hooks: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
     exporters: list[str] = field(default_factory=list)
+    notifiers: list[str] = field(default_factory=list)
 
 
 class Registry(Generic[T]):
@@ -85,6 +86,7 @@ class Plugins:
     channels: Registry[Channel]
     exporters: Registry[Any]
     ledger_readers: Registry[Any]
+    notifiers: Registry[Any] = field(default_factory=lambda: Registry("notifier", lambda n: n.name))
 
     def channel(self, name: str) -> Channel:
         """The channel called `name`; an unknown name is an error listing the known ones."""
@@ -135,6 +137,13 @@ class Plugins:
         ]
         return call_hook(self.manager.subset_hook_caller(hook, remove_plugins=others), hook, **kwargs)
 
+    def notifier(self, name: str) -> Any:
+        """The notifier called `name`; an unknown name is an error listing the known ones."""
+        if name not in self.notifiers.items:
+            known = ", ".join(sorted(self.notifiers)) or "none"
+            raise PluginError(f"no notifier named {name!r} (loaded notifiers: {known}; see `callbackd plugins list`)")
+        return self.notifiers.items[name]
+
     def readers_by_suffix(self) -> dict[str, Any]:
         """Plugins' ledger readers, by the file suffixes they read."""
         return {suffix.lower(): reader for reader in self.ledger_readers.items.values() for suffix in reader.suffixes}
@@ -142,7 +151,7 @@ class Plugins:
     def describe(self) -> list[dict[str, Any]]:
         return [
             {"name": p.name, "source": p.source, "module": p.module, "hooks": p.hooks, "channels": p.channels,
-             "exporters": p.exporters}
+             "exporters": p.exporters, "notifiers": p.notifiers}
             for p in self.loaded
         ]
 
@@ -158,6 +167,17 @@ class Plugins:
                 "configuration": dict(call_plugin(self.channels.owners[name], "configuration", configuration,
                                                   settings)) if configuration else {},
             })
+        return described
+
+    def describe_notifiers(self, settings: Any) -> list[dict[str, Any]]:
+        """Each notifier: its plugin and what of its set-up is in place (`configuration(settings)`, when it offers
+        one; never a secret's value)."""
+        described = []
+        for name, notifier in self.notifiers.items.items():
+            configuration = getattr(notifier, "configuration", None)
+            owner = self.notifiers.owners[name]
+            described.append({"notifier": name, "plugin": owner, "configuration": dict(
+                call_plugin(owner, "configuration", configuration, settings)) if configuration else {}})
         return described
 
 
@@ -263,9 +283,11 @@ def load_plugins() -> Plugins:
     exporters: Registry[Any] = Registry("export format", lambda e: e.name)
     readers: Registry[Any] = Registry("ledger reader", lambda r: r.name)
     by_name = {p.name: p for p in loaded}
-    plugins = Plugins(manager, loaded, channels, exporters, readers)
+    notifiers: Registry[Any] = Registry("notifier", lambda n: n.name)
+    plugins = Plugins(manager, loaded, channels, exporters, readers, notifiers)
     for hook, registry in (
-        ("register_channels", channels), ("register_exporters", exporters), ("register_ledger_readers", readers)
+        ("register_channels", channels), ("register_exporters", exporters), ("register_ledger_readers", readers),
+        ("register_notifiers", notifiers),
     ):
         for name in plugins.implementers(hook):
             plugins.call_as(name, hook, register=registry.register_for(name, yields=name == "builtin"))
@@ -275,6 +297,8 @@ def load_plugins() -> Plugins:
         by_name[channels.owners[name]].channels.append(name)
     for name in exporters:
         by_name[exporters.owners[name]].exporters.append(name)
+    for name in notifiers:
+        by_name[notifiers.owners[name]].notifiers.append(name)
     for plugin in loaded:
         plugin.hooks = sorted(
             caller.name for caller in manager.get_hookcallers(manager.get_plugin(plugin.name)) or []

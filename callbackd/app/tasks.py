@@ -7,6 +7,8 @@ on PostgreSQL with Celery workers and beat on Redis.
 - `place`: places one claimed attempt (`dispatch.place_queued`); a repeated delivery finds it taken and does
   nothing. `place_each` places several, one after the other.
 - `open_rounds` (beat, Monday 09:00 by default), `close_rounds`, `scores`.
+- `notify`: delivers the outbox (`callbackd.notify.delivery.run_once`), sent by each tick after its own work; a
+  scheduled task that fails is reported to the supervisors through it (`job.failed`, once an hour per task).
 
 Scheduling lives in the database (due times on attempts), never in ETA or countdown messages, which Redis
 would deliver again after its visibility timeout. Messages are acknowledged after the task ran, so a task
@@ -158,6 +160,10 @@ def tick() -> dict[str, int]:
     """Claim what is due and hand each claimed attempt to the workers, after the claim committed."""
     run = runtime()
     report = dispatch.tick(run.database, run.settings, run.plugins)
+    from callbackd.store import heartbeats
+
+    with run.database.session() as session:  # beat is alive: what `callbackd status` and /metrics read
+        heartbeats.beat(session, "beat.tick", clock.now(), claimed=len(report.claimed), reclaimed=report.reclaimed)
     size = run.settings.workers.chunk
     if size == 1:
         for attempt_id in report.claimed:
@@ -165,11 +171,46 @@ def tick() -> dict[str, int]:
     else:
         for chunk in chunks(report.claimed, size):
             place_each.delay(list(chunk))
+    notify.delay()
     summary = {"reclaimed": report.reclaimed, "ended": report.ended, "scheduled": report.scheduled,
                "held": report.held, "claimed": len(report.claimed)}
     if any(summary.values()):
         log.info("tick: %s", summary)
     return summary
+
+
+@app.task(name="callbackd.notify")
+def notify() -> dict[str, int]:
+    """Deliver what the outbox holds (after scanning for deadlines and alerts); two at once never send one
+    delivery twice."""
+    from callbackd.notify import delivery
+
+    run = runtime()
+    report = delivery.run_once(run.database, run.settings, run.plugins, clock.now())
+    summary = {k: v for k, v in report.as_dict().items() if k != "errors"}
+    if report.sent or report.failed or report.retried:
+        log.info("notify: %s", summary)
+    return summary
+
+
+SCHEDULED = {"callbackd.open_rounds": "定时任务：开启本周回访批次", "callbackd.close_rounds": "定时任务：结束回访批次",
+             "callbackd.scores": "定时任务：生成排名报表", "callbackd.tick": "定时任务：调度"}
+
+
+@signals.task_failure.connect
+def _report_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    """A scheduled task that raised is reported to the supervisors (once an hour per task)."""
+    from callbackd.notify.jobs import job_failed
+
+    job = SCHEDULED.get(getattr(sender, "name", ""))
+    if job is None or _runtime is None:
+        return
+    now = clock.now()
+    try:
+        job_failed(_runtime.database, _runtime.settings, job, f"{type(exception).__name__}: {exception}", now,
+                   once_per=now.strftime("%Y-%m-%dT%H"))
+    except Exception:  # the database itself may be what failed: the worker's log keeps the task's error
+        log.exception("could not record the failure of %s", job)
 
 
 @app.task(name="callbackd.place")
@@ -225,7 +266,7 @@ def close_rounds() -> list[int]:
     """Close the rounds whose callbacks have all reached a final state."""
     run = runtime()
     with run.database.session() as session:
-        return dispatch.close_finished_rounds(session, clock.now())
+        return dispatch.close_finished_rounds(session, run.settings, clock.now())
 
 
 @app.task(name="callbackd.scores")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from callbackd.api.channels import InDoubt, LookupResult, StartResult, number_limits
 from callbackd.api.manager import PluginError, Plugins
-from callbackd.contact import transitions
+from callbackd.contact import notifications, transitions
 from callbackd.contact.attempts import close_callback, record_opt_out, usable_channels
 from callbackd.contact.context import Context
 from callbackd.contact.conversation import open_conversation
@@ -38,7 +38,7 @@ from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK, OPEN_ATTEMPT
 from callbackd.rounds import plans
 from callbackd.rounds.calling import CallingPolicy
-from callbackd.store import audit
+from callbackd.store import audit, heartbeats
 from callbackd.store.db import Database, among, chunks, insert_rows, write_row
 from callbackd.store.models import Attempt, Callback, Case, OptOut, Round
 
@@ -231,13 +231,15 @@ def reclaim_expired(session: Session, settings: Settings, now: datetime) -> int:
     worker was killed first, or its message was lost with the broker), so no provider was asked. An attempt a
     worker took (placing) is in doubt instead: `reconcile_in_doubt`."""
     cutoff = now - timedelta(seconds=settings.dispatch.lease_seconds)
-    result = session.execute(
+    reclaimed = session.execute(
         update(Attempt)
         .where(Attempt.status == "queued", Attempt.started_at < cutoff, Attempt.provider_id.is_(None))
-        .values(status="due", started_at=None)
+        .values(status="due", started_at=None).returning(Attempt.id, Attempt.channel)
         .execution_options(synchronize_session=False)
-    )
-    return result.rowcount  # type: ignore[attr-defined]
+    ).all()
+    for attempt_id, channel in reclaimed:  # rare (a worker or a message lost): kept, and counted by /metrics
+        audit.record(session, "attempt.reclaim", f"attempt {attempt_id}", channel=channel, how="lease")
+    return len(reclaimed)
 
 
 # ---- attempts in doubt: taken for placing by a worker that stopped before recording the provider's word --------
@@ -297,6 +299,8 @@ def settle_in_doubt(
     if still is None:
         return False
     decided = transitions.reconcile(found.placed, found.outcome, found.detail)
+    audit.record(session, "attempt.reclaim", f"attempt {doubt.attempt_id}", channel=doubt.channel, how="lookup",
+                 then=decided.outcome or decided.then)
     if decided.then == "due":
         write_row(session, Attempt, doubt.attempt_id, status="due", started_at=None)
     elif decided.then == "in_progress":
@@ -505,6 +509,9 @@ def run_once(
                 if on_placed is not None:
                     on_placed(attempt_id)
         if len(ticked.claimed) < settings.dispatch.batch:
+            with database.session() as session:  # once the pass committed: `callbackd status` and /metrics read it
+                heartbeats.beat(session, "dispatch.run", now or clock.now(), placed=report.placed,
+                                scheduled=report.scheduled)
             return report
 
 
@@ -534,8 +541,9 @@ def end_stale(session: Session, settings: Settings, plugins: Plugins, now: datet
     return ended
 
 
-def close_finished_rounds(session: Session, now: datetime) -> list[int]:
-    """Mark `closed` every open round whose callbacks have all reached a final state; returns their ids."""
+def close_finished_rounds(session: Session, settings: Settings, now: datetime) -> list[int]:
+    """Mark `closed` every open round whose callbacks have all reached a final state; returns their ids. A round
+    closed below `[notify] round_completion_target` is reported to the supervisors."""
     unfinished = select(Callback.id).where(Callback.round_id == Round.id, Callback.status.not_in(FINAL_CALLBACK))
     ids = list(session.scalars(
         select(Round.id).where(Round.status == "open", ~unfinished.exists()).order_by(Round.id)
@@ -544,6 +552,7 @@ def close_finished_rounds(session: Session, now: datetime) -> list[int]:
         session.execute(update(Round).where(Round.id.in_(ids), Round.status == "open").values(status="closed")
                         .execution_options(synchronize_session=False))
         audit.record(session, "round.close", ", ".join(f"round {i}" for i in ids), rounds=ids, at=now.isoformat())
+        notifications.rounds_closed(session, settings, ids, now)
     return ids
 
 

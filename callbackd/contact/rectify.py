@@ -30,6 +30,7 @@ from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy import case as when
 from sqlalchemy.orm import Session
 
+from callbackd.contact import notifications
 from callbackd.contact.answers import ContactFacts, KnownAnswers
 from callbackd.core.errors import CallbackdError, NotFoundError
 from callbackd.core.phones import without_numbers
@@ -68,6 +69,18 @@ def _step(rectification: Rectification, step: str, at: datetime, **detail: Any) 
     rectification.history = [*rectification.history, {"step": step, "at": at.isoformat(), **detail}]
 
 
+def is_overdue(status: str, due_at: datetime, follow_up_failed_at: datetime | None, now: datetime) -> bool:
+    """Overdue: open past its due time, or responded but its follow-up could not be made (it then waits on a
+    verification by hand, which is late from that moment)."""
+    return (status == "open" and due_at < now) or (status == "responded" and follow_up_failed_at is not None)
+
+
+def overdue_clause(now: datetime) -> Any:
+    """`is_overdue` as a condition on the rectifications table."""
+    return ((Rectification.status == "open") & (Rectification.due_at < now)) | (
+        (Rectification.status == "responded") & Rectification.follow_up_failed_at.is_not(None))
+
+
 # ---- opening ----------------------------------------------------------------------------------------------
 
 
@@ -103,6 +116,7 @@ def open_rectification(
     session.flush()
     audit.record(session, "rectification.open", f"rectification {rectification.id}", window_id=cause.window_id,
                  trigger=cause.trigger, case_type=cause.case_type, due=due.isoformat())
+    notifications.rectification_opened(session, settings, rectification, now)
     return rectification
 
 
@@ -388,10 +402,12 @@ def _follow_up_closed(session: Session, settings: Settings, callback: Callback, 
         _verified(session, settings, rectification, satisfied, now, via="follow_up", callback=callback.id,
                   level="满意" if satisfied else DISSATISFIED)
         return
-    # nobody answered the follow-up: the rectification stays responded, to be verified by hand
+    # nobody answered the follow-up: the rectification stays responded, to be verified by hand, and is overdue
+    rectification.follow_up_failed_at = now
     _step(rectification, "follow_up_failed", now, callback=callback.id, reason=callback.reason or callback.status)
     audit.record(session, "rectification.follow_up_failed", f"rectification {rectification.id}",
                  callback=callback.id, reason=callback.reason or callback.status)
+    notifications.follow_up_failed(session, settings, rectification, now)
 
 
 def _verified(
@@ -408,12 +424,15 @@ def _verified(
         rectification.status, rectification.escalated_at = "escalated", now
         _step(rectification, "escalated", now, loops=rectification.loops, **detail)
         audit.record(session, "rectification.escalate", subject, loops=rectification.loops, **detail)
+        notifications.rectification_escalated(session, settings, rectification, now)
         return
     rectification.status = "open"
     rectification.due_at = due_after(settings, calendar_for(settings), rectification.case_type, now)
     rectification.response, rectification.responded_at, rectification.responded_by = "", None, None
+    rectification.follow_up_failed_at = None
     _step(rectification, "reopened", now, loops=rectification.loops, due=rectification.due_at.isoformat(), **detail)
     audit.record(session, "rectification.reopen", subject, loops=rectification.loops, **detail)
+    notifications.rectification_opened(session, settings, rectification, now)
 
 
 # ---- listing (window-facing: no applicant, no number; informants not even by case) ---------------------
@@ -462,7 +481,7 @@ def _listing(session: Session, wanted: Filter, now: datetime) -> _Listing:
     if wanted.status is not None:
         query = query.where(Rectification.status == wanted.status)
     if wanted.overdue:
-        query = query.where(Rectification.status == "open", Rectification.due_at < now)
+        query = query.where(overdue_clause(now))
     return query
 
 
@@ -512,7 +531,7 @@ def describe(
 ) -> dict[str, Any]:
     """One rectification as every window-facing output shows it."""
     window, case_no, matter, suggestion = listed.window, listed.case_no, listed.matter, listed.suggestion
-    overdue = rectification.status == "open" and rectification.due_at < now
+    overdue = is_overdue(rectification.status, rectification.due_at, rectification.follow_up_failed_at, now)
     return {
         "id": rectification.id,
         "window": window,
@@ -542,8 +561,9 @@ def describe(
 def summary(session: Session, start: datetime, end: datetime, now: datetime) -> list[dict[str, Any]]:
     """Per window, the rectifications opened in [start, end): by cause, and where they stand now. Counts only."""
     rows: dict[str, dict[str, Any]] = {}
-    for name, trigger, status, due_at in session.execute(
-        select(Window.name, Rectification.trigger, Rectification.status, Rectification.due_at)
+    for name, trigger, status, due_at, failed_at in session.execute(
+        select(Window.name, Rectification.trigger, Rectification.status, Rectification.due_at,
+               Rectification.follow_up_failed_at)
         .join(Window, Window.id == Rectification.window_id)
         .where(Rectification.opened_at >= start, Rectification.opened_at < end)
         .order_by(Window.name)
@@ -553,7 +573,7 @@ def summary(session: Session, start: datetime, end: datetime, now: datetime) -> 
         row["opened"] += 1
         row[trigger if trigger in ("dissatisfied", "unreachable") else "dissatisfied"] += 1
         row[status] += 1
-        row["overdue"] += status == "open" and due_at < now
+        row["overdue"] += is_overdue(status, due_at, failed_at, now)
     return list(rows.values())
 
 

@@ -324,6 +324,62 @@ class WebSettings(Section):
     public_url: str = ""
 
 
+class NotifySettings(BaseModel):
+    """Notifications to staff (see `callbackd.api.notifications`): when they go out, to whom beyond the accounts'
+    own routes, and, as tables of their own (`[notify.wecom]`, `[notify.dingtalk]`, `[notify.email]`), each
+    notifier plugin's settings, which the plugin validates."""
+
+    # extra keys are the notifiers' tables; anything else is refused by `_tables_only`
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # "immediate": each notification as soon as it is written; "digest": one message per recipient per working
+    # day at digest_at, in the organisation's zone (the events in `immediate` still go at once)
+    delivery: Literal["immediate", "digest"] = "immediate"
+    digest_at: time = time(9, 0)
+    immediate: list[str] = Field(default_factory=lambda: ["rectification.escalated", "job.failed"])
+    # routes that receive what is addressed to a role, beside its accounts' own: { supervisor = ["wecom"] }
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    # a round that closes with fewer callbacks completed than this share is reported to the supervisors
+    round_completion_target: float = Field(default=0.8, ge=0, le=1)
+    # a delivery that failed is tried again after retry_minutes, doubling each time, up to max_tries in all
+    retry_minutes: float = Field(default=1, gt=0)
+    max_tries: int = Field(default=6, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _tables_only(self) -> NotifySettings:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                raise ValueError(f"unknown key notify.{key} (a notifier's settings are a table, [notify.{key}])")
+        return self
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        roles = ("admin", "supervisor", "operator", "window", "leader")
+        for role, routes in value.items():
+            if role not in roles:
+                raise ValueError(f"unknown role {role!r} (roles: {', '.join(roles)})")
+            for route in routes:
+                check_route(route)
+        return value
+
+    def table(self, name: str) -> dict[str, Any]:
+        """The notifier `name`'s table (empty when the configuration has none)."""
+        return dict((self.model_extra or {}).get(name, {}))
+
+
+ROUTE = re.compile(r"^[a-z][a-z0-9_-]{0,31}(:.+)?$")
+
+
+def check_route(route: str) -> str:
+    """A delivery route `notifier[:address]` ("wecom", "dingtalk:窗口一组", "email:li@example.gov.cn"); a
+    `ConfigError`-worthy `ValueError` otherwise."""
+    if not ROUTE.match(route) or len(route) > 200:
+        raise ValueError(f"{route!r} is not a route such as \"wecom\", \"dingtalk:窗口一组\" or "
+                         f"\"email:name@example.gov.cn\"")
+    return route
+
+
 class _EnvironmentSource(EnvSettingsSource):
     """The `CALLBACKD_*` variables, except `config_dir`: where the file was found is not a setting."""
 
@@ -354,6 +410,7 @@ class Settings(BaseSettings):
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
     onsite: OnsiteSettings = Field(default_factory=OnsiteSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     # one table per channel plugin ([channels.simulator], [channels.twilio]); each plugin validates its own
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

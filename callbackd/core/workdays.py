@@ -15,13 +15,16 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-import holidays as holidays_package
 
 from callbackd.core.errors import CalendarError
 from callbackd.core.settings import Settings, read_toml
+
+if TYPE_CHECKING:
+    import holidays as holidays_package
 
 
 class ProvisionalCalendarWarning(UserWarning):
@@ -139,6 +142,9 @@ class Calendar:
         return known
 
     def _provisional(self, year: int) -> holidays_package.HolidayBase:
+        # imported only for a year no other source covers: the package's import alone costs a command ~60 ms
+        import holidays as holidays_package
+
         if year not in self._fallback:
             warnings.warn(
                 f"working days for {year} come from the holidays package's China rules, which may miss make-up "

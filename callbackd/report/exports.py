@@ -27,6 +27,7 @@ from callbackd.store.files import spreadsheet_text, write_atomically
 
 if TYPE_CHECKING:
     from callbackd.measure.evaluation import Evaluation
+    from callbackd.measure.publication import Standing
 
 SIMULATED_LABEL = "（含模拟数据，仅供演示）"
 SOURCE_LABELS = {"callback": "回访", "onsite": "现场", "evaluator": "评价器"}
@@ -47,6 +48,8 @@ class ExportContext:
     generated_at: datetime  # aware
     # monthly scores, indicators, rectifications and the draws, shown beside the ranking when given
     evaluation: Evaluation | None = None
+    # frozen as published, or live (and which shorter periods within it are published): said under the title
+    standing: Standing | None = None
 
     def __post_init__(self) -> None:
         if self.generated_at.tzinfo is None:
@@ -166,6 +169,11 @@ def local_time(ranking: Ranking, context: ExportContext) -> str:
     return f"{context.generated_at.astimezone(ranking.period.start.tzinfo):%Y-%m-%d %H:%M}"
 
 
+def standing_note(context: ExportContext) -> str:
+    """The sentence saying whether the exported period is frozen as published or live, or nothing when unknown."""
+    return context.standing.note if context.standing is not None else ""
+
+
 def period_span(ranking: Ranking) -> str:
     """The period's first and last day (its end is exclusive)."""
     last = ranking.period.end - timedelta(days=1)
@@ -207,6 +215,7 @@ h1 { text-align: center; font-size: 26px; margin: 0 0 8px; letter-spacing: 1px;
 h1 .simulated, .simulated-note { color: #b00000; }
 h2 { font-size: 17px; margin: 26px 0 10px; font-family: "SimHei", "Noto Sans CJK SC", sans-serif; }
 .meta { text-align: center; color: #444; margin: 0 0 18px; padding-bottom: 12px; border-bottom: 2px solid #b00000; }
+.standing { text-align: center; color: #444; font-size: 13px; margin: -8px 0 18px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid #666; padding: 4px 5px; text-align: center; }
 th { background: #eef2f7; }
@@ -285,6 +294,8 @@ def write_html(ranking: Ranking, path: Path, context: ExportContext) -> None:
         f"<h1>{heading}</h1>",
         f'<p class="meta">统计周期：{esc(period_span(ranking))}　　生成时间：{esc(local_time(ranking, context))}</p>',
     ]
+    if standing_note(context):
+        sections.append(f'<p class="standing">{esc(standing_note(context))}</p>')
     if ranking.simulated:
         sections.append('<p class="simulated-note">本通报所用数据含模拟回访结果，仅供演示，不作考评依据。</p>')
     sections.append('<section class="ranked"><h2>一、窗口排名</h2>')
@@ -328,6 +339,8 @@ def write_json(ranking: Ranking, path: Path, context: ExportContext) -> None:
     document.setdefault("questions", ranking.questions)
     if context.evaluation is not None:
         document["evaluation"] = context.evaluation.as_dict()
+    if context.standing is not None:
+        document["standing"] = context.standing.as_dict()
     data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     write_atomically(path, lambda temporary: temporary.write_bytes(data))
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from callbackd.contact.rectify import is_overdue
 from callbackd.core.phones import without_numbers
 from callbackd.core.settings import Settings
 from callbackd.core.vocabulary import FINAL_CALLBACK
@@ -68,13 +69,15 @@ def rectifications_due(
     verification, and escalated."""
     zone = calendar.zone
     soon = datetime.combine(calendar.add_workdays(now.astimezone(zone).date(), 1), datetime.max.time(), zone)
-    query = select(Rectification.status, Rectification.due_at).where(
+    query = select(Rectification.status, Rectification.due_at, Rectification.follow_up_failed_at).where(
         Rectification.status.in_(("open", "responded", "escalated")))
     if windows is not None:
         query = query.where(Rectification.window_id.in_(list(windows)))
     counts = dict.fromkeys(("overdue", "due_soon", "open", "responded", "escalated"), 0)
-    for status, due_at in session.execute(query):
-        if status != "open":
+    for status, due_at, failed_at in session.execute(query):
+        if is_overdue(status, due_at, failed_at, now):
+            counts["overdue"] += 1
+        elif status != "open":
             counts[status] += 1
         elif due_at < now:
             counts["overdue"] += 1

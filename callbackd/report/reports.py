@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from callbackd.api.manager import Plugins
 from callbackd.core.settings import Settings
-from callbackd.measure import evaluation, rankings
+from callbackd.measure import evaluation, publication, rankings
 from callbackd.measure.scoring import Ranking
 from callbackd.report.exports import ExportContext, default_filename
 from callbackd.rounds import sampling
@@ -29,10 +29,11 @@ def recent_periods(now: datetime, settings: Settings) -> list[str]:
 
 def export_context(session: Session, settings: Settings, ranking: Ranking, now: datetime) -> ExportContext:
     """What every export of `ranking` shows beside it: the organisation, the question labels of the survey in
-    force, the time, and the period's evaluation sheets."""
+    force, the time, the period's evaluation sheets, and whether it is frozen as published or live."""
     survey = sampling.survey_in_force(settings)
     return ExportContext(settings.organisation, {q.key: q.dimension for q in survey.rating_questions()}, now,
-                         evaluation.build(session, settings, ranking, now))
+                         evaluation.build(session, settings, ranking, now),
+                         publication.standing(session, settings, ranking.period.text))
 
 
 def write_recent(session: Session, settings: Settings, plugins: Plugins, now: datetime) -> list[Path]:

@@ -37,9 +37,11 @@ from callbackd.report.exports import (
     question_rows,
     ranking_columns,
     ranking_table,
+    standing_note,
     title,
 )
 from callbackd.store.files import spreadsheet_text, write_atomically
+from callbackd.store.printing import chart_page, print_setup
 
 if TYPE_CHECKING:
     from callbackd.measure.evaluation import Evaluation
@@ -90,8 +92,9 @@ def title_rows(sheet: Worksheet, lines: list[str], width: int) -> None:
     sheet.row_dimensions[1].height = 24
 
 
-def score_chart(sheet: Worksheet, ranked: int, score_column: int, anchor: str) -> None:
-    """A native horizontal bar chart of the ranked windows' scores, reading the sheet's own cells."""
+def score_chart(sheet: Worksheet, ranked: int, score_column: int, after_row: int) -> None:
+    """A native horizontal bar chart of the ranked windows' scores, reading the sheet's own cells, on a printed
+    page of its own after row `after_row`."""
     chart = BarChart()
     chart.type = "bar"
     chart.title = "窗口得分"
@@ -109,8 +112,8 @@ def score_chart(sheet: Worksheet, ranked: int, score_column: int, anchor: str) -
     chart.x_axis.delete = chart.y_axis.delete = False  # openpyxl 3.1 hides axes unless told otherwise
     # only the value: readers otherwise default to also printing the window and series names on each bar
     chart.dataLabels = DataLabelList(showVal=True, showCatName=False, showSerName=False, showLegendKey=False)
-    chart.width, chart.height = 18, max(7.5, 0.8 * ranked + 2.5)
-    sheet.add_chart(chart, anchor)
+    chart.width, chart.height = 18, max(7.5, 0.8 * ranked + 2.5)  # at most a page high: `chart_page` caps it
+    chart_page(sheet, chart, after_row)
 
 
 def write_ranking(ranking: Ranking, path: Path, context: ExportContext) -> None:
@@ -124,19 +127,20 @@ def write_ranking(ranking: Ranking, path: Path, context: ExportContext) -> None:
         sheet,
         [
             title(ranking, context),
-            f"统计周期：{period_span(ranking)}　　生成时间：{local_time(ranking, context)}",
+            f"统计周期：{period_span(ranking)}　　生成时间：{local_time(ranking, context)}"
+            + (f"　　{standing_note(context)}" if standing_note(context) else ""),
             method_note(ranking, context),
         ],
         len(columns),
     )
+    if standing_note(context):
+        sheet.row_dimensions[2].height = 28  # the standing may wrap onto a second line
     sheet.row_dimensions[3].height = 42  # the method note wraps over about three lines
     fill_table(sheet, HEADER_ROW, columns, rows)
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
     ranked = len(ordered_windows(ranking)[0])
     if ranked:
-        score_chart(sheet, ranked, 3, f"B{HEADER_ROW + len(rows) + 3}")
+        score_chart(sheet, ranked, 3, HEADER_ROW + len(rows))
+    print_setup(sheet, header_rows=(HEADER_ROW, HEADER_ROW), heading=title(ranking, context))
 
     detail = workbook.create_sheet("分项")
     detail_columns = [("窗口", TEXT), ("分项", TEXT), *((level, INT) for level in LEVEL_NAMES), ("满意率", RATE)]
@@ -146,6 +150,7 @@ def write_ranking(ranking: Ranking, path: Path, context: ExportContext) -> None:
     fill_table(detail, 2, detail_columns, details)
     if not details:
         put(detail, 3, 1, "本期无分项数据")
+    print_setup(detail, header_rows=(2, 2), heading=heading)
     if context.evaluation is not None:
         evaluation_sheets(workbook, ranking, context, context.evaluation)
 
@@ -210,8 +215,9 @@ def monthly_rows(ranking: Ranking, evaluation: Evaluation) -> list[list[Any]]:
     return [[w.window, *(month.get(w.window) for month in scores)] for w in ranked + unranked]
 
 
-def monthly_chart(sheet: Worksheet, windows: int, months: int, anchor: str) -> None:
-    """A native line chart: one line per window across the months, reading the sheet's own cells."""
+def monthly_chart(sheet: Worksheet, windows: int, months: int, after_row: int) -> None:
+    """A native line chart: one line per window across the months, reading the sheet's own cells, on a printed
+    page of its own after row `after_row`."""
     chart = LineChart()
     chart.title = "月度得分走势"
     chart.y_axis.title = "得分"
@@ -225,7 +231,7 @@ def monthly_chart(sheet: Worksheet, windows: int, months: int, anchor: str) -> N
         series.smooth = False
         series.marker.symbol = "circle"  # a month between gaps (样本不足, no data) still shows as a point
     chart.width, chart.height = 24, 12
-    sheet.add_chart(chart, anchor)
+    chart_page(sheet, chart, after_row)
 
 
 def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportContext, evaluation: Evaluation) -> None:
@@ -235,17 +241,21 @@ def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportConte
         monthly = workbook.create_sheet("月度得分")
         columns = [("窗口", TEXT), *((month_label(m), SCORE) for m in evaluation.months)]
         rows = monthly_rows(ranking, evaluation)
-        title_rows(monthly, [f"各窗口月度得分（{ranking.period.label}）{suffix}"], len(columns))
+        heading = f"各窗口月度得分（{ranking.period.label}）{suffix}"
+        title_rows(monthly, [heading], len(columns))
         fill_table(monthly, 2, columns, rows)
         if rows:
-            monthly_chart(monthly, len(rows), len(evaluation.months), f"B{len(rows) + 5}")
+            monthly_chart(monthly, len(rows), len(evaluation.months), 2 + len(rows))
+        print_setup(monthly, header_rows=(2, 2), heading=heading)
 
     sheet = workbook.create_sheet("指标")
     columns = [(header, kind) for header, kind, _ in INDICATOR_COLUMNS] + [("预警", TEXT)]
     rows = [[getattr(item, name) for _, _, name in INDICATOR_COLUMNS] + ["；".join(item.alerts) or None]
             for item in evaluation.indicators]
-    title_rows(sheet, [f"回访考核指标（{ranking.period.label}）{suffix}"], len(columns))
+    heading = f"回访考核指标（{ranking.period.label}）{suffix}"
+    title_rows(sheet, [heading], len(columns))
     fill_table(sheet, 2, columns, rows)
+    print_setup(sheet, header_rows=(2, 2), heading=heading)
 
     sheet = workbook.create_sheet("整改汇总")
     columns = [(header, kind) for header, kind, _ in RECTIFICATION_COLUMNS]
@@ -254,6 +264,7 @@ def evaluation_sheets(workbook: Workbook, ranking: Ranking, context: ExportConte
     fill_table(sheet, 2, columns, rows)
     if not rows:
         put(sheet, 3, 1, "本期无整改")
+    print_setup(sheet, header_rows=(2, 2), heading=f"整改情况汇总（{ranking.period.label}）{suffix}")
 
     overdue_sheet(workbook, ranking, context, evaluation)
     methods_sheet(workbook, ranking, context, evaluation)
@@ -273,6 +284,7 @@ def overdue_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, 
     fill_table(sheet, 2, OVERDUE_COLUMNS, rows)
     if not rows:
         put(sheet, 3, 1, "本期无超期件")
+    print_setup(sheet, header_rows=(2, 2), heading=f"超期件（{ranking.period.label}）")
 
 
 def methods_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, evaluation: Evaluation) -> None:
@@ -314,3 +326,5 @@ def methods_sheet(workbook: Workbook, ranking: Ranking, context: ExportContext, 
                r["replaces"]] for r in evaluation.rounds]
     fill_table(sheet, top + 1, round_columns, rounds)
     sheet.freeze_panes = None
+    # two tables one under the other: no one header row belongs on every page
+    print_setup(sheet, header_rows=None, heading=f"计分方法与复核依据（{ranking.period.label}）")

@@ -79,6 +79,7 @@ def list_users(session: Session) -> list[dict[str, Any]]:
     return [
         {"name": user.name, "role": user.role, "role_label": ROLES.get(user.role, user.role),
          "windows": windows.get(user.id, []), "disabled": user.disabled,
+         "notify_routes": list(user.notify_routes or []),
          "created_at": user.created_at.isoformat(), "password_changed_at": user.password_changed_at.isoformat()}
         for user in session.scalars(select(User).order_by(User.name))
     ]
@@ -120,6 +121,11 @@ def _hash(password: str, name: str) -> str:
     if name.casefold() in password.casefold():
         raise AccountError("a password may not contain the account's name")
     return _HASHER.hash(password)
+
+
+def find_user(session: Session, name: str) -> User:
+    """The account called `name`; an `AccountError` naming `users list` when there is none."""
+    return _user(session, name)
 
 
 def _user(session: Session, name: str) -> User:

@@ -24,7 +24,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapper, Session, class_mapper, sessionmaker
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision. Every command checks the database against it, which needs no Alembic; a test
 # holds it equal to what Alembic finds in MIGRATIONS, so a new migration must update it.
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 T = TypeVar("T")
 
 
@@ -206,6 +205,8 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> Iterator[Colu
     PostgreSQL a single `column = ANY(array)`: one parameter, so its driver parses the query once, not the
     thousands of placeholders of an IN list each time; elsewhere an IN list for each `chunks` slice."""
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # here: SQLite commands need not load PostgreSQL's dialect
+
         yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
         return
     for chunk in chunks(values):
@@ -221,6 +222,8 @@ def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]]) -
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(model), rows)
         return
+    from sqlalchemy.dialects.postgresql import ARRAY
+
     mapper: Mapper[Any] = class_mapper(model)
     columns = [mapper.get_property(key).columns[0] for key in rows[0]]
     arrays = [func.unnest(bindparam(None, [row[key] for row in rows], type_=ARRAY(column.type)))

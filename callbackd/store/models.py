@@ -68,6 +68,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
+    # where notifications reach this person: routes such as "email:li@example.gov.cn" or "wecom:窗口一组"
+    notify_routes: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class UserWindow(Base):
@@ -363,6 +365,8 @@ class Rectification(Base):
     closed_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     history: Mapped[list[Any]] = mapped_column(default=list)  # every step: opened, responded, verified, ...
+    # the follow-up callback could not be made: the rectification awaits verification by hand and counts as overdue
+    follow_up_failed_at: Mapped[datetime | None]
 
 
 class Publication(Base):
@@ -512,3 +516,54 @@ class PlanPeriod(Base):
     starts: Mapped[datetime]  # the period's first instant (for "once": the local day it was generated)
     ends: Mapped[datetime]
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), unique=True)
+
+
+class Notification(Base):
+    """An outbox entry (see `callbackd.notify`): a message to staff, written in the transaction that caused it and
+    delivered afterwards once per route (`NotificationDelivery`). `key` makes one event notify once (a
+    rectification's overdue notice, once per due date)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("windows.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    lines: Mapped[list[Any]] = mapped_column(default=list)
+    path: Mapped[str] = mapped_column(String(200), default="")  # the console page it concerns, "/rectifications/7"
+    created_at: Mapped[datetime]
+    announced_at: Mapped[datetime | None]  # when the `notify` hook heard of it (once)
+
+
+class NotificationDelivery(Base):
+    """One notification to one route ("wecom:窗口一组", "email:li@example.gov.cn"): pending until its due time,
+    sending while a deliverer holds it (until `held_until`), then sent or failed (after its last try)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "route"),
+        Index("ix_notification_deliveries_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    route: Mapped[str] = mapped_column(String(240))
+    status: Mapped[str] = mapped_column(String(10))  # pending, sending, sent, failed
+    digest: Mapped[bool] = mapped_column(default=False)  # goes out in the route's daily digest
+    tries: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime]
+    held_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Heartbeat(Base):
+    """The last time a recurring job ran (beat's tick, a worker's task, the outbox's delivery), for
+    `callbackd status` and `/metrics`."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from callbackd.store.db import Database
 from callbackd.store.models import Answer, Attempt, Callback, Case, Contact, OptOut, WebhookReceipt
 from tests.conftest import write_csv
+from tests.integration.notify_emulators import robots, smtp_server  # noqa: F401 (fixtures: the robots, SMTP)
 from tests.integration.twilio_emulator import TwilioEmulator
 
 ACCOUNT_SID = "AC" + "5e1f" * 8  # shaped like Twilio's: AC and 32 hex digits

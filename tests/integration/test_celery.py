@@ -9,6 +9,7 @@ fault interrupted mid-call.
 from __future__ import annotations
 
 import re
+import time as time_module
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
@@ -22,8 +23,9 @@ from sqlalchemy.engine import make_url
 from callbackd.contact import dispatch
 from callbackd.core.clock import now
 from callbackd.core.settings import load_settings
+from callbackd.store import accounts, outbox
 from callbackd.store.db import Database
-from callbackd.store.models import Answer, Attempt, AuditEvent, Callback, Contact, Round
+from callbackd.store.models import Answer, Attempt, AuditEvent, Callback, Contact, NotificationDelivery, Round
 from tests.conftest import POSTGRES, case_row, phone_for, write_csv
 from tests.integration.celery_cluster import Cluster, RedisServer, offset_to
 
@@ -130,7 +132,7 @@ def test_a_round_of_fifty_windows_through_two_workers_places_every_attempt_once(
         assert worker.text().count("Task callbackd.place_each[") > 10, worker.text()[-2000:]
     # once every callback is final, beat's close_rounds (run here) closes the round
     with cluster.database.session() as session:
-        assert dispatch.close_finished_rounds(session, now()) == [round_id]
+        assert dispatch.close_finished_rounds(session, load_settings(), now()) == [round_id]
         assert session.scalar(select(Round.status).where(Round.id == round_id)) == "closed"
 
 
@@ -225,3 +227,37 @@ def test_the_provider_rate_holds_across_two_workers(cli, workdir, cluster):
     within = sum(1 for t in ended if (t - start).total_seconds() < window)
     achieved = within / window
     assert abs(achieved - rate) <= 0.05 * rate, f"{achieved:.2f}/s against {rate}/s"
+
+
+def test_the_workers_tick_delivers_an_unsatisfied_answer_to_the_window_heads_group(cli, workdir, cluster, robots):
+    """Beat's tick hands the outbox to a worker (`callbackd.notify`): the 不满意 answers the simulator gives open
+    rectifications, and each window's robot hears of its own once."""
+    settings_file = workdir / "config" / "callbackd.toml"
+    groups = "\n".join(f'"第{w:02d}号窗口" = "{robots.add_wecom(f"第{w:02d}号窗口")}"' for w in (1, 2))
+    settings_file.write_text(
+        settings_file.read_text(encoding="utf-8").replace(
+            "[channels.simulator]\n", '[channels.simulator]\nprofiles = { "第01号窗口" = [0, 0, 1], "第02号窗口" = '
+            '[0, 0, 1] }\nno_answer_rate = 0.0\nhang_up_rate = 0.0\nrefuse_rate = 0.0\n')
+        + f"\n[notify.wecom.groups]\n{groups}\n", encoding="utf-8")
+    ledger(cli, workdir, windows=2, per_window=3)
+    open_round(cli)
+    with cluster.database.session() as session:
+        for w in (1, 2):
+            head = accounts.add_user(session, accounts.NewUser(f"head{w}", "window", (f"第{w:02d}号窗口",),
+                                                               "correct horse battery"), now())
+            outbox.set_routes(session, head, [f"wecom:第{w:02d}号窗口"])
+    cluster.worker("w1")
+    cluster.beat()
+    cluster.wait_until_finished()
+    deadline = time_module.monotonic() + 60
+    while time_module.monotonic() < deadline and len(robots.received()) < 6:
+        time_module.sleep(0.2)
+    for w in (1, 2):
+        got = robots.received(f"第{w:02d}号窗口", "wecom")
+        assert len(got) == 3, got  # three rectifications of its own, each told once
+        assert all(f"第{w:02d}号窗口" in body["markdown"]["content"] for body in got)
+    time_module.sleep(2)  # more ticks deliver nothing more
+    assert len(robots.received()) == 6
+    with cluster.database.session() as session:
+        statuses = set(session.scalars(select(NotificationDelivery.status)))
+    assert statuses == {"sent"}

@@ -208,3 +208,27 @@ def test_a_period_that_has_not_begun_cannot_be_published(console, monkeypatch, d
     assert refused.status_code in (400, 409) and "2099-01" in refused.text
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Publication)) == 0
+
+
+def test_a_published_week_is_frozen_while_its_month_and_year_say_they_stay_live(console, monkeypatch):
+    monkeypatch.setenv("CALLBACKD_NOW", "2026-11-30T10:00:00+08:00")
+    sup = console("sup")
+    sup.get("/publications")
+    assert "包含它的月、季度、年仍随回访结果实时更新" in sup.get("/publications").text
+    done = sup.post("/publications", {"period": "2026-W48"})
+    assert done.status_code == 303
+    page = sup.get(done.headers["location"]).text  # what the supervisor sees once it is published
+    items = re.findall(r'<li><span class="badge[^"]*">([^<]+)</span> ([^<]+) <a href="/rankings/([^"]+)"', page)
+    assert [(badge, period) for badge, _, period in items] == [
+        ("已冻结", "2026-W48"), ("实时", "2026-11"), ("实时", "2026-Q4"), ("实时", "2026")]
+    assert items[0][1].startswith("2026年第48周排名已于2026-11-30 10:00由console:sup公示并冻结")
+    assert items[1][1] == ("2026年11月排名随回访结果实时更新，尚未公示；"
+                           "其中2026年第48周已于2026-11-30 10:00由console:sup公示并冻结。")
+
+    lead = console("lead")
+    month = lead.get("/rankings/2026-11").text
+    assert "2026年11月排名随回访结果实时更新，尚未公示；其中2026年第48周已于2026-11-30 10:00" in month
+    week = lead.get("/rankings/2026-W48").text
+    assert "2026年第48周排名已于2026-11-30 10:00由console:sup公示并冻结" in week and "下表为公示版本" in week
+    assert "尚未公示" not in week
+    assert "2026年12月排名随回访结果实时更新，尚未公示。" in lead.get("/rankings/2026-12").text

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from callbackd.api import ChannelSettings, Conversation, Survey, WebhookScope, WebhookServices, hookspecs
+from callbackd.api import (
+    ChannelSettings,
+    Conversation,
+    NotifierSettings,
+    Survey,
+    WebhookScope,
+    WebhookServices,
+    hookspecs,
+)
 from callbackd.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +87,34 @@ def test_every_key_of_a_plugins_table_is_documented(model):
     text = section(f"`[channels.{model.section}]`")
     missing = [key for key in model.model_fields if f"`{key}`" not in text]
     assert not missing, f"[channels.{model.section}] keys missing from docs/plugins.md: {', '.join(missing)}"
+
+
+NOTIFIERS = ("callbackd_wecom", "callbackd_dingtalk", "callbackd_email")
+
+
+def notifier_settings() -> list[type[NotifierSettings]]:
+    """Every `NotifierSettings` model of the bundled notifier plugins: the tables they read from `[notify]`."""
+    found = []
+    for package in NOTIFIERS:
+        module = importlib.import_module(package)
+        found += [value for value in vars(module).values()
+                  if isinstance(value, type) and issubclass(value, NotifierSettings) and value is not NotifierSettings]
+    return found
+
+
+def test_the_bundled_notifier_settings_are_found():
+    assert {model.section for model in notifier_settings()} == {"wecom", "dingtalk", "email"}
+
+
+@pytest.mark.parametrize("model", notifier_settings(), ids=lambda m: m.section)
+def test_every_key_of_a_notifiers_table_is_documented(model):
+    text = guide()
+    start = text.index(f"#### `[notify.{model.section}]`\n")
+    following = re.search(r"^#{1,4} ", text[start + 5:], re.M)
+    documented = text[start:start + 5 + following.start()] if following else text[start:]
+    keys = [field.alias or name for name, field in model.model_fields.items()]
+    missing = [key for key in keys if f"`{key}`" not in documented]
+    assert not missing, f"[notify.{model.section}] keys missing from docs/plugins.md: {', '.join(missing)}"
 
 
 def core_settings_read_by_plugins() -> set[str]:

@@ -182,7 +182,8 @@ def test_a_plugin_reads_another_ledger_format(tmp_path, monkeypatch, cli):
 def test_each_bundled_plugin_is_its_own_distribution():
     folders = sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     assert [p.name for p in folders] == [
-        "callbackd_aliyun", "callbackd_operator", "callbackd_simulator", "callbackd_tencent", "callbackd_twilio"]
+        "callbackd_aliyun", "callbackd_dingtalk", "callbackd_email", "callbackd_operator", "callbackd_simulator",
+        "callbackd_tencent", "callbackd_twilio", "callbackd_wecom"]
     for folder in folders:
         project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]
         assert project["name"] == folder.name.replace("_", "-")
@@ -195,6 +196,14 @@ def test_each_bundled_plugin_is_its_own_distribution():
     assert not any(dependency.startswith(("twilio", "alibabacloud", "tencentcloud"))
                    for dependency in core["project"]["dependencies"])
     assert core["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["callbackd"]
+    # each is installed by scripts/test, held to callbackd.api by import-linter, and type-checked
+    contracts = {c["name"]: c for c in core["tool"]["importlinter"]["contracts"]}
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    for folder in folders:
+        assert f"-e plugins/{folder.name}" in script, folder.name
+        assert folder.name in core["tool"]["importlinter"]["root_packages"], folder.name
+        assert folder.name in contracts["plugins import only callbackd.api"]["source_modules"], folder.name
+        assert f"plugins/{folder.name}/{folder.name}" in core["tool"]["mypy"]["files"], folder.name
 
 
 def test_hooks_go_through_pluggy_so_wrappers_and_monitoring_see_them(tmp_path, monkeypatch):

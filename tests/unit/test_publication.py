@@ -206,3 +206,103 @@ def test_scheduled_reports_of_a_published_period_read_the_publication(cli, workd
     monthly = json.loads((workdir / "var" / "reports" / "回访排名-2026-11.json").read_text(encoding="utf-8"))
     social = next(w for w in monthly["windows"] if w["window"] == "社保窗口")
     assert "published" not in monthly and social["score"] == 25.0  # the month is not published: as it stands
+
+
+# ---- what a publication freezes, and what stays live ------------------------------------------------------
+
+
+def published(session, settings, period: str, at: str, by: str) -> None:
+    from datetime import datetime
+
+    from callbackd.measure import publication
+    from callbackd.store import audit
+
+    with audit.acting_as(by):
+        publication.publish(session, settings, period, datetime.fromisoformat(at))
+
+
+def test_publishing_a_week_freezes_it_while_its_month_quarter_and_year_stay_live(session, settings):
+    from callbackd.measure.publication import containing, standing
+
+    published(session, settings, "2026-W48", "2026-11-30T09:30:00+08:00", "sup")
+    week = standing(session, settings, "2026-W48")
+    assert week.frozen and week.publication["publication"] == 1
+    assert week.note == ("2026年第48周排名已于2026-11-30 09:30由console:sup公示并冻结，"
+                         "此后补录的数据不再改变公示结果。")
+    around = containing(session, settings, "2026-W48")
+    assert [(s.period.text, s.frozen) for s in around] == [("2026-11", False), ("2026-Q4", False), ("2026", False)]
+    assert around[0].note == ("2026年11月排名随回访结果实时更新，尚未公示；"
+                              "其中2026年第48周已于2026-11-30 09:30由console:sup公示并冻结。")
+    assert [p["period"] for s in around for p in s.parts] == ["2026-W48"] * 3
+    assert standing(session, settings, "2026-12").note == "2026年12月排名随回访结果实时更新，尚未公示。"
+    assert standing(session, settings, "2026-12").as_dict()["state"] == "live"
+
+
+def test_publishing_a_month_freezes_it_and_names_it_in_the_live_year(session, settings):
+    from callbackd.measure.publication import containing, standing
+
+    published(session, settings, "2026-W48", "2026-11-30T09:30:00+08:00", "sup")
+    published(session, settings, "2026-11", "2026-12-01T10:00:00+08:00", "lead")
+    month = standing(session, settings, "2026-11")
+    assert month.frozen and month.parts == [] and "2026-12-01 10:00由console:lead公示并冻结" in month.note
+    assert month.as_dict()["state"] == "frozen"
+    year = standing(session, settings, "2026")
+    assert not year.frozen
+    # the month first, then the week that falls within it
+    assert [p["period"] for p in year.parts] == ["2026-11", "2026-W48"]
+    assert year.note == ("2026年排名随回访结果实时更新，尚未公示；其中2026年11月已于2026-12-01 10:00由console:lead"
+                         "公示并冻结、2026年第48周已于2026-11-30 09:30由console:sup公示并冻结。")
+    assert [s.period.text for s in containing(session, settings, "2026-11")] == ["2026-Q4", "2026"]
+
+
+def test_a_week_straddling_two_months_and_years_names_both_and_many_parts_are_counted(session, settings):
+    from callbackd.measure.publication import containing, standing
+
+    # 2026-W53 runs from Monday 28 December 2026 to Sunday 3 January 2027
+    assert [s.period.text for s in containing(session, settings, "2026-W53")] == [
+        "2026-12", "2027-01", "2026-Q4", "2027-Q1", "2026", "2027"]
+    for week in range(45, 50):
+        published(session, settings, f"2026-W{week}", f"2026-12-0{week - 44}T09:00:00+08:00", "sup")
+    quarter = standing(session, settings, "2026-Q4")
+    assert quarter.note == ("2026年第4季度排名随回访结果实时更新，尚未公示；"
+                            "其中2026年第45周、2026年第46周、2026年第47周等5个期间已公示并冻结"
+                            "（最近为2026年第49周，2026-12-05 09:00由console:sup公示）。")
+    assert standing(session, settings, "2026-10").parts == []  # week 45 begins on 2 November
+
+
+def test_the_publish_command_says_what_it_froze_and_what_stays_live(cli, workdir, monkeypatch):
+    setup_windows(cli, workdir, monkeypatch)
+    run = cli("publish", "--period", "2026-W48", "--json")
+    assert run.code == 0, run.err
+    document = run.json()
+    assert document["standing"]["state"] == "frozen" and document["standing"]["publication"]["publication"] == 1
+    assert "2026年第48周排名已于2026-11-27 10:00由" in document["standing"]["note"]
+    assert [(s["period"], s["state"]) for s in document["containing"]] == [
+        ("2026-11", "live"), ("2026-Q4", "live"), ("2026", "live")]
+    assert document["containing"][0]["published_parts"][0]["period"] == "2026-W48"
+    assert document["containing"][0]["note"].startswith("2026年11月排名随回访结果实时更新，尚未公示；其中2026年第48周")
+    text = cli("publish", "--period", "2026-11")
+    assert text.code == 0, text.err
+    lines = text.out.splitlines()
+    assert lines[1].startswith("2026年11月排名已于2026-11-27 10:00由") and "公示并冻结" in lines[1]
+    assert [line.split("；")[0] for line in lines[2:]] == ["2026年第4季度排名随回访结果实时更新，尚未公示",
+                                                        "2026年排名随回访结果实时更新，尚未公示"]
+    assert "其中2026年11月已于" in lines[2] and "、2026年第48周已于" in lines[2]
+
+
+def test_exports_of_a_live_month_name_its_published_week_and_of_the_week_say_it_is_frozen(cli, workdir, monkeypatch):
+    from openpyxl import load_workbook
+
+    setup_windows(cli, workdir, monkeypatch)
+    assert cli("publish", "--period", "2026-W48").code == 0
+    for period in ("2026-11", "2026-W48"):
+        for fmt in ("json", "html", "xlsx"):
+            assert cli("export", "--period", period, "--format", fmt, "--out", f"{period}.{fmt}").code == 0
+    month = json.loads((workdir / "2026-11.json").read_text(encoding="utf-8"))["standing"]
+    assert month["state"] == "live" and "其中2026年第48周已于2026-11-27 10:00由" in month["note"]
+    week = json.loads((workdir / "2026-W48.json").read_text(encoding="utf-8"))["standing"]
+    assert week["state"] == "frozen"
+    assert month["note"] in (workdir / "2026-11.html").read_text(encoding="utf-8")
+    assert week["note"] in (workdir / "2026-W48.html").read_text(encoding="utf-8")
+    assert month["note"] in load_workbook(workdir / "2026-11.xlsx")["排名"]["A2"].value
+    assert week["note"] in load_workbook(workdir / "2026-W48.xlsx")["排名"]["A2"].value

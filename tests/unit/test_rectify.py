@@ -79,9 +79,10 @@ def audit_actions() -> list[str]:
 
 
 def close_rounds() -> list[int]:
-    database = Database(load_settings().database_url)
+    settings = load_settings()
+    database = Database(settings.database_url)
     with database.session() as s:
-        closed = dispatch_module.close_finished_rounds(s, datetime.now(UTC))
+        closed = dispatch_module.close_finished_rounds(s, settings, datetime.now(UTC))
     database.dispose()
     return closed
 

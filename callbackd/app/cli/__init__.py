@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from callbackd.app.cli import accounts, commands, plans, supervision  # noqa: F401  (they register their commands on `app`)
+from callbackd.app.cli import accounts, commands, notify, plans, status, supervision  # noqa: F401  (register commands)
 from callbackd.app.cli.common import app, err
 from callbackd.core.errors import CallbackdError
 

@@ -3,7 +3,6 @@ the demo. Thin adapters over the services, registered on the `callbackd` applica
 
 from __future__ import annotations
 
-import secrets
 import shlex
 import shutil
 import sys
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callbackd.api.manager import load_plugins
 from callbackd.app.cli.common import (
     JsonFlag,
     OverwriteFlag,
@@ -29,13 +27,11 @@ from callbackd.app.cli.common import (
     table,
 )
 from callbackd.core.errors import CallbackdError, StrictImportError
-from callbackd.core.settings import Settings, load_settings
-from callbackd.store.db import Database
 
-# Each command imports the services it uses itself: a command then starts without loading, say, the dispatcher
-# and the exporters it never calls.
+# Each command imports the settings, the database, the plugins and the services it uses itself: `--help` then
+# loads none of them, and a command none of the dispatcher and exporters it never calls.
 if TYPE_CHECKING:
-
+    from callbackd.core.settings import Settings
     from callbackd.intake import ledger
     from callbackd.measure import scoring
 
@@ -62,8 +58,11 @@ app.add_typer(plugins_app, name="plugins")
 def init() -> None:
     """Create the database, or upgrade it to this version's schema; rebuild the score tallies when they were built
     under another zone or other [scoring] points and question weights."""
+    from sqlalchemy.engine import make_url
+
+    from callbackd.core.settings import load_settings
     from callbackd.store import tallies
-    from callbackd.store.db import schema_state, upgrade
+    from callbackd.store.db import Database, schema_state, upgrade
 
     settings = load_settings()
     database = Database(settings.database_url)
@@ -75,7 +74,8 @@ def init() -> None:
     finally:
         database.dispose()
     state = "created" if before is None else ("upgraded" if before != head else "already current")
-    out.print(f"database {settings.database_url}: {state} (schema {head})")
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)  # never the password
+    out.print(f"database {shown}: {state} (schema {head})")
     if rebuilt:
         out.print(f"score tallies rebuilt from the answers, in {settings.timezone} under the configured [scoring] "
                   f"points and question weights")
@@ -95,24 +95,47 @@ def ledger_import(
 ) -> None:
     """Import cases; bad rows are reported by line and skipped, good rows kept; re-import is idempotent. The header
     is found in the first 10 rows (title rows above it are skipped and reported)."""
+    from callbackd.api.manager import load_plugins
     from callbackd.intake import ledger
     from callbackd.intake.tables import Reading
 
-    with import_report(as_json), session_scope() as (settings, session):
+    with import_report(as_json, f"台帐导入 {file.name}"), session_scope() as (settings, session):
         report = ledger.import_ledger(session, settings, file, strict=strict, reading=Reading(
             encoding=encoding, sheet=sheet, readers=load_plugins().readers_by_suffix()))
     show_import(report, as_json)
 
 
 @contextmanager
-def import_report(as_json: bool) -> Iterator[None]:
-    """With --json, a --strict refusal still prints its report (nothing imported) before the error line."""
+def import_report(as_json: bool, job: str) -> Iterator[None]:
+    """With --json, a --strict refusal still prints its report (nothing imported) before the error line. An import
+    that imported nothing (a refused file, a --strict refusal) is reported to the supervisors (`job.failed`): such
+    imports often run unattended."""
     try:
         yield
     except StrictImportError as exc:
         if as_json:
             emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]
+        _report_failure(job, exc)
         raise
+    except CallbackdError as exc:
+        _report_failure(job, exc)
+        raise
+
+
+def _report_failure(job: str, exc: CallbackdError) -> None:
+    from callbackd.core import clock
+    from callbackd.core.settings import load_settings
+    from callbackd.notify.jobs import job_failed
+    from callbackd.store.db import Database
+
+    settings = load_settings()
+    database = Database(settings.database_url)
+    try:
+        job_failed(database, settings, job, str(exc), clock.now(), path="/imports")
+    except Exception as failure:  # the database itself may be what failed: the command's own error says enough
+        err.print(f"warning: the failure could not be recorded for notification: {type(failure).__name__}")
+    finally:
+        database.dispose()
 
 
 def show_import(report: ledger.ImportReport, as_json: bool) -> None:
@@ -152,6 +175,7 @@ def round_open(
     as_json: JsonFlag = False,
 ) -> None:
     """Draw the week's sample: by default 20 resolved cases per window, at random, auditably."""
+    from callbackd.api.manager import load_plugins
     from callbackd.rounds import sampling
 
     plan = list(channel) if channel else None
@@ -296,7 +320,10 @@ def dispatch_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Place due attempts through their channels (the embedded runner)."""
+    from callbackd.api.manager import load_plugins
     from callbackd.contact import dispatch
+    from callbackd.core.settings import load_settings
+    from callbackd.store.db import Database
 
     settings = load_settings()
     database = Database(settings.database_url)
@@ -335,10 +362,11 @@ def results_import(
     """Import operator results, on-site forms (征求意见表) or counter evaluator (电子评价器) ratings. A form or rating
     without a 编号 column is known by its content (window, time, answers, suggestion; the n-th identical row of the
     file is the n-th such form): re-importing a file, or a re-saved one with more lines, counts nothing twice."""
+    from callbackd.api.manager import load_plugins
     from callbackd.contact import results
     from callbackd.rounds import sampling
 
-    with import_report(as_json), session_scope() as (settings, session):
+    with import_report(as_json, f"结果导入 {file.name}"), session_scope() as (settings, session):
         report = results.import_results(
             session, settings, load_plugins(), sampling.survey_in_force(settings),
             results.ResultFile(file, source, encoding=encoding, sheet=sheet), strict=strict,
@@ -409,6 +437,7 @@ def export(
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Write the period's ranking: xlsx (with a chart), csv, a printable html notice (通报) or json."""
+    from callbackd.api.manager import load_plugins
     from callbackd.core import clock
     from callbackd.measure import rankings
     from callbackd.report import reports
@@ -438,6 +467,7 @@ def callsheet(
     overwrite: OverwriteFlag = False,
 ) -> None:
     """The operators' call sheet (回访清单) with full numbers; writing it is recorded in the audit trail."""
+    from callbackd.api.manager import load_plugins
     from callbackd.report import listings as cases
 
     loaded = load_plugins()
@@ -459,6 +489,8 @@ def serve(
     """The web app: plugin webhooks under /hooks/<plugin>/ (run it behind a proxy that terminates TLS)."""
     import uvicorn
 
+    from callbackd.core.settings import load_settings
+
     load_settings()  # a settings mistake is one line here, not a worker's traceback
     uvicorn.run("callbackd.app.web:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False)
@@ -466,7 +498,9 @@ def serve(
 
 def celery_app(settings: Settings) -> Any:
     """The Celery app on the settings' broker, once the schema is current and the plugins load."""
+    from callbackd.api.manager import load_plugins
     from callbackd.app import tasks
+    from callbackd.store.db import Database
 
     database = Database(settings.database_url)
     try:
@@ -497,6 +531,8 @@ def worker(
     """A Celery worker: places attempts and runs the scheduled jobs (deployments on PostgreSQL and Redis)."""
     import os
 
+    from callbackd.core.settings import load_settings
+
     if pool not in ("prefork", "threads", "solo"):
         raise CallbackdError(f"--pool {pool!r} is not prefork, threads or solo")
     settings = load_settings()
@@ -516,6 +552,8 @@ def beat(
 ) -> None:
     """Celery beat: the tick that hands due attempts to the workers, and the weekly jobs (one per deployment;
     a second one by mistake places nothing twice)."""
+    from callbackd.core.settings import load_settings
+
     settings = load_settings()
     state = schedule or Path(settings.workers.beat_schedule_file)
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -524,13 +562,19 @@ def beat(
 
 @plugins_app.command("list")
 def plugins_list(as_json: JsonFlag = False) -> None:
-    """Each loaded plugin, where it came from, its hooks and channels; each channel's per-number limits and
-    whether its credentials and callback token are configured."""
+    """Each loaded plugin, where it came from, its hooks, channels and notifiers; each channel's per-number limits
+    and whether its credentials and callback token are configured; what each notifier has set up."""
+    from callbackd.api.manager import load_plugins
+    from callbackd.core.settings import load_settings
+
     loaded = load_plugins()
     described = loaded.describe()
-    channels = loaded.describe_channels(load_settings())
+    settings = load_settings()
+    channels = loaded.describe_channels(settings)
+    notifiers = loaded.describe_notifiers(settings)
     for plugin in described:
         plugin["channel_details"] = [c for c in channels if c["plugin"] == plugin["name"]]
+        plugin["notifier_details"] = [n for n in notifiers if n["plugin"] == plugin["name"]]
     if as_json:
         emit_json(described)
         return
@@ -542,6 +586,10 @@ def plugins_list(as_json: JsonFlag = False) -> None:
             ", ".join(c["number_limits"]) or "-",
             ", ".join(f"{what}: {'yes' if ok else 'MISSING'}" for what, ok in c["configuration"].items()) or "-"]
            for c in channels])
+    if notifiers:
+        table(None, ["notifier", "plugin", "configured"],
+              [[n["notifier"], n["plugin"], "; ".join(f"{what}: {how}" for what, how in n["configuration"].items())]
+               for n in notifiers])
 
 
 # ---- demo ----------------------------------------------------------------------------------------------
@@ -553,9 +601,12 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """A month of weekly rounds on synthetic data, with the embedded defaults, in a folder of its own."""
+    import secrets
+
     from rich.progress import Progress as Bar
 
     from callbackd.app.demo import prepare_folder, run_demo
+    from callbackd.core.settings import load_settings
     from callbackd.store.accounts import ROLES
 
     settings = load_settings()

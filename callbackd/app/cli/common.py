@@ -1,5 +1,10 @@
 """What every command module shares: the `callbackd` Typer application, its consoles, the `--json` flag and a
-session in one transaction."""
+session in one transaction.
+
+The command modules import at their top only what declaring the commands needs (Typer, rich, the errors): the
+settings, the database, the services and the plugins are imported inside the commands that use them, so that
+`callbackd --help` answers at once and a listing loads no Alembic, exporter or dispatcher
+(tests/unit/test_startup.py holds this; scripts/bench/startup.py measures it)."""
 
 from __future__ import annotations
 
@@ -13,15 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import IntegrityError
 
 from callbackd.core.errors import CallbackdError
-from callbackd.core.settings import Settings, load_settings
-from callbackd.store.db import Database
-from callbackd.store.files import check_output, database_files
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
+
+    from callbackd.core.settings import Settings
 
 app = typer.Typer(
     name="callbackd",
@@ -63,6 +67,11 @@ RevealFlag = Annotated[bool, typer.Option("--reveal", help="Show full phone numb
 @contextmanager
 def session_scope() -> Iterator[tuple[Settings, Session]]:
     """Settings and a session in one transaction, the schema upgraded first when the code is ahead of it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from callbackd.core.settings import load_settings
+    from callbackd.store.db import Database
+
     settings = load_settings()
     database = Database(settings.database_url)
     try:
@@ -86,6 +95,8 @@ def _constraint(exc: IntegrityError) -> str:
 def checked_output(path: Path, settings: Settings, *, overwrite: bool, reading: tuple[Path, ...] = ()) -> Path:
     """`path` once it is safe to write: never the database or its journals, nor a file being read; an existing file
     only with --overwrite."""
+    from callbackd.store.files import check_output, database_files
+
     protected = {database: "the database (or one of its journals)" for database in database_files(
         settings.database_url)}
     protected.update((read, "a file this command reads") for read in reading)

@@ -165,13 +165,17 @@ def publish(
     with session_scope() as (settings, session):
         published, changed = publication.publish(session, settings, period, clock.now(), republish=republish,
                                                   reason=reason)
-        document = {"period": published.period, **rankings.describe(published), "changed": changed}
+        document = {"period": published.period, **rankings.describe(published), "changed": changed,
+                    "standing": publication.standing(session, settings, published.period).as_dict(),
+                    "containing": [s.as_dict() for s in publication.containing(session, settings, published.period)]}
     if as_json:
         emit_json(document)
         return
     again = f"republished (was publication {document['republish_of']}); " if document["republish_of"] else ""
     moved = f"changed: {'、'.join(changed)}" if changed else "no window's score or rank changed" if again else ""
     out.print(f"period {document['period']}: {again}publication {document['publication']} in force. {moved}".strip())
+    for standing in [document["standing"], *document["containing"]]:  # frozen, and what stays live around it
+        out.print(standing["note"])
 
 
 @audit_app.command("list")

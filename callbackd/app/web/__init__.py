@@ -1,5 +1,5 @@
 """The web application: the console (`callbackd.app.web.console`), webhooks mounted from plugins under
-/hooks/<plugin>/, and a health check.
+/hooks/<plugin>/, `/metrics` and `/healthz` (`metrics`).
 
 `callbackd serve` runs it with uvicorn. Each plugin's `register_routes(router, services)` gets its own router and
 the core services its handlers may call (`services.CoreServices`, of the API's `WebhookServices` shape).
@@ -28,6 +28,7 @@ from callbackd import __version__
 from callbackd.api.manager import Plugins, load_plugins
 from callbackd.api.webhooks import WebhookServices
 from callbackd.app.web.console import install as install_console
+from callbackd.app.web.metrics import install as install_metrics
 from callbackd.app.web.services import CoreServices
 from callbackd.core.settings import Settings, load_settings
 from callbackd.store.db import Database
@@ -82,11 +83,7 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
         app.include_router(router, prefix=f"/hooks/{name}")
 
     install_console(app, settings, database, plugins)
-
-    @app.get("/healthz")
-    async def health() -> dict[str, str]:  # on the event loop: it answers even when every thread waits
-        return {"status": "ok", "version": __version__}
-
+    install_metrics(app, database, plugins.implementers("register_routes"))  # /metrics, /healthz, webhook timing
     return app
 
 

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callbackd.api import Channel, Conversation, Exporter, StartResult, hookimpl, spreadsheet_text, write_atomically
+from callbackd.api import (
+    Channel,
+    Conversation,
+    Exporter,
+    StartResult,
+    hookimpl,
+    print_setup,
+    spreadsheet_text,
+    write_atomically,
+)
 
 
 class OperatorChannel:
@@ -51,6 +60,7 @@ def write_callsheet_xlsx(sheet: dict[str, Any], path: Path, _context: Any) -> No
         for row in ws.iter_rows(min_row=3, min_col=script_column, max_col=script_column):
             row[0].alignment = Alignment(wrap_text=True, vertical="top")
         ws.freeze_panes = "A3"
+        print_setup(ws, header_rows=(2, 2), heading=sheet["title"])
         book.save(target)
 
     write_atomically(path, write, private=True)  # applicants' names and numbers

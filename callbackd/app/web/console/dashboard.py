@@ -114,7 +114,10 @@ def _admin(request: Request, console: Console, viewer: Viewer) -> Response:
     with console.session(viewer) as session:
         users = list_users(session)
     settings = _without_passwords(console.settings.model_dump(mode="json", exclude={"channels"}))
-    channels = sorted(console.settings.channels)
+    # the notifiers' own tables hold robot keys and secrets: their names only, like the channels'
+    notifiers = sorted(console.settings.notify.model_extra or {})
+    settings["notify"] = {key: value for key, value in settings["notify"].items() if key not in notifiers}
+    channels = sorted(console.settings.channels) + [f"notify.{name}" for name in notifiers]
     return render(request, viewer, "dashboard_admin.html", users=users, settings_items=sorted(settings.items()),
                   channels=channels, window_role=WINDOW)
 

@@ -1,6 +1,8 @@
 """Publications (公示): `/publications` lists every publication and one period's history (`publication.history`);
 `POST /publications` publishes a period and `POST /publications/republish` publishes a published one again, with
-its mandatory reason: the service of `callbackd publish --period P [--republish --reason TEXT]`.
+its mandatory reason: the service of `callbackd publish --period P [--republish --reason TEXT]`. A period's history
+comes with its standing and that of the months, quarters and years around it (`publication.standing`): published,
+it is frozen; they stay live until they are published themselves.
 
 The supervisor publishes; a leader reads. A period is written 2026-W48, 2026-11, 2026-Q4 or 2026; anything else
 is a 400 that says so.
@@ -78,7 +80,6 @@ def _period(request: Request, text: str) -> Period | None:
         return None
 
 
-
 def _page(
     request: Request, viewer: Viewer, page: int, period: Period | None, *, status: int = 200, problem: str = "",
     entered: str = "", reason: str = "",
@@ -88,10 +89,13 @@ def _page(
         listed, total = publication.publications(session, console.settings, offset=(page - 1) * PER_PAGE,
                                                  limit=PER_PAGE)
         history = publication.history(session, period.text, console.settings) if period is not None else []
+        standings = [] if period is None else [publication.standing(session, console.settings, period.text),
+                                               *publication.containing(session, console.settings, period.text)]
     for row in [*listed, *history]:
         row["published_local"] = _local(request, row["published_at"])
     return render(request, viewer, "publications.html", status=status, problem=problem, entered=entered,
-                  reason=reason, period=period, history=history, publications=listed, total=total, page=page,
+                  reason=reason, period=period, history=history, standings=standings, publications=listed,
+                  total=total, page=page,
                   pages=max(1, -(-total // PER_PAGE)), can_publish=viewer.is_(SUPERVISOR),
                   pager_base=f"/publications?period={period.text}&" if period is not None else "/publications?")
 

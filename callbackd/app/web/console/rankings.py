@@ -36,6 +36,7 @@ from callbackd.app.web.console.pages import (
 from callbackd.core import clock
 from callbackd.core.periods import PeriodError, parse_period, shift
 from callbackd.core.vocabulary import LEVEL_NAMES
+from callbackd.measure.publication import standing
 from callbackd.report import exports, overview
 from callbackd.report.reports import export_context
 from callbackd.rounds.sampling import survey_in_force
@@ -115,6 +116,7 @@ def _body(console: Console, shared: Shared, shown: Shown, mine: set[str] | None)
         chart=charts.bars(f"{ranking.period.label}得分（前 15 名与末 5 名）",
                           [(w.window, w.score or 0.0) for w in chart_rows], flagged=flagged),
         grades=sorted(grades.items()), current=shown.current, downloads=DOWNLOADS if mine is None else {},
+        standing=standing(shared.session, settings, ranking.period.text),
         previous=shift(ranking.period, -1, settings.zone).text, following=shift(ranking.period, 1, settings.zone).text,
         computed=time.strftime("%H:%M:%S", time.localtime(computed_at)),
     )
