@@ -11,7 +11,7 @@ import gc
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -75,7 +75,7 @@ def import_ledger(
         report.titles.extend(titles_of(parts))
         report.sheets = [part.sheet for part in parts if part.sheet is not None]
         batches = read_rows(parts, report.errors)
-    writer = _CaseWriter(session, clock.now())
+    writer = _writer(session, clock.now())
     # Hundreds of thousands of row tuples pass through and make no cycles, yet each batch would start collector
     # passes over everything alive; collect once afterwards instead.
     collecting = gc.isenabled()
@@ -105,9 +105,10 @@ def import_ledger(
     return report
 
 
-# Cases go straight to the driver's executemany, as rows of values already in the database's own form: the times
-# as the reader stored them (see `time_storage`), every other column a plain str, int or bool that needs no
-# processing. SQLAlchemy would otherwise process each value of each row, which is most of a big import's cost.
+# On SQLite (and any database but PostgreSQL) cases go straight to the driver's executemany, as rows of values
+# already in the database's own form: the times as the reader stored them (see `time_storage`), every other column a
+# plain str, int or bool that needs no processing. SQLAlchemy would otherwise process each value of each row, which
+# is most of a big import's cost. On PostgreSQL they go through COPY (see `store.pg_copy`).
 _NEW_CASE_COLUMNS = tuple(c.name for c in Case.__table__.columns if c.name != "id")
 _CASES = table("cases", column("id"), *(column(name) for name in _NEW_CASE_COLUMNS))  # untyped: no processing
 # A new case's columns: the values a `CaseRow` gives, in its order; the digest the writer takes (see `digest`);
@@ -131,25 +132,103 @@ _BULK_PRAGMAS = {"cache_size": -32_768}
 # helper threads; with a small cache (8 MB) and the machine's cores it sorts a million keys in about 60% of the
 # time one thread takes with a large one.
 _INDEX_PRAGMAS = {"cache_size": -8_192, "threads": min(os.cpu_count() or 1, 8)}
+# A case's values as the writers take them: `_DIGESTED_COLUMNS`, the window by id
+CaseValues = tuple[Any, ...]
+
+
+def _writer(session: Session, now: datetime) -> _CaseWriter:
+    """The case writer for the session's database: COPY on PostgreSQL, the driver's executemany elsewhere."""
+    # the writers read and write the tables past the session: first what it holds (a window added, an audit entry)
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        return _CopyWriter(session, now)
+    return _SqlWriter(session, now)
 
 
 class _CaseWriter:
-    """Writes batches of rows: inserts for new case ids, updates for changed ones.
+    """Sorts batches of rows into new, changed and unchanged cases, and has a subclass write them.
 
-    Once an import on SQLite has inserted more cases than the table held before it (a first load, a backlog),
-    the writer drops the table's secondary indexes and `finish` creates them again: SQLite builds an index from
-    sorted keys several times faster than it updates it row by row at random places. The import's transaction
-    hides the gap from every other connection; a rollback restores the indexes.
+    Once an import has inserted more cases than the table held before it (a first load, a backlog), the writer
+    prepares a bulk load (`prepare_bulk_load`: on SQLite and PostgreSQL, without the indexes that a rebuild in
+    `finish` makes faster than row by row updates); the import's transaction hides it from every other
+    connection and a rollback undoes it.
+    """
+
+    def __init__(self, session: Session, now: datetime, existing: dict[str, tuple[Any, str]]) -> None:
+        self.session = session
+        self.now = now
+        self.existing = existing  # case id -> (row id, digest), as the import began
+        self.windows: dict[str, int] = {}
+        self.cases_before = len(existing)
+        self.bulk_ready = False
+        self.inserted = self.updated = self.unchanged = 0
+
+    def add(self, batch: list[CaseRow]) -> None:
+        """Write one batch of rows, each a case id's first in the file: insert its new cases, update its changed
+        ones."""
+        windows, existing = self.windows, self.existing
+        names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
+        if not names.keys() <= windows.keys():
+            self.add_windows([name for name in names if name not in windows])
+        new: list[CaseValues] = []
+        changed: list[tuple[Any, CaseValues]] = []
+        for row in batch:  # one pass over the batch, each row unpacked once
+            (case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, promised,
+             statutory, _, _) = row
+            row_digest = digest(row)
+            known = existing.get(case_no) if existing else None
+            if known is not None and known[1] == row_digest:
+                self.unchanged += 1
+                continue
+            values = (case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved, status,
+                      done, promised, statutory, row_digest)
+            if known is None:
+                new.append(values)
+            else:
+                changed.append((known[0], values))
+        if changed:
+            self.write_changed(changed)
+        if new:
+            if not self.bulk_ready and len(new) >= CHUNK and self.inserted + len(new) > self.cases_before:
+                self.bulk_ready = True  # once per import
+                self.prepare_bulk_load()
+            self.write_new(new)
+
+    def add_windows(self, names: list[str]) -> None:
+        """Create these windows, which do not exist yet, in the order named, and keep their ids."""
+        raise NotImplementedError
+
+    def write_new(self, rows: list[CaseValues]) -> None:
+        """Insert cases the table did not hold; adds to the counts."""
+        raise NotImplementedError
+
+    def write_changed(self, rows: list[tuple[Any, CaseValues]]) -> None:
+        """Update cases whose values changed, each with its row id; adds to the counts."""
+        raise NotImplementedError
+
+    def prepare_bulk_load(self) -> None:
+        """Before the rows of a bulk load: drop what `finish` creates again."""
+
+    def finish(self) -> None:
+        """After the last batch: create again what `prepare_bulk_load` dropped."""
+
+    def close(self) -> None:
+        """Set the connection back, whether the import succeeded or not."""
+
+
+class _SqlWriter(_CaseWriter):
+    """Writes cases with the driver's executemany (see `_NEW_CASE_COLUMNS`).
+
+    A bulk load on SQLite drops the table's secondary indexes and `finish` creates them again: SQLite builds an
+    index from sorted keys several times faster than it updates it row by row at random places.
     """
 
     def __init__(self, session: Session, now: datetime) -> None:
-        self.session = session
-        self.now = now
         self.connection = connection = session.connection()
-        self.windows = {name: id_ for name, id_ in connection.execute(select(Window.name, Window.id))}
-        self.existing = {
+        super().__init__(session, now, {
             no: (id_, dig) for no, id_, dig in connection.execute(select(Case.case_no, Case.id, Case.digest))
-        }
+        })
+        self.windows = {name: id_ for name, id_ in connection.execute(select(Window.name, Window.id))}
         dialect = connection.dialect
         self.stored_now = time_storage(dialect)(now)
         written = isinstance(self.stored_now, str) and _TIME_TEXT.fullmatch(self.stored_now) is not None
@@ -160,59 +239,33 @@ class _CaseWriter:
         # rows are built in that order: the driver takes them as they are when its placeholders are positional in
         # that order (SQLite's "?"), else as dicts by name
         self.positional = bool(statement.positional) and tuple(statement.positiontup or ()) == self.bound
-        self.cases_before = len(self.existing)
         self.bulk_ready = dialect.name != "sqlite"  # nothing to prepare elsewhere
         self.dropped_indexes: list[tuple[str, str]] = []
         self.saved_pragmas: dict[str, Any] = {}
-        self.inserted = self.updated = self.unchanged = 0
 
-    def add_windows(self, names: Iterable[str]) -> None:
-        """Create the windows named that do not exist yet, in the order named."""
+    def add_windows(self, names: list[str]) -> None:
         for name in names:
-            if name in self.windows:
-                continue
             window = Window(name=name, created_at=self.now)
             self.session.add(window)
             self.session.flush()
             self.windows[name] = window.id
 
-    def add(self, batch: list[CaseRow]) -> None:
-        """Write one batch of rows, each a case id's first in the file: insert its new cases, update its changed
-        ones."""
-        windows, existing, now = self.windows, self.existing, self.stored_now
-        names = dict.fromkeys(map(itemgetter(1), batch))  # in order of appearance: new windows' ids follow it
-        if not names.keys() <= windows.keys():
-            self.add_windows(names)
-        new: list[tuple[Any, ...]] = []
-        changed: list[dict[str, Any]] = []
-        for row in batch:  # one pass over the batch, each row unpacked once
-            (case_no, window, matter, case_type, applicant, phone, sms, accepted, resolved, status, done, promised,
-             statutory, _, _) = row
-            row_digest = digest(row)
-            known = existing.get(case_no) if existing else None
-            if known is None:
-                new.append((case_no, windows[window], matter, case_type, applicant, phone, sms, accepted, resolved,
-                            status, done, promised, statutory, row_digest))
-            elif known[1] == row_digest:
-                self.unchanged += 1
-            else:
-                values = dict(zip(_VALUE_COLUMNS, row, strict=False))  # the row's values by column, up to the digest
-                changed.append({**values, "digest": row_digest, "case_pk": known[0], "window_id": windows[window],
-                                "updated_at": now})
-        if changed:
-            self.connection.execute(_UPDATE_CASE, changed)
-            self.updated += len(changed)
-        if new:
-            if not self.bulk_ready and len(new) >= CHUNK and self.inserted + len(new) > self.cases_before:
-                self.prepare_bulk_load()
-            if self.bound is _NEW_CASE_COLUMNS:  # the import's time is bound with each row
-                new = [(*row, now, now) for row in new]
-            rows = new if self.positional else [dict(zip(self.bound, row, strict=True)) for row in new]
-            self.connection.exec_driver_sql(self.insert_sql, rows)
-            self.inserted += len(new)
+    def write_new(self, rows: list[CaseValues]) -> None:
+        now = self.stored_now
+        if self.bound is _NEW_CASE_COLUMNS:  # the import's time is bound with each row
+            rows = [(*row, now, now) for row in rows]
+        bound = rows if self.positional else [dict(zip(self.bound, row, strict=True)) for row in rows]
+        self.connection.exec_driver_sql(self.insert_sql, bound)
+        self.inserted += len(rows)
+
+    def write_changed(self, rows: list[tuple[Any, CaseValues]]) -> None:
+        self.connection.execute(_UPDATE_CASE, [
+            {**dict(zip(_DIGESTED_COLUMNS, values, strict=True)), "case_pk": case_pk, "updated_at": self.stored_now}
+            for case_pk, values in rows
+        ])
+        self.updated += len(rows)
 
     def finish(self) -> None:
-        """Create any index dropped for a bulk load."""
         if self.dropped_indexes:
             self.set_pragmas(_INDEX_PRAGMAS)
         for _, sql in self.dropped_indexes:
@@ -220,7 +273,6 @@ class _CaseWriter:
         self.dropped_indexes = []
 
     def close(self) -> None:
-        """Set the connection's settings back, whether the import succeeded or not."""
         for name, value in self.saved_pragmas.items():
             self.connection.exec_driver_sql(f"PRAGMA {name} = {int(value)}")
         self.saved_pragmas = {}
@@ -235,7 +287,6 @@ class _CaseWriter:
     def prepare_bulk_load(self) -> None:
         """On SQLite: the bulk-load settings, and drop the cases table's secondary indexes, keeping the SQL that
         `finish` creates them again with."""
-        self.bulk_ready = True  # once per import
         # The sqlite3 driver begins its transaction only at the first INSERT, UPDATE or DELETE: a DROP INDEX
         # before any (every window already known, nothing written yet) would be committed at once, and a failed
         # import would leave the table without its index.
@@ -250,6 +301,44 @@ class _CaseWriter:
         ]
         for name, _ in self.dropped_indexes:
             self.connection.exec_driver_sql(f'DROP INDEX "{name}"')
+
+
+class _CopyWriter(_CaseWriter):
+    """Writes cases on PostgreSQL through COPY (see `store.pg_copy`): new ones straight into the table, changed
+    ones merged from a staging table. Ledger imports take turns there, so the case ids an import finds at its
+    start are the ones it competes with."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        from callbackd.store.pg_copy import CaseCopy, stored_time  # psycopg: only where PostgreSQL is used
+
+        self.copy = CaseCopy(session.connection())
+        super().__init__(session, now, self.copy.existing())
+        self.stamp = stored_time(now)  # the import's time, as the rows' times are given (see `time_storage`)
+
+    def add_windows(self, names: list[str]) -> None:
+        self.windows.update(self.copy.windows(names, self.now))
+
+    def write_new(self, rows: list[CaseValues]) -> None:
+        now = self.stamp
+        self.copy.insert((*row, now, now) for row in rows)
+        self.inserted += len(rows)
+
+    def write_changed(self, rows: list[tuple[Any, CaseValues]]) -> None:
+        now = self.stamp
+        inserted, updated = self.copy.merge([(*values, now, now) for _, values in rows])
+        # a case another transaction removed since the import began is inserted again
+        self.inserted += inserted
+        self.updated += updated
+        self.unchanged += len(rows) - inserted - updated
+
+    def prepare_bulk_load(self) -> None:
+        self.copy.prepare_bulk_load()
+
+    def finish(self) -> None:
+        self.copy.finish()
+
+    def close(self) -> None:
+        self.copy.close()
 
 
 def digest(row: CaseRow) -> str:

@@ -73,8 +73,8 @@ def idle_cores(window: float = 0.05) -> float:
 
 def encode(message: tuple[str, Any]) -> bytes:
     """One message as the reading process writes it to the pipe, for `receive` at the other end."""
-    # marshal writes rows of plain values (SQLite's times are text) in half the time pickle takes; anything else
-    # (PostgreSQL's datetimes, the errors) goes as a pickle. Both ends are the same interpreter.
+    # marshal writes rows of plain values (the times are text on SQLite and PostgreSQL alike, see `time_storage`)
+    # in half the time pickle takes; anything else (the errors) goes as a pickle. Both ends are the same interpreter.
     try:
         blob, codec = marshal.dumps(message), b"m"
     except ValueError:

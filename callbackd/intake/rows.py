@@ -270,7 +270,13 @@ def flag_storage(dialect: Dialect) -> tuple[Any, Any]:
 
 def time_storage(dialect: Dialect) -> Callable[[datetime], Any]:
     """What the cases table's time columns do to an aware time before the driver gets it on `dialect` (on SQLite,
-    naive UTC text): applied once per distinct time, where SQLAlchemy would apply it to every value."""
+    naive UTC text; on PostgreSQL, where cases are written with COPY, the text COPY reads): applied once per
+    distinct time, where SQLAlchemy would apply it to every value. Text either way, so a second reading process
+    sends rows as plain values (see `intake.parallel.encode`)."""
+    if dialect.name == "postgresql":
+        from callbackd.store.pg_copy import stored_time  # psycopg: only where PostgreSQL is used
+
+        return stored_time
     time_type = Case.__table__.c.accepted_at.type.dialect_impl(dialect)
     process = time_type.bind_processor(dialect)
     return process if process is not None else (lambda moment: moment)
@@ -306,7 +312,9 @@ class Times:
 
 # Control characters no ledger text holds (an ANSI escape, NUL, a bell); a tab and a line break may stand in a cell.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_LONGEST = {"办件编号": 64, "窗口": 64, "事项名称": 200, "申请人": 50, "状态": 64}
+# 状态 as long as the cases column holds: PostgreSQL refuses a longer value, which would fail the whole import
+_LONGEST = {"办件编号": 64, "窗口": 64, "事项名称": 200, "申请人": 50, "状态": 20}
+_LONGEST_STATUS = _LONGEST["状态"]
 
 
 def _unfit(*texts: str) -> bool:
@@ -392,9 +400,11 @@ class RowReader:
             raise RowProblem("办件编号 missing")
         if not window:
             raise RowProblem("窗口 missing")
-        # the usual row, short and printable, passes both tests at once; any other is looked at cell by cell
+        # the usual row, short and printable, passes both tests at once (every cell but 状态 may hold 50 characters
+        # or more); any other is looked at cell by cell
         joined = case_no + window + matter + applicant + status
-        if (len(joined) > 50 or not joined.isprintable()) and _unfit(case_no, window, matter, applicant, status):
+        if (len(joined) > 50 or len(status) > _LONGEST_STATUS or not joined.isprintable()) \
+                and _unfit(case_no, window, matter, applicant, status):
             raise RowProblem(_unfit_text(case_no, window, matter, applicant, status))
         same = self.texts.setdefault
         window, matter, status = same(window, window), same(matter, matter), same(status, status)

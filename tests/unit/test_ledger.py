@@ -494,7 +494,7 @@ def test_rows_sent_by_the_reading_process_arrive_unchanged():
         ("rows", [("C1", "社保窗口", "补办", "即办件", "张三", "+8613800138000", 1, "2026-11-03 01:05:00.000000",
                    None, "已办结", 1, "2026-11-03T09:05:00+08:00", "")]),
         ("rows", [("C2", "社保窗口", "补办", "即办件", "张三", "+861065521234", False, aware, aware, "已办结", True,
-                   "2026-11-03T09:05:00+08:00", "2026-11-03T09:05:00+08:00")]),  # as PostgreSQL takes them
+                   "2026-11-03T09:05:00+08:00", "2026-11-03T09:05:00+08:00")]),  # datetimes: sent as a pickle
         ("done", [reading.RowError(3, None, "办件编号 missing")]),
     ]
     stream = io.BytesIO()
