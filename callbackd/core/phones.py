@@ -7,23 +7,14 @@ import re
 from functools import cache, lru_cache
 from typing import NamedTuple
 
-import phonenumbers
-from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
+# phonenumbers (its metadata and matchers, some 10-20 ms to import) is imported where a number is parsed or a
+# region looked up: masking, listing and settings that keep the default region never need it.
 
 # Separators people type, and full-width digits and signs, all folded before parsing.
 _FOLD = str.maketrans(
     {**{chr(0xFF10 + d): str(d) for d in range(10)}, "＋": "+", "（": "(", "）": ")", "－": "-", "　": " "}
 )
 _SEPARATORS = re.compile(r"[\s\-()（）]+")
-_SMS_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
-# an applicant is called on a line of their own: a hotline (400, 800), a premium or a shared number is never one
-_CALLABLE_TYPES = {PhoneNumberType.FIXED_LINE, *_SMS_TYPES}
-_TYPE_NAMES = {
-    PhoneNumberType.TOLL_FREE: "a toll-free (800) number", PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost (400) number", PhoneNumberType.UAN: "a hotline number",
-    PhoneNumberType.VOIP: "a VoIP number", PhoneNumberType.PERSONAL_NUMBER: "a forwarding number",
-    PhoneNumberType.PAGER: "a pager number", PhoneNumberType.VOICEMAIL: "a voicemail number",
-}
 DEFAULT_REGIONS = ("CN",)
 
 
@@ -42,6 +33,8 @@ def mobile_pattern(region: str) -> re.Pattern[str] | None:
     common case (an 11-digit mobile) skip building a PhoneNumber. It matches ASCII digits only (its \\d is [0-9]),
     so for region CN a cell of 11 characters that it matches in full is 11 ASCII digits, and normalises to "+86"
     and those digits, SMS-capable."""
+    from phonenumbers import PhoneMetadata
+
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.mobile is None or not metadata.mobile.national_number_pattern:
         return None
@@ -80,6 +73,8 @@ def normalise(raw: str | int | None, regions: tuple[str, ...] = DEFAULT_REGIONS)
 # distinct number that needs it is parsed once (per process, and at most this many remembered).
 @lru_cache(maxsize=1 << 16)
 def _parse(digits: str, regions: tuple[str, ...], text: str) -> Phone:
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(digits, regions[0])
     except phonenumbers.NumberParseException:
@@ -91,13 +86,38 @@ def _parse(digits: str, regions: tuple[str, ...], text: str) -> Phone:
         raise PhoneError(f"phone number {hidden(text)!r} is in region {region}, outside the regions callbackd calls "
                          f"({', '.join(regions)}; [phones] regions)")
     kind = phonenumbers.number_type(number)
-    if kind not in _CALLABLE_TYPES:
-        raise PhoneError(f"phone number {hidden(text)!r} is {_TYPE_NAMES.get(kind, 'not an applicant line')}, "
+    if kind not in _callable_types():
+        raise PhoneError(f"phone number {hidden(text)!r} is {_type_names().get(kind, 'not an applicant line')}, "
                          f"not an applicant's own line")
-    return Phone(
-        phonenumbers.format_number(number, PhoneNumberFormat.E164),
-        phonenumbers.number_type(number) in _SMS_TYPES,
-    )
+    return Phone(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), kind in _sms_types())
+
+
+@cache
+def _sms_types() -> frozenset[int]:
+    from phonenumbers import PhoneNumberType
+
+    return frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+@cache
+def _callable_types() -> frozenset[int]:
+    """An applicant is called on a line of their own: a hotline (400, 800), a premium or a shared number is never
+    one."""
+    from phonenumbers import PhoneNumberType
+
+    return frozenset({PhoneNumberType.FIXED_LINE, *_sms_types()})
+
+
+@cache
+def _type_names() -> dict[int, str]:
+    from phonenumbers import PhoneNumberType
+
+    return {
+        PhoneNumberType.TOLL_FREE: "a toll-free (800) number", PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+        PhoneNumberType.SHARED_COST: "a shared-cost (400) number", PhoneNumberType.UAN: "a hotline number",
+        PhoneNumberType.VOIP: "a VoIP number", PhoneNumberType.PERSONAL_NUMBER: "a forwarding number",
+        PhoneNumberType.PAGER: "a pager number", PhoneNumberType.VOICEMAIL: "a voicemail number",
+    }
 
 
 def mask(e164: str) -> str:
@@ -160,7 +180,14 @@ def without_numbers(text: str) -> str:
 
 def region_codes(regions: list[str]) -> list[str]:
     """`regions` checked against the regions phonenumbers knows (CN, HK, MO, ...); an unknown one is a ValueError."""
-    unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+    # the default regions are among phonenumbers' (tests/unit/test_phones.py holds it): settings that name only them
+    # need not load the library
+    others = [region for region in regions if region not in DEFAULT_REGIONS]
+    unknown: list[str] = []
+    if others:
+        import phonenumbers
+
+        unknown = [region for region in others if region not in phonenumbers.SUPPORTED_REGIONS]
     if unknown or not regions:
         raise ValueError(f"unknown phone region {unknown[0]!r}" if unknown else "name at least one phone region")
     return regions

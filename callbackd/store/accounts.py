@@ -11,16 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbackd.core.errors import CallbackdError
 from callbackd.store import audit
 from callbackd.store.models import User, UserWindow, Window
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 ROLES = {
     "admin": "系统管理员",
@@ -30,7 +31,15 @@ ROLES = {
     "leader": "领导",
 }
 MIN_PASSWORD = 10
-_HASHER = PasswordHasher()
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    """The argon2 hasher, built (and argon2 imported) when a password is first hashed or checked: commands that list
+    or disable accounts never need it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 class AccountError(CallbackdError):
@@ -107,9 +116,11 @@ def set_password(session: Session, name: str, password: str, now: datetime) -> U
 def check_password(session: Session, name: str, password: str) -> User | None:
     """The enabled account with this name and password, or None; the same work whether or not the name exists, so
     the time taken does not tell which names do."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     user = session.scalar(select(User).where(User.name == name))
     try:
-        _HASHER.verify(user.password_hash if user is not None else _decoy(), password)
+        _hasher().verify(user.password_hash if user is not None else _decoy(), password)
     except (VerificationError, InvalidHashError):
         return None
     return user if user is not None and not user.disabled else None
@@ -120,7 +131,7 @@ def _hash(password: str, name: str) -> str:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     if name.casefold() in password.casefold():
         raise AccountError("a password may not contain the account's name")
-    return _HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def find_user(session: Session, name: str) -> User:
@@ -149,4 +160,4 @@ def _window_ids(session: Session, names: tuple[str, ...]) -> list[int]:
 @cache
 def _decoy() -> str:
     """A hash to verify against for a name without an account, so a wrong name costs what a wrong password does."""
-    return _HASHER.hash("no such account")
+    return _hasher().hash("no such account")

@@ -10,7 +10,10 @@ N times each (default 15):
 - `python -c pass` with this environment's interpreter: the floor every Python command stands on;
 - `callbackd --help`: the commands and their options, nothing opened (target: within 15x of the floor);
 - `callbackd windows list` on the demo's database (CALLBACKD_DATABASE_URL pointing at it): settings read, schema
-  checked, one query (target: within 25x of the floor).
+  checked, one query (target: within 25x of the floor);
+- the libraries such a listing cannot do without, imported and nothing more (`python -c "import typer, ..."`: Typer
+  and rich, pydantic-settings, SQLAlchemy's ORM and SQLite dialect): not a target, the part of a listing's time
+  that callbackd's own code cannot cut.
 
 Each figure is the median and the minimum over the runs, wall clock and CPU time (user + system of the child, from
 `os.wait4`): on a machine busy with other work the CPU time says more about the code than the wall clock. The
@@ -40,6 +43,11 @@ from pathlib import Path
 
 FLOOR = "python -c pass"
 TARGETS = {"callbackd --help": 15.0, "callbackd windows list": 25.0}
+LIBRARIES = "libraries of a listing"
+# what any command that reads the settings and queries a SQLite database through the ORM imports before callbackd's
+# own code runs (typer._adapters: Typer coerces option values with pydantic)
+LIBRARY_IMPORTS = ("typer, typer._adapters, rich.console, rich.table, pydantic_settings, sqlalchemy.orm, "
+                   "sqlalchemy.dialects.sqlite.pysqlite")
 
 
 @dataclass
@@ -142,7 +150,8 @@ def run(folder: Path, runs: int, python: Path, callbackd: Path, against: tuple[s
         own = folder / ("against-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name))
         versions[f" ({name})"] = (own, {**env, "PYTHONPATH": path, "CALLBACKD_DISABLE_PLUGIN_AUTOLOAD": "1",
                                         "CALLBACKD_LOAD_PLUGINS": ",".join(entry_points)})
-    commands = {FLOOR: Figures([str(python), "-c", "pass"], env)}
+    commands = {FLOOR: Figures([str(python), "-c", "pass"], env),
+                LIBRARIES: Figures([str(python), "-c", f"import {LIBRARY_IMPORTS}"], env)}
     for label, (where, version_env) in versions.items():
         where.mkdir(parents=True, exist_ok=True)
         database = build_demo(where, callbackd, version_env)
@@ -173,6 +182,7 @@ def run(folder: Path, runs: int, python: Path, callbackd: Path, against: tuple[s
         verdict = "PASS" if wall_ratio <= target else "MISS"
         print(f"{verdict}: {name} {wall_ratio:.1f}x `{FLOOR}` on the wall clock, {cpu_ratio:.1f}x in CPU time "
               f"(medians; target within {target:g}x, {target * floor_wall * 1000:.0f} ms here)")
+    print(f"({LIBRARIES}: python -c \"import {LIBRARY_IMPORTS}\")")
     print(f"after the runs: {load()}")
     return 0
 

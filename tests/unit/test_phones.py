@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 
-from callbackd.core.phones import PhoneError, hidden, mask, normalise
+from callbackd.core.phones import DEFAULT_REGIONS, PhoneError, hidden, mask, normalise, region_codes
 from tests.conftest import case_row, write_csv
 
 
@@ -25,6 +26,16 @@ def test_numbers_outside_the_regions_and_hotlines_are_refused(raw, why):
 def test_a_region_added_to_the_settings_is_called():
     assert normalise("+852 9123 4567", ("CN", "HK")).e164 == "+85291234567"
     assert normalise("13800138000", ("CN", "HK")) == ("+8613800138000", True)
+
+
+def test_regions_are_checked_against_the_library_and_the_default_is_among_its_own():
+    # region_codes takes the default regions without loading phonenumbers: they must be regions it knows
+    assert set(DEFAULT_REGIONS) <= phonenumbers.SUPPORTED_REGIONS
+    assert region_codes(["CN", "HK", "MO"]) == ["CN", "HK", "MO"]
+    for regions, message in ((["CN", "XX"], "unknown phone region 'XX'"), (["ZZ"], "unknown phone region 'ZZ'"),
+                             ([], "name at least one phone region")):
+        with pytest.raises(ValueError, match=message):
+            region_codes(regions)
 
 
 def test_landlines_and_mobiles_are_masked_as_people_write_them():

@@ -31,8 +31,8 @@ NOT_FOR_HELP = ("sqlalchemy", "alembic", "pydantic_settings", "openpyxl", "celer
                 "callbackd_operator", "callbackd_twilio")
 # what a listing on a database at the code's schema never needs
 NOT_FOR_A_LISTING = ("alembic", "openpyxl", "celery", "kombu", "fastapi", "starlette", "uvicorn", "jinja2", "limits",
-                     "pluggy", "httpx", "argon2", "callbackd.api", "callbackd.contact", "callbackd.measure",
-                     "callbackd_simulator", "callbackd_operator", "callbackd_twilio")
+                     "pluggy", "httpx", "argon2", "phonenumbers", "callbackd.api", "callbackd.contact",
+                     "callbackd.measure", "callbackd_simulator", "callbackd_operator", "callbackd_twilio")
 
 
 def probe(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int, set[str]]:
