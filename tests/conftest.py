@@ -27,9 +27,35 @@ from callbackd.store.db import Database
 POSTGRES = os.environ.get("CALLBACKD_TEST_POSTGRES", "")
 
 
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str | None]:
+    """On PostgreSQL, a database migrated to the head once for the session: each test's database is a copy of it
+    (CREATE DATABASE ... TEMPLATE), so the migrations run once rather than once a test. None on SQLite."""
+    if not POSTGRES:
+        yield None
+        return
+    name = f"t_template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    template = Database(make_url(POSTGRES).set(database=name).render_as_string(False))
+    template.ensure_schema()
+    template.dispose()  # a template must have no connection when it is copied
+    try:
+        yield name
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 @pytest.fixture(autouse=True)
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Run in a fresh folder with a fresh database, with no CALLBACKD_* setting inherited from the caller."""
+def workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, migrated_template: str | None,
+) -> Iterator[Path]:
+    """Run in a fresh folder with a fresh database, with no CALLBACKD_* setting inherited from the caller. On
+    PostgreSQL the database starts migrated (a copy of `migrated_template`), except for a test marked
+    `empty_database`, which gets one without even a schema (what `callbackd init` creates from nothing)."""
     for name in list(os.environ):
         if name.startswith("CALLBACKD_"):
             monkeypatch.delenv(name)
@@ -38,9 +64,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield tmp_path
         return
     name = f"t_{uuid.uuid4().hex[:16]}"
+    copied = "" if request.node.get_closest_marker("empty_database") else f' TEMPLATE "{migrated_template}"'
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copied}')
     monkeypatch.setenv("CALLBACKD_DATABASE_URL", make_url(POSTGRES).set(database=name).render_as_string(False))
     try:
         yield tmp_path

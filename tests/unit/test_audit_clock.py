@@ -81,6 +81,7 @@ def test_the_audit_export_marks_rehearsals_and_neutralises_its_cells(cli, workdi
     assert export[6] == "演练" and export[7].startswith("2026-01-05T09:00:00")
 
 
+@pytest.mark.empty_database
 def test_revision_0006_keeps_the_trail_written_before_it(workdir):
     settings = load_settings()
     database = Database(settings.database_url)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callbackd.core.settings import load_settings
@@ -30,6 +31,7 @@ def seeded(cli, workdir: Path, monkeypatch) -> None:
     assert cli("ledger", "import", write_csv(workdir / "l.csv", rows)).code == 0
 
 
+@pytest.mark.empty_database
 def test_init_creates_then_reports_current(cli, workdir):
     first = cli("init")
     assert first.code == 0 and "created" in first.out

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import POSTGRES, case_row, phone_for, write_csv
 
 # Run `callbackd ARGS` through its entry point, then write the names of the loaded modules to the file named by
@@ -81,6 +83,7 @@ def test_a_listing_on_a_current_database_loads_no_alembic_exporter_queue_or_web(
     assert "sqlalchemy" in modules and "callbackd.report.listings" in modules
 
 
+@pytest.mark.empty_database
 def test_a_listing_on_a_new_database_still_creates_it_with_alembic(workdir):
     # the other side of the cheap check: a database behind the code is upgraded before the listing
     done, code, modules = probe(workdir, "windows", "list", "--json")
