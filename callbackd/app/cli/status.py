@@ -103,14 +103,17 @@ def ping(settings: Settings) -> dict[str, Any]:
     from callbackd.app import tasks
 
     celery = tasks.configure(settings)
-    with celery.connection_for_write() as connection:
-        where = connection.as_uri()  # without the password
-        try:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=PING_SECONDS)
-        except (OperationalError, OSError) as exc:
-            return {"checked": True, "answered": 0, "names": [],
-                    "error": f"the broker at {where} cannot be reached ({type(exc).__name__})"}
-        replies = celery.control.ping(timeout=PING_SECONDS, connection=connection) or []
+    try:
+        with celery.connection_for_write() as connection:
+            where = connection.as_uri()  # without the password
+            try:
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=PING_SECONDS)
+            except (OperationalError, OSError) as exc:
+                return {"checked": True, "answered": 0, "names": [],
+                        "error": f"the broker at {where} cannot be reached ({type(exc).__name__})"}
+            replies = celery.control.ping(timeout=PING_SECONDS, connection=connection) or []
+    finally:
+        tasks.forget()  # the settings `configure` kept are this command's, not those of a later caller's tasks
     names = sorted(name for reply in replies for name in reply)
     return {"checked": True, "answered": len(names), "names": names, "error": None}
 
