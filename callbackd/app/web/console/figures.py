@@ -68,15 +68,29 @@ class Figures:
             found = self._fresh(key, current, age)  # another request may have computed it meanwhile
             if found is not None:
                 return found.value, found.computed_at
+            with self._guard:  # what this replaces is dropped first: two of a province's rankings would be held else
+                self._forget_stale(current)
+                if key in self.kept and self.kept[key].version <= current:
+                    del self.kept[key]
             value = compute()
             now = time.time()
             with self._guard:
+                self._forget_stale(current)
                 if len(self.kept) >= KEPT:
                     oldest = min(self.kept, key=lambda k: self.kept[k].at)
                     del self.kept[oldest]
                     self._locks.pop(oldest, None)
                 self.kept[key] = _Kept(value, current, time.monotonic(), now)
             return value, now
+
+    def _forget_stale(self, current: tuple[int, int]) -> None:
+        """Drop the figures no request can be shown any more (an older version of the data, or older than
+        `MAX_AGE`): a province's ranking is megabytes, and a console browsing many periods must not keep them all."""
+        moment = time.monotonic()
+        for key in [k for k, kept in self.kept.items() if kept.version < current or moment - kept.at > MAX_AGE]:
+            del self.kept[key]
+            if not self._locks.get(key, threading.Lock()).locked():  # one being computed keeps its lock
+                self._locks.pop(key, None)
 
     def _fresh(self, key: Any, current: tuple[int, int], age: float) -> _Kept | None:
         found = self.kept.get(key)
