@@ -363,3 +363,26 @@ def test_indicator_alerts_of_the_finished_month_are_told_once(cli, workdir, monk
     notify(cli, monkeypatch, "2026-12-01T10:30:00+08:00")
     notify(cli, monkeypatch, "2026-12-02T10:30:00+08:00")
     assert len([m for m in received(recorder) if m["title"].startswith("【指标预警】社保窗口（2026年11月）")]) == 2
+
+
+@pytest.fixture
+def supervisors_on_the_recorder(workdir: Path, recorder: str) -> str:
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "callbackd.toml").write_text('[notify]\nroles = { supervisor = ["recorder:duchake"] }\n',
+                                                       encoding="utf-8")
+    return recorder
+
+
+def test_a_file_the_console_cannot_read_is_reported_to_the_supervisors(supervisors_on_the_recorder, console, cli,
+                                                                       workdir, monkeypatch):
+    bad = workdir / "坏台帐.csv"
+    bad.write_text("这不是台帐\n1,2,3\n", encoding="utf-8")
+    page = console("sup").post("/imports", {"kind": "ledger"},
+                               files={"file": ("坏台帐.csv", bad.read_bytes(), "text/csv")})
+    assert page.status_code == 400
+    notify(cli, monkeypatch)
+    # (the real date's finished week and month also bring the windows' on-site form alerts)
+    (told,) = [m for m in received(supervisors_on_the_recorder) if m["title"].startswith("【任务失败】")]
+    assert told["title"] == "【任务失败】台帐导入 坏台帐.csv"
+    assert told["address"] == "duchake"
+    assert "/tmp" not in told["text"]  # the upload's private copy is never named

@@ -26,7 +26,7 @@ from callbackd.app.cli.common import (
     session_scope,
     table,
 )
-from callbackd.core.errors import CallbackdError, StrictImportError
+from callbackd.core.errors import CallbackdError, ConfigError, DatabaseError, StrictImportError
 
 # Each command imports the settings, the database, the plugins and the services it uses itself: `--help` then
 # loads none of them, and a command none of the dispatcher and exporters it never calls.
@@ -117,12 +117,16 @@ def import_report(as_json: bool, job: str) -> Iterator[None]:
             emit_json({**exc.report.as_dict(), "imported": 0, "updated": 0, "unchanged": 0})  # type: ignore[attr-defined]
         _report_failure(job, exc)
         raise
+    except (DatabaseError, ConfigError):
+        raise  # the database or the settings failed, not the file: nothing to record a notification in or by
     except CallbackdError as exc:
         _report_failure(job, exc)
         raise
 
 
 def _report_failure(job: str, exc: CallbackdError) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from callbackd.core import clock
     from callbackd.core.settings import load_settings
     from callbackd.notify.jobs import job_failed
@@ -132,8 +136,9 @@ def _report_failure(job: str, exc: CallbackdError) -> None:
     database = Database(settings.database_url)
     try:
         job_failed(database, settings, job, str(exc), clock.now(), path="/imports")
-    except Exception as failure:  # the database itself may be what failed: the command's own error says enough
-        err.print(f"warning: the failure could not be recorded for notification: {type(failure).__name__}")
+    except (CallbackdError, SQLAlchemyError):
+        # best effort: the command's own error line (its one line on stderr) and exit status still say what failed
+        pass
     finally:
         database.dispose()
 

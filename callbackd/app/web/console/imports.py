@@ -30,7 +30,7 @@ from callbackd.app.web.console.access import SUPERVISOR, Viewer, check_csrf
 from callbackd.app.web.console.pages import Console, allow, console_of, render
 from callbackd.contact import results
 from callbackd.core import clock
-from callbackd.core.errors import CallbackdError, StrictImportError
+from callbackd.core.errors import CallbackdError, DatabaseError, StrictImportError
 from callbackd.intake import ledger
 from callbackd.intake.rows import ImportReport
 from callbackd.intake.tables import Reading
@@ -129,8 +129,9 @@ def _import(request: Request, viewer: Viewer, upload: IO[bytes], name: str, kind
             return _page(request, viewer, status=400, problem="strict", kind=kind, name=name, report=report)
         except CallbackdError as exc:  # the file cannot be read: nothing was written (the transaction rolled back)
             message = str(exc).replace(str(path), name)
-            job = f"{'台帐' if kind == 'ledger' else '结果'}导入 {name}"
-            job_failed(console.database, console.settings, job, message, clock.now(), path="/imports")
+            if not isinstance(exc, DatabaseError):  # the file failed, not the database: tell the supervisors
+                job = f"{'台帐' if kind == 'ledger' else '结果'}导入 {name}"
+                job_failed(console.database, console.settings, job, message, clock.now(), path="/imports")
             return _page(request, viewer, status=400, problem="file", kind=kind, name=name, message=message)
     return _page(request, viewer, kind=kind, name=name, report=report)
 
