@@ -55,12 +55,14 @@ def workdir(
 ) -> Iterator[Path]:
     """Run in a fresh folder with a fresh database, with no CALLBACKD_* setting inherited from the caller. On
     PostgreSQL the database starts migrated (a copy of `migrated_template`), except for a test marked
-    `empty_database`, which gets one without even a schema (what `callbackd init` creates from nothing)."""
+    `empty_database`, which gets one without even a schema (what `callbackd init` creates from nothing). A test
+    module marked `no_database` (pure logic, documents, plugins speaking HTTP) gets none: creating and dropping a
+    PostgreSQL database it never opens costs the PostgreSQL pass a quarter of a second a test."""
     for name in list(os.environ):
         if name.startswith("CALLBACKD_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    if not POSTGRES:
+    if not POSTGRES or request.node.get_closest_marker("no_database"):
         yield tmp_path
         return
     name = f"t_{uuid.uuid4().hex[:16]}"

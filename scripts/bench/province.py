@@ -5,7 +5,7 @@
                                                [--rate 200] [--kill-every 30] [--seed province] [--keep DIR]
 
 One code path, scaled by its parameters (the defaults are the province; `--small` is the version `scripts/test`
-runs, tests/integration/test_province_small.py: 40 windows, 8,000 cases, 800 callbacks, a worker killed every 10 s):
+runs, tests/integration/test_province_small.py: 20 windows, 4,000 cases, 400 callbacks, a worker killed every 6 s):
 
 1. generate a month's ledger (November 2026, `callbackd.app.synthetic.ledger_rows`; timed apart from the run);
 2. import it: `callbackd init`, `callbackd ledger import` into a throwaway PostgreSQL server on loopback;
@@ -110,8 +110,8 @@ class Scale:
 
 PROVINCE = Scale()
 # `scripts/test`'s version: the provider's rate lowered so that the dispatch lasts long enough for its faults (about
-# 50 s); it takes 80-90 s in all on a busy 2-core machine, and is allowed 5 minutes beside the rest of the suite
-SMALL = Scale(windows=40, cases=8000, rate=25.0, kill_every=10.0, lease_seconds=10, batch=100, chunk=5,
+# 25 s: three workers killed, redis-server and PostgreSQL restarted); allowed 5 minutes beside the rest of the suite
+SMALL = Scale(windows=20, cases=4000, rate=16.0, kill_every=6.0, lease_seconds=8, batch=100, chunk=5,
               tick_seconds=0.5, page_every=5.0, dispatch_limit=240.0, total_limit=300.0)
 
 
@@ -807,7 +807,7 @@ def show(result: Result, say: Callable[[str], None] = print) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", action="store_true", help="scripts/test's version: 40 windows, 8,000 cases")
+    parser.add_argument("--small", action="store_true", help="scripts/test's version: 20 windows, 4,000 cases")
     for name, kind in (("windows", int), ("cases", int), ("per-window", int), ("rate", float),
                        ("kill-every", float), ("lease-seconds", int), ("batch", int), ("pool", str),
                        ("concurrency", int),

@@ -22,7 +22,7 @@ from callbackd.api.manager import load_plugins
 from callbackd.core.settings import load_settings
 from tests.integration.notify_emulators import RobotEmulator, SmtpServer, start_smtp
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.no_database]
 
 MESSAGE = Message(
     title="整改逾期：窗口一组",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("callbackd", "callbackd_simulator", "callbackd_operator", "callbackd_twilio")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

@@ -17,6 +17,8 @@ from callbackd.contact.transitions import (
     Retry,
 )
 
+pytestmark = pytest.mark.no_database
+
 RATINGS = ("q1", "q2", "q3")
 KINDS = {"ivr": "voice", "sms": "sms", "operator": "operator"}
 PLAN = ["ivr", "sms", "operator"]

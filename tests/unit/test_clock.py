@@ -9,6 +9,8 @@ import pytest
 from callbackd.core import clock
 from callbackd.core.errors import ConfigError
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(autouse=True)
 def real_clock(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from callbackd.app.web.console import figures
 from callbackd.app.web.console.figures import Figures
+
+pytestmark = pytest.mark.no_database
 
 
 def test_a_figure_is_computed_once_per_version() -> None:

@@ -21,6 +21,8 @@ from callbackd.api import (
 )
 from callbackd.core.settings import Settings
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "plugins.md"
 BUNDLED = ("callbackd_simulator", "callbackd_operator", "callbackd_twilio", "callbackd_aliyun", "callbackd_tencent")

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from callbackd.core.errors import ConfigError
 from callbackd.rounds.surveys import LEVELS, OPT_OUT_WORDS, Survey, is_opt_out, load_survey, load_surveys
 
+pytestmark = pytest.mark.no_database
+
 SURVEY_DIR = Path(__file__).resolve().parents[2] / "config" / "surveys"
 SIX = ("attitude", "efficiency", "rules", "off_book", "integrity", "overall")
 CASE = {"organisation": "某区政务服务中心", "window": "社保窗口", "matter": "社保卡补办"}

@@ -18,6 +18,8 @@ from callbackd.core.errors import CalendarError
 from callbackd.core.settings import bundled_config_dir, load_settings
 from callbackd.core.workdays import Calendar, ProvisionalCalendarWarning
 
+pytestmark = pytest.mark.no_database
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALLING_HOURS = [(time(9, 0), time(12, 0)), (time(14, 0), time(20, 0))]
 
