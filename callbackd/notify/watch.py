@@ -18,7 +18,8 @@ from callbackd.core.periods import parse_period, shift
 from callbackd.core.settings import Settings
 from callbackd.core.workdays import Calendar
 from callbackd.store import heartbeats, outbox
-from callbackd.store.models import Heartbeat, Rectification, Window
+from callbackd.store.db import among
+from callbackd.store.models import Heartbeat, Notification, Rectification, Window
 
 ALERTS_SCANNED = "notify.alerts"
 
@@ -34,7 +35,6 @@ def deadlines(session: Session, settings: Settings, calendar: Calendar, now: dat
     today = now.astimezone(zone).date()
     soon = datetime.combine(calendar.add_workdays(today, 1), datetime.max.time(), zone)
     start_of_today = datetime.combine(today, datetime.min.time(), zone)
-    names = dict(session.execute(select(Window.id, Window.name)).all())
     due_soon = session.scalars(
         select(Rectification).where(Rectification.status == "open", Rectification.due_at >= now,
                                     Rectification.due_at <= soon, Rectification.opened_at < start_of_today)
@@ -43,19 +43,31 @@ def deadlines(session: Session, settings: Settings, calendar: Calendar, now: dat
     overdue = session.scalars(
         select(Rectification).where(overdue_clause(now), Rectification.status == "open").order_by(Rectification.id)
     ).all()
+    candidates = [
+        (event, title, rectification, f"{event}:{rectification.id}:{rectification.due_at.isoformat()}")
+        for event, rectifications, title in (
+            ("rectification.due_tomorrow", due_soon, "【整改即将到期】{window}：请于{due}前反馈"),
+            ("rectification.overdue", overdue, "【整改逾期】{window}：反馈期限{due}已过"),
+        )
+        for rectification in rectifications
+    ]
+    # every tick scans: what was told already is found with one query, not one (and a case's) per rectification
+    told: set[str] = set()
+    for condition in among(session, Notification.key, [key for *_, key in candidates]):
+        told.update(session.scalars(select(Notification.key).where(condition)))
+    fresh = [candidate for candidate in candidates if candidate[3] not in told]
+    if not fresh:
+        return 0
+    names = dict(session.execute(select(Window.id, Window.name)
+                                 .where(Window.id.in_({r.window_id for _, _, r, _ in fresh}))).all())
     written = 0
-    for event, rectifications, title in (
-        ("rectification.due_tomorrow", due_soon, "【整改即将到期】{window}：请于{due}前反馈"),
-        ("rectification.overdue", overdue, "【整改逾期】{window}：反馈期限{due}已过"),
-    ):
-        for rectification in rectifications:
-            window = names.get(rectification.window_id, "")
-            written += outbox.post(session, settings, outbox.Post(
-                event=event, key=f"{event}:{rectification.id}:{rectification.due_at.isoformat()}",
-                title=title.format(window=window, due=when(settings, rectification.due_at)),
-                lines=(case_line(session, settings, rectification),), window_id=rectification.window_id,
-                audience=("window", "supervisor"), path=f"/rectifications/{rectification.id}",
-            ), now) is not None
+    for event, title, rectification, key in fresh:
+        written += outbox.post(session, settings, outbox.Post(
+            event=event, key=key,
+            title=title.format(window=names.get(rectification.window_id, ""), due=when(settings, rectification.due_at)),
+            lines=(case_line(session, settings, rectification),), window_id=rectification.window_id,
+            audience=("window", "supervisor"), path=f"/rectifications/{rectification.id}",
+        ), now) is not None
     return written
 
 
