@@ -70,6 +70,14 @@ class Registry(Generic[T]):
 
         return register
 
+    def loaded(self, name: str) -> T:
+        """The item called `name`; an unknown name is a `PluginError` listing the loaded ones."""
+        if name not in self.items:
+            known = ", ".join(sorted(self.items)) or "none"
+            raise PluginError(f"no {self.what} named {name!r} (loaded {self.what}s: {known}; see `callbackd plugins "
+                              f"list`)")
+        return self.items[name]
+
     def __contains__(self, name: object) -> bool:
         return name in self.items
 
@@ -86,14 +94,11 @@ class Plugins:
     channels: Registry[Channel]
     exporters: Registry[Any]
     ledger_readers: Registry[Any]
-    notifiers: Registry[Any] = field(default_factory=lambda: Registry("notifier", lambda n: n.name))
+    notifiers: Registry[Any]
 
     def channel(self, name: str) -> Channel:
         """The channel called `name`; an unknown name is an error listing the known ones."""
-        if name not in self.channels.items:
-            known = ", ".join(sorted(self.channels)) or "none"
-            raise PluginError(f"no channel named {name!r} (loaded channels: {known}; see `callbackd plugins list`)")
-        return self.channels.items[name]
+        return self.channels.loaded(name)
 
     def check_plan(self, plan: list[str], rest_by: str = "") -> None:
         """A round's channel plan, and `[surveys] rest_by`, name loaded channels (for `rest_by`, an SMS channel
@@ -139,10 +144,7 @@ class Plugins:
 
     def notifier(self, name: str) -> Any:
         """The notifier called `name`; an unknown name is an error listing the known ones."""
-        if name not in self.notifiers.items:
-            known = ", ".join(sorted(self.notifiers)) or "none"
-            raise PluginError(f"no notifier named {name!r} (loaded notifiers: {known}; see `callbackd plugins list`)")
-        return self.notifiers.items[name]
+        return self.notifiers.loaded(name)
 
     def readers_by_suffix(self) -> dict[str, Any]:
         """Plugins' ledger readers, by the file suffixes they read."""
@@ -155,30 +157,29 @@ class Plugins:
             for p in self.loaded
         ]
 
+    def _configuration(self, registry: Registry[Any], name: str, settings: Any) -> dict[str, Any]:
+        # what a channel's or notifier's `configuration(settings)` says of its set-up; {} when it offers none
+        configuration = getattr(registry.items[name], "configuration", None)
+        owner = registry.owners[name]
+        return dict(call_plugin(owner, "configuration", configuration, settings)) if configuration else {}
+
     def describe_channels(self, settings: Any) -> list[dict[str, Any]]:
         """Each channel: its plugin, kind, the questions it asks, its per-number limits and what of its set-up is
         in place (`configuration(settings)`, when it offers one; never a secret's value)."""
         described = []
         for name, channel in self.channels.items.items():
-            configuration = getattr(channel, "configuration", None)
             described.append({
                 "channel": name, "plugin": self.channels.owners[name], "kind": channel.kind,
                 "form": form_of(channel), "number_limits": [str(limit) for limit in number_limits(channel)],
-                "configuration": dict(call_plugin(self.channels.owners[name], "configuration", configuration,
-                                                  settings)) if configuration else {},
+                "configuration": self._configuration(self.channels, name, settings),
             })
         return described
 
     def describe_notifiers(self, settings: Any) -> list[dict[str, Any]]:
         """Each notifier: its plugin and what of its set-up is in place (`configuration(settings)`, when it offers
         one; never a secret's value)."""
-        described = []
-        for name, notifier in self.notifiers.items.items():
-            configuration = getattr(notifier, "configuration", None)
-            owner = self.notifiers.owners[name]
-            described.append({"notifier": name, "plugin": owner, "configuration": dict(
-                call_plugin(owner, "configuration", configuration, settings)) if configuration else {}})
-        return described
+        return [{"notifier": name, "plugin": self.notifiers.owners[name],
+                 "configuration": self._configuration(self.notifiers, name, settings)} for name in self.notifiers]
 
 
 def call_plugin(plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
