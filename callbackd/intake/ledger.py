@@ -325,11 +325,9 @@ class _CopyWriter(_CaseWriter):
 
     def write_changed(self, rows: list[tuple[Any, CaseValues]]) -> None:
         now = self.stamp
-        inserted, updated = self.copy.merge([(*values, now, now) for _, values in rows])
-        # a case another transaction removed since the import began is inserted again
-        self.inserted += inserted
+        updated = self.copy.merge([(case_pk, *values, now, now) for case_pk, values in rows])
         self.updated += updated
-        self.unchanged += len(rows) - inserted - updated
+        self.unchanged += len(rows) - updated
 
     def prepare_bulk_load(self) -> None:
         self.copy.prepare_bulk_load()

@@ -4,15 +4,16 @@ Row by row, PostgreSQL spends most of a large import parsing statements and chec
 its foreign key. Here:
 
 - new cases (case ids the table did not hold when the import began) stream into `cases` with `COPY ... FROM STDIN`;
-- changed cases stream into a temporary staging table (dropped at the transaction's end) and are merged with one
-  `INSERT ... SELECT ... ON CONFLICT (case_no) DO UPDATE ... WHERE the digest differs`, which counts what it
-  inserted and updated;
+- changed cases stream into a temporary staging table (dropped at the transaction's end), each with its row id, and
+  are merged with one `UPDATE ... FROM` the staging table by row id (cases are never deleted);
 - windows are created with `INSERT ... ON CONFLICT DO NOTHING` and mapped by name;
-- a bulk load (more new cases than the table held) first drops the table's foreign keys and its indexes other
-  than its keys, and `finish` creates them again: PostgreSQL checks a foreign key row by row (a query each), but
-  validates it for a whole table in one join, and builds an index from sorted keys faster than it updates it at
-  random places. Dropping them locks `cases` and `windows` against readers until the import commits, so it is
-  tried for a moment only (`LOCK_WAIT`); when another transaction holds them, the load goes on with them in place.
+- a bulk load (more new cases than the table held) first drops the table's foreign keys, its unique constraint on
+  the case id and its indexes other than its primary key, and `finish` creates them again: PostgreSQL checks a
+  foreign key row by row (a query each), but validates it for a whole table in one join, and builds an index (and
+  checks it is unique) from sorted keys faster than it updates it at random places. The import itself keeps case
+  ids unique meanwhile: it writes only case ids the table did not hold, each once. Dropping them locks `cases` and
+  `windows` against readers until the import commits, so it is tried for a moment only (`LOCK_WAIT`); when another
+  transaction holds them, the load goes on with them in place.
 
 Ledger imports take turns (`pg_advisory_xact_lock`), so the case ids an import finds at its start are the ones it
 competes with. Everything happens in the caller's transaction: a rollback leaves nothing, the dropped constraints
@@ -87,33 +88,30 @@ class CaseCopy:
         None for NULL."""
         self._copy("cases", rows)
 
-    def merge(self, rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
-        """Insert or update cases (rows as `insert` takes them): a case whose digest is the row's is left as it is.
-        Returns how many were inserted and how many updated."""
+    def merge(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Update cases by row id, each row its id and then its values as `insert` takes them: a case whose digest
+        is the row's is left as it is. Returns how many were updated."""
         if not self.staging:
             with self.translated(f"CREATE TEMP TABLE {_STAGING}"):
                 self.cursor.execute(
-                    f"CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS SELECT {_LIST} FROM cases WITH NO DATA"
+                    f"CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS SELECT id, {_LIST} FROM cases WITH NO DATA"
                 )
             self.staging = True
-        self._copy(_STAGING, rows)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in _CHANGED)
-        with self.translated("INSERT INTO cases ... ON CONFLICT"):
-            # xmax is 0 in a row version an INSERT made and the locking transaction's id in one ON CONFLICT updated
+        self._copy(_STAGING, rows, ("id", *COLUMNS))
+        updates = ", ".join(f"{name} = staged.{name}" for name in _CHANGED)
+        with self.translated("UPDATE cases FROM staging"):
             self.cursor.execute(
-                f"WITH merged AS (INSERT INTO cases ({_LIST}) SELECT {_LIST} FROM {_STAGING} "
-                f"ON CONFLICT (case_no) DO UPDATE SET {updates} WHERE cases.digest IS DISTINCT FROM excluded.digest "
-                f"RETURNING xmax = 0 AS inserted) "
-                f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+                f"UPDATE cases SET {updates} FROM {_STAGING} AS staged "
+                f"WHERE cases.id = staged.id AND cases.digest IS DISTINCT FROM staged.digest"
             )
-            inserted, updated = self.cursor.fetchone() or (0, 0)
+            updated = self.cursor.rowcount
             self.cursor.execute(f"TRUNCATE {_STAGING}")
-        return inserted, updated
+        return updated
 
     def prepare_bulk_load(self) -> bool:
-        """Drop the cases table's foreign keys and its indexes other than its keys, keeping what `finish` creates
-        them again with; once per import. False when their locks were not free within `LOCK_WAIT`: the load then
-        goes on with them."""
+        """Drop the cases table's foreign keys, unique constraints and indexes other than its primary key, keeping
+        what `finish` creates them again with; once per import. False when their locks were not free within
+        `LOCK_WAIT`: the load then goes on with them."""
         if self.bulk_tried:
             return bool(self.dropped)
         self.bulk_tried = True
@@ -125,20 +123,25 @@ class CaseCopy:
             )
             keys = cursor.fetchall()
             cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'cases'::regclass AND contype = 'u' ORDER BY conname"
+            )
+            uniques = cursor.fetchall()
+            cursor.execute(
                 "SELECT index.relname, pg_get_indexdef(pg_index.indexrelid) FROM pg_index "
                 "JOIN pg_class AS index ON index.oid = pg_index.indexrelid "
                 "WHERE pg_index.indrelid = 'cases'::regclass AND NOT pg_index.indisunique "
                 "AND NOT pg_index.indisprimary ORDER BY index.relname"
             )
             indexes = cursor.fetchall()
-            if not keys and not indexes:
+            if not keys and not uniques and not indexes:
                 return False
             cursor.execute("SELECT current_setting('lock_timeout')")
             (lock_timeout,) = cursor.fetchone() or ("0",)
             cursor.execute("SAVEPOINT callbackd_bulk_load")
             try:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
-                for name, _ in keys:
+                for name, _ in keys + uniques:
                     cursor.execute(f'ALTER TABLE cases DROP CONSTRAINT "{name}"')
                 for name, _ in indexes:
                     cursor.execute(f'DROP INDEX "{name}"')
@@ -149,12 +152,13 @@ class CaseCopy:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
         # indexes first: validating a foreign key is one join, faster with them
         self.dropped = [sql for _, sql in indexes] + [
-            f'ALTER TABLE cases ADD CONSTRAINT "{name}" {definition}' for name, definition in keys
+            f'ALTER TABLE cases ADD CONSTRAINT "{name}" {definition}' for name, definition in uniques + keys
         ]
         return True
 
     def finish(self) -> None:
-        """Create again what a bulk load dropped, validating the foreign keys over the whole table."""
+        """Create again what a bulk load dropped, validating the foreign keys and unique constraints over the
+        whole table."""
         with self.translated("restore the cases table after a bulk load"):
             for sql in self.dropped:
                 self.cursor.execute(sql)
@@ -163,11 +167,12 @@ class CaseCopy:
     def close(self) -> None:
         self.cursor.close()
 
-    def _copy(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
+    def _copy(self, table: str, rows: Iterable[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> None:
         # COPY's text format, the times already text (`stored_time`, once per distinct time): psycopg formats a row
         # of str, int, bool and None in C, a tenth of the time datetimes take it. (Binary COPY would take datetimes,
         # which a second reading process could only send as a pickle, at twice marshal's cost on both sides.)
-        with self.translated(f"COPY {table}"), self.cursor.copy(f"COPY {table} ({_LIST}) FROM STDIN") as copy:
+        listed = ", ".join(columns)
+        with self.translated(f"COPY {table}"), self.cursor.copy(f"COPY {table} ({listed}) FROM STDIN") as copy:
             write = copy.write_row
             for row in rows:
                 write(row)

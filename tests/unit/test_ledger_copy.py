@@ -41,13 +41,15 @@ def stored(database) -> dict[str, Case]:
 
 
 def schema_of_cases(database) -> tuple:
-    """The cases table's indexes and foreign keys, as the database reports them."""
+    """The cases table's indexes, unique constraints and foreign keys, as the database reports them."""
     with database.session() as s:
         found = inspect(s.connection())
         indexes = sorted((index["name"], tuple(index["column_names"])) for index in found.get_indexes("cases"))
+        uniques = sorted((unique["name"], tuple(unique["column_names"]))
+                         for unique in found.get_unique_constraints("cases"))
         keys = sorted((key["name"] or "", tuple(key["constrained_columns"]), key["referred_table"])
                       for key in found.get_foreign_keys("cases"))
-        return indexes, keys
+        return indexes, uniques, keys
 
 
 def big_ledger(workdir, name: str, rows: int, seed: int, *extra: list[str]):
@@ -134,21 +136,32 @@ def test_a_window_the_session_added_before_the_import_is_the_one_its_rows_name(w
 
 
 @on_postgres
-def test_a_bulk_load_restores_the_window_key_validated_and_the_index(workdir, database, settings):
+def test_a_bulk_load_restores_the_keys_validated_and_the_index_and_updates_cases_meanwhile(
+        workdir, database, settings):
     schema = schema_of_cases(database)
-    report = import_file(database, settings, big_ledger(workdir, "big.csv", 45_000, 8))
+    import_file(database, settings, write_csv(workdir / "first.csv", [
+        case_row("U1", phone=phone_for(1)), case_row("U2", phone=phone_for(2))]))
+    before = stored(database)
+    # the two known cases come after the first batches: they are merged while the bulk load is under way
+    report = import_file(database, settings, big_ledger(
+        workdir, "big.csv", 45_000, 8, case_row("U1", phone=phone_for(1), matter="换领"),
+        case_row("U2", phone=phone_for(2))))
 
-    assert (report.imported, report.errors) == (45_000, [])
+    assert (report.imported, report.updated, report.unchanged, report.errors) == (45_000, 1, 1, [])
     assert schema_of_cases(database) == schema
+    after = stored(database)
+    assert (after["U1"].id, after["U1"].matter) == (before["U1"].id, "换领")
+    assert after["U2"].updated_at == before["U2"].updated_at
     with database.session() as s:
         assert s.scalar(text("SELECT bool_and(convalidated) FROM pg_constraint WHERE conrelid = 'cases'::regclass"))
         case = s.scalars(select(Case).limit(1)).one()
+    row = {"matter": "", "case_type": "即办件", "applicant": "", "phone": case.phone, "phone_sms": True,
+           "accepted_at": case.accepted_at, "status": "", "resolved": False, "digest": "",
+           "created_at": case.created_at, "updated_at": case.created_at}
     with pytest.raises(IntegrityError, match="cases_window_id_fkey"), database.session() as s:
-        s.execute(insert(Case).values(
-            case_no="X1", window_id=10**6, matter="", case_type="即办件", applicant="", phone=case.phone,
-            phone_sms=True, accepted_at=case.accepted_at, status="", resolved=False, digest="",
-            created_at=case.created_at, updated_at=case.created_at,
-        ))
+        s.execute(insert(Case).values(case_no="X1", window_id=10**6, **row))
+    with pytest.raises(IntegrityError, match="cases_case_no_key"), database.session() as s:
+        s.execute(insert(Case).values(case_no=case.case_no, window_id=case.window_id, **row))
 
 
 @on_postgres
