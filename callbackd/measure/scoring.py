@@ -241,14 +241,27 @@ def by_question(
     session: Session, period: Period, names: dict[int, str], *, raw: bool = False,
 ) -> dict[str, dict[str, dict[str, int]]]:
     """Level counts per window and question for the period (the per-question sheet of an export): from the tallies
-    when they were built in the period's zone, else (or with `raw`) from the answers."""
-    out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(LEVEL_NAMES, 0)))
+    when they were built in the period's zone, else (or with `raw`) from the answers.
+
+    A province's ranking holds tens of thousands of these counts, most of them alike (a window's few contacts give
+    few distinct counts): equal counts are one shared dict, and each question's key one string. Read them; never
+    change them in place."""
     zone = getattr(period.start.tzinfo, "key", None)
     rows = None if raw or zone is None else tallies.questions(session, zone, period.start.date(), period.end.date())
-    if rows is not None:
-        for window_id, question, *counts in rows:
-            out[names[window_id]][question] = dict(zip(LEVEL_NAMES, counts, strict=True))
-        return {window: dict(questions) for window, questions in out.items()}
+    shared: dict[tuple[int, ...], dict[str, int]] = {}
+    keys: dict[str, str] = {}
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for window_id, question, *counts in rows if rows is not None else _question_rows(session, period):
+        levels = shared.get(tuple(counts))
+        if levels is None:
+            levels = shared[tuple(counts)] = dict(zip(LEVEL_NAMES, counts, strict=True))
+        out.setdefault(names[window_id], {})[keys.setdefault(question, question)] = levels
+    return out
+
+
+def _question_rows(session: Session, period: Period) -> list[tuple[Any, ...]]:
+    """Per window and question, from the answers: (window id, question, rated answers by level...)."""
+    counted: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(LEVEL_NAMES, 0))
     for window_id, question, level, count in session.execute(
         select(Answer.window_id, Answer.question, Answer.level, func.count())
         .where(Answer.contacted_at >= period.start, Answer.contacted_at < period.end, Answer.level.in_(LEVEL_NAMES),
@@ -256,5 +269,5 @@ def by_question(
         .group_by(Answer.window_id, Answer.question, Answer.level)
     ):
         if level is not None:
-            out[names[window_id]][question][level] = count
-    return {window: dict(questions) for window, questions in out.items()}
+            counted[window_id, question][level] = count
+    return [(window_id, question, *levels.values()) for (window_id, question), levels in counted.items()]

@@ -320,9 +320,10 @@ def scores(session: Session, rules: TallyRules, first: date, end: date) -> list[
     return [(window_id, source, *(int(n) for n in numbers)) for window_id, source, *numbers in rows]
 
 
-def questions(session: Session, zone: str, first: date, end: date) -> list[Sequence[Any]] | None:
+def questions(session: Session, zone: str, first: date, end: date) -> Iterator[tuple[Any, ...]] | None:
     """Per window and question over the local days [first, end): (window id, question, rated answers by
-    level...). None when the tallies were not built, or not in `zone` (the per-question counts need no points)."""
+    level...), read as they are iterated. None when the tallies were not built, or not in `zone` (the per-question
+    counts need no points)."""
     rules = rules_in_force(session)
     if rules is None or rules.zone != zone:
         return None
@@ -333,7 +334,7 @@ def questions(session: Session, zone: str, first: date, end: date) -> list[Seque
         .group_by(_questions.c.window_id, _questions.c.question)
         .having(or_(*(n > 0 for n in total)))
     )
-    return [(window_id, question, *(int(n) for n in numbers)) for window_id, question, *numbers in rows]
+    return ((window_id, question, *map(int, numbers)) for window_id, question, *numbers in rows)
 
 
 # ---- rebuilding them from the answers -----------------------------------------------------------------------
