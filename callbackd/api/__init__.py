@@ -22,6 +22,7 @@ from callbackd.api.formats import Exporter, LedgerReader
 from callbackd.api.hookspecs import hookimpl
 from callbackd.api.notifications import (
     EVENTS,
+    CaFile,
     DeliveryError,
     Message,
     Notification,
@@ -40,9 +41,9 @@ from callbackd.store.files import spreadsheet_text, write_atomically
 from callbackd.store.printing import print_setup
 
 __all__ = [
-    "ENDINGS", "EVENTS", "FAILURES", "FORMS", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CallbackEvent", "CallbackdError",
-    "Channel", "ChannelSettings", "DeliveryError", "Choice", "ConfigError", "Conversation", "Exporter", "InDoubt",
-    "LedgerReader",
+    "ENDINGS", "EVENTS", "FAILURES", "FORMS", "KINDS", "LEVEL_NAMES", "AnswerEvent", "CaFile", "CallbackEvent",
+    "CallbackdError", "Channel", "ChannelSettings", "DeliveryError", "Choice", "ConfigError", "Conversation",
+    "Exporter", "InDoubt", "LedgerReader",
     "LookupResult", "Message", "Notification", "Notifier", "NotifierSettings", "NumberLimit", "PhoneError",
     "Question", "Scale", "Settings", "SmsReading", "StartResult", "Survey", "WebhookScope", "WebhookServices",
     "check_webhook", "hookimpl", "is_loopback", "mask_in", "masked_url", "normalise", "path_token", "print_setup",

@@ -19,8 +19,11 @@ import ipaddress
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Annotated, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import AfterValidator
 
 from callbackd.api.settings import _PluginTable
 from callbackd.core.settings import Settings
@@ -154,6 +157,16 @@ class NotifierSettings(_PluginTable):
     def _table(cls, settings: Settings) -> Mapping[str, Any]:
         return settings.notify.table(cls.section)
 
+
+def _existing_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
+# A notifier table's `ca_file`: a PEM bundle to trust instead of the system's (a gateway or relay with the
+# organisation's own CA), "" for the system's; a path that is no file is a `ConfigError` naming the key.
+CaFile = Annotated[str, AfterValidator(_existing_file)]
 
 _LOOPBACK_NAMES = {"localhost"}
 

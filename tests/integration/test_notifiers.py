@@ -183,6 +183,7 @@ timeout = 3
     ('groups = { "窗口一组" = { webhook = "x", webhook_env = "Y" } }', "webhook_env"),
     ("timeout = 0", "timeout"),
     ('hook = "https://qyapi.weixin.qq.com/"', "hook"),
+    ('ca_file = "/no/such/ca.pem"', "ca_file"),
 ])
 def test_wecom_bad_settings_are_a_config_error_naming_the_key(workdir, monkeypatch, table, says):
     settings = configure(workdir, monkeypatch, f"[notify.wecom]\n{table}\n")
@@ -328,6 +329,7 @@ timeout = 3
     ('webhook = "https://oapi.dingtalk.com/robot/send"', "access_token"),
     ('secret = "not-a-secret"', "secret"),
     ('groups = { "窗口一组" = { secret = "SEC0123456789" } }', "webhook"),
+    ('ca_file = "/no/such/ca.pem"', "ca_file"),
 ])
 def test_dingtalk_bad_settings_are_a_config_error_naming_the_key(workdir, monkeypatch, table, says):
     settings = configure(workdir, monkeypatch, f"[notify.dingtalk]\n{table}\n")

@@ -10,11 +10,10 @@ addresses are shown with `access_token=***`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callbackd.api import NotifierSettings, check_webhook, masked_url
+from callbackd.api import CaFile, NotifierSettings, check_webhook, masked_url
 
 WEBHOOK_VARIABLE = "CALLBACKD_DINGTALK_WEBHOOK"
 SECRET_VARIABLE = "CALLBACKD_DINGTALK_SECRET"
@@ -76,7 +75,7 @@ class DingtalkSettings(NotifierSettings):
     # a group's name (the address in a route, "dingtalk:窗口一组") -> { webhook, secret } (or webhook_env, secret_env)
     groups: dict[str, Group] = Field(default_factory=dict)
     timeout: float = Field(default=10.0, gt=0, le=120)  # seconds to wait for the robot's answer
-    ca_file: str = ""  # a PEM bundle to trust instead of the system's (a gateway with its own CA)
+    ca_file: CaFile = ""  # a PEM bundle to trust instead of the system's (a gateway with its own CA)
 
     @field_validator("webhook")
     @classmethod
@@ -93,13 +92,6 @@ class DingtalkSettings(NotifierSettings):
     def _groups(cls, value: dict[str, Group]) -> dict[str, Group]:
         if any(not name.strip() for name in value):
             raise ValueError("a group's name must not be empty")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: str) -> str:
-        if value and not Path(value).is_file():
-            raise ValueError(f"no such file: {value}")
         return value
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from email.headerregistry import Address
 from email.utils import parseaddr
-from pathlib import Path
 
 from pydantic import ConfigDict, Field, field_validator
 
-from callbackd.api import NotifierSettings
+from callbackd.api import CaFile, NotifierSettings
 
 USER_VARIABLE, PASSWORD_VARIABLE = "CALLBACKD_SMTP_USER", "CALLBACKD_SMTP_PASSWORD"
 # an address as people write one: no spaces, quotes, brackets or separators; one @; a dotted domain
@@ -33,7 +32,7 @@ class EmailSettings(NotifierSettings):
     ssl: bool = False  # implicit TLS from the first byte (SMTPS, port 465); starttls is then not used
     sender: str = Field(default="", alias="from")  # the From address, "name <address>" or "address"; required
     timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for connecting and for each SMTP reply
-    ca_file: str = ""  # a PEM bundle to trust instead of the system's (a relay with the organisation's own CA)
+    ca_file: CaFile = ""  # a PEM bundle to trust instead of the system's (a relay with the organisation's own CA)
 
     @field_validator("host")
     @classmethod
@@ -51,13 +50,6 @@ class EmailSettings(NotifierSettings):
         value = value.strip()
         if value:
             sender_address(value)
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: str) -> str:
-        if value and not Path(value).is_file():
-            raise ValueError(f"no such file: {value}")
         return value
 
     @property

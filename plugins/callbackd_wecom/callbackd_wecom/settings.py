@@ -9,11 +9,10 @@ message, error or listing shows a key: addresses are shown with `key=***`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callbackd.api import NotifierSettings, check_webhook, masked_url
+from callbackd.api import CaFile, NotifierSettings, check_webhook, masked_url
 
 WEBHOOK_VARIABLE = "CALLBACKD_WECOM_WEBHOOK"
 TOKEN = "key"  # the query parameter that holds the robot's key
@@ -48,7 +47,7 @@ class WecomSettings(NotifierSettings):
     # { webhook = "..." } or { webhook_env = "VARIABLE" }
     groups: dict[str, Group] = Field(default_factory=dict)
     timeout: float = Field(default=10.0, gt=0, le=120)  # seconds to wait for the robot's answer
-    ca_file: str = ""  # a PEM bundle to trust instead of the system's (a 政务微信 deployment's own CA)
+    ca_file: CaFile = ""  # a PEM bundle to trust instead of the system's (a 政务微信 deployment's own CA)
 
     @field_validator("webhook")
     @classmethod
@@ -64,13 +63,6 @@ class WecomSettings(NotifierSettings):
             raise ValueError("a group's name must not be empty")
         # a group given as its address alone is the table { webhook = address }
         return {name: {"webhook": robot} if isinstance(robot, str) else robot for name, robot in value.items()}
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: str) -> str:
-        if value and not Path(value).is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
 
 
 def check_address(url: str) -> str:
