@@ -68,10 +68,11 @@ class DispatchReport:
     ended: int = 0  # waited too long for their channel
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)  # rounds whose callbacks all became final
 
     def as_dict(self) -> dict[str, object]:
         return {"scheduled": self.scheduled, "placed": self.placed, "held": self.held, "ended": self.ended,
-                "outcomes": dict(self.outcomes), "errors": self.errors}
+                "outcomes": dict(self.outcomes), "errors": self.errors, "rounds_closed": self.closed}
 
 
 # ---- scheduling ------------------------------------------------------------------------------------------
@@ -490,7 +491,7 @@ def run_once(
     on_placed: Callable[[int], None] | None = None,
 ) -> DispatchReport:
     """Schedule new callbacks and place every due attempt: ticks, each placing what it claimed, until nothing
-    more is due now. The same steps as the Celery tasks, in one process."""
+    more is due now; then close the rounds that finished. The same steps as the Celery tasks, in one process."""
     report = DispatchReport()
     while True:
         ticked = tick(database, settings, plugins, now)
@@ -510,6 +511,7 @@ def run_once(
                     on_placed(attempt_id)
         if len(ticked.claimed) < settings.dispatch.batch:
             with database.session() as session:  # once the pass committed: `callbackd status` and /metrics read it
+                report.closed = close_finished_rounds(session, settings, now or clock.now())
                 heartbeats.beat(session, "dispatch.run", now or clock.now(), placed=report.placed,
                                 scheduled=report.scheduled)
             return report

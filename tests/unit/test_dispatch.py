@@ -69,6 +69,25 @@ def test_simulated_applicants_answer_and_are_labelled_as_simulation(cli, workdir
     assert dispatch_at(cli, monkeypatch, NOW)["placed"] == 0  # nothing twice
 
 
+def test_the_embedded_dispatcher_closes_a_round_once_every_callback_is_final(cli, workdir, monkeypatch):
+    simulator(workdir, no_answer_rate=1.0)
+    start_round(cli, workdir, monkeypatch, 2)
+    first = dispatch_at(cli, monkeypatch, NOW)
+    assert first["outcomes"] == {"no_answer": 2} and first["rounds_closed"] == []
+    assert [r["status"] for r in cli("round", "list", "--json").json()] == ["open"]
+    later = datetime.fromisoformat(NOW)
+    closed: list[int] = []
+    for _ in range(10):  # retried until unreachable
+        later += timedelta(hours=3)
+        closed += dispatch_at(cli, monkeypatch, later.isoformat())["rounds_closed"]
+        if set(states(cli).values()) <= {"unreachable"}:
+            break
+    assert set(states(cli).values()) == {"unreachable"}
+    rounds = cli("round", "list", "--json").json()
+    assert [r["status"] for r in rounds] == ["closed"] and closed == [rounds[0]["round"]]
+    assert dispatch_at(cli, monkeypatch, later.isoformat())["rounds_closed"] == []  # closed once
+
+
 def test_no_answer_is_retried_then_unreachable_with_its_reason(cli, workdir, monkeypatch):
     simulator(workdir, no_answer_rate=1.0)
     start_round(cli, workdir, monkeypatch, 2)

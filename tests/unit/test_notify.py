@@ -22,7 +22,7 @@ from callbackd.store.db import Database
 from callbackd.store.models import AuditEvent, Notification, NotificationDelivery, User
 from tests.conftest import case_row, phone_for, write_csv
 from tests.unit.notify_recorder import received
-from tests.unit.test_rectify import MONDAY, at, close_rounds, configure, dispatch, listed, one_round, respond
+from tests.unit.test_rectify import MONDAY, at, configure, dispatch, listed, one_round, respond
 
 PASSWORD = "correct horse battery"
 
@@ -244,10 +244,11 @@ def test_a_round_closed_below_its_completion_target_is_told(cli, workdir, monkey
     configure(workdir, (1, 0, 0), no_answer_rate=1.0)
     one_round(cli, workdir, monkeypatch, [case_row(f"A{n}", "社保窗口", phone=phone_for(n)) for n in range(1, 3)])
     staff()
+    closed: list[int] = []
     for day in ("23", "24"):
         for hour in ("10", "13", "15", "17", "19"):
-            dispatch(cli, monkeypatch, f"2026-11-{day}T{hour}:00:00+08:00")
-    assert close_rounds() == [1]  # closed at the real time, after the rehearsed days
+            closed += dispatch(cli, monkeypatch, f"2026-11-{day}T{hour}:00:00+08:00")["rounds_closed"]
+    assert closed == [1]  # by the dispatch that made its last callback final
     monkeypatch.delenv("CALLBACKD_NOW")
     notify(cli, monkeypatch)
     (message,) = by_address(recorder)["duchake"]

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from callbackd.api.manager import load_plugins
 from callbackd.app.synthetic import FORM_HEADER
-from callbackd.contact import dispatch as dispatch_module
 from callbackd.contact import rectify
 from callbackd.contact.conversation import Conversation, open_conversation
 from callbackd.core.settings import load_settings
@@ -78,19 +77,12 @@ def audit_actions() -> list[str]:
     return actions
 
 
-def close_rounds() -> list[int]:
-    settings = load_settings()
-    database = Database(settings.database_url)
-    with database.session() as s:
-        closed = dispatch_module.close_finished_rounds(s, settings, datetime.now(UTC))
-    database.dispose()
-    return closed
-
-
 def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     configure(workdir, (0, 0, 1))
     one_round(cli, workdir, monkeypatch, [case_row("A1", "社保窗口", applicant="李四", phone=phone_for(1))])
-    assert dispatch(cli, monkeypatch, MONDAY)["outcomes"] == {"completed": 1}
+    first = dispatch(cli, monkeypatch, MONDAY)
+    assert first["outcomes"] == {"completed": 1}
+    assert first["rounds_closed"] == [1]  # every callback final: the dispatcher closes the round
 
     (opened,) = listed(cli)
     assert (opened["status"], opened["state"], opened["trigger"]) == ("open", "待整改", "回访不满意")
@@ -101,8 +93,6 @@ def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     text = json.dumps(opened, ensure_ascii=False)
     assert "李四" not in text and phone_for(1)[-4:] not in text
 
-    assert close_rounds() == [1]  # every callback final: the round closes
-
     responded = respond(cli, monkeypatch, "2026-11-24T09:00:00+08:00", opened["id"])
     assert responded["status"] == "responded" and responded["on_time"] is True
     follow_up = responded["follow_up_callback"]
@@ -110,10 +100,10 @@ def test_a_follow_up_loop_ending_satisfied(cli, workdir, monkeypatch):
     assert [r["status"] for r in cli("round", "list", "--json").json()] == ["open"]  # a follow-up under way
 
     configure(workdir, (1, 0, 0))  # after the measures the applicant is satisfied
-    assert dispatch(cli, monkeypatch, "2026-11-24T10:00:00+08:00")["outcomes"] == {"completed": 1}
+    again = dispatch(cli, monkeypatch, "2026-11-24T10:00:00+08:00")
+    assert again["outcomes"] == {"completed": 1} and again["rounds_closed"] == [1]  # closed again
     (closed,) = listed(cli)
     assert (closed["status"], closed["follow_up"], closed["loops"]) == ("closed", "completed", 0)
-    assert close_rounds() == [1]
 
     # the follow-up's answers verify the rectification; they are not a second contact in the score
     scored = cli("score", "--period", "2026-W48", "--json").json()

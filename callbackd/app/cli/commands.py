@@ -349,6 +349,8 @@ def dispatch_command(
     else:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
         out.print(f"scheduled {report.scheduled} new callback(s); placed {report.placed} attempt(s): {outcomes}")
+        if report.closed:
+            out.print(f"closed round(s) {', '.join(map(str, report.closed))}: every callback final")
     for error in report.errors[1:]:
         err.print(f"error: {error}")
     if report.errors:
