@@ -31,6 +31,7 @@ from callbackd.api.notifications import (
     check_webhook,
     is_loopback,
     masked_url,
+    post_to_robot,
 )
 from callbackd.api.settings import ChannelSettings, Settings
 from callbackd.api.webhooks import WebhookScope, WebhookServices, path_token, same_token
@@ -46,6 +47,6 @@ __all__ = [
     "Exporter", "InDoubt", "LedgerReader",
     "LookupResult", "Message", "Notification", "Notifier", "NotifierSettings", "NumberLimit", "PhoneError",
     "Question", "Scale", "Settings", "SmsReading", "StartResult", "Survey", "WebhookScope", "WebhookServices",
-    "check_webhook", "hookimpl", "is_loopback", "mask_in", "masked_url", "normalise", "path_token", "print_setup",
-    "same_token", "spreadsheet_text", "write_atomically",
+    "check_webhook", "hookimpl", "is_loopback", "mask_in", "masked_url", "normalise", "path_token", "post_to_robot",
+    "print_setup", "same_token", "spreadsheet_text", "write_atomically",
 ]

@@ -191,6 +191,49 @@ def masked_url(url: str, secret_parameters: Collection[str]) -> str:
         return "(an address that is not a URL)"
 
 
+def post_to_robot(
+    robot: str, url: str, payload: Mapping[str, Any], *, shown: str, timeout: float, ca_file: str,
+    retryable: Mapping[int, str], refused: Mapping[int, str],
+) -> None:
+    """POST `payload` as JSON to a group robot that answers HTTP 200 with `{"errcode": 0, "errmsg": "ok"}` when it
+    took the message (企业微信's and 钉钉's), else raise `DeliveryError`.
+
+    HTTP 5xx and 429, a network error, an answer that is not the robot's JSON (a proxy's page) and an errcode in
+    `retryable` (errcode -> why) are tried again; other HTTP 4xx and errcodes are not, with `refused` (errcode ->
+    what to do) as a hint. `robot` names it in messages ("企业微信 robot"), `shown` is its address masked; the
+    address's query (its key) never appears in one. `ca_file` is a PEM bundle to trust instead of the system's."""
+    import ssl
+
+    import httpx
+
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    try:
+        with httpx.Client(timeout=timeout, verify=verify, follow_redirects=False) as client:
+            response = client.post(url, json=payload)
+    except httpx.TransportError as exc:
+        query = httpx.URL(url).query.decode()
+        said = str(exc).replace(query, "***") if query else str(exc)
+        raise DeliveryError(f"{robot} {shown} unreachable: {type(exc).__name__}: {said}", permanent=False) from None
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise DeliveryError(f"{robot} {shown} answered HTTP {status}", permanent=False)
+    if status >= 300:
+        raise DeliveryError(f"{robot} {shown} refused the request: HTTP {status}", permanent=True)
+    try:
+        body: Any = response.json()
+        code = int(body["errcode"])
+    except (ValueError, KeyError, TypeError):
+        raise DeliveryError(f"{robot} {shown} answered something that is not its JSON (HTTP {status})",
+                            permanent=False) from None
+    if code == 0:
+        return
+    detail = str(body.get("errmsg", ""))[:200]
+    if code in retryable:
+        raise DeliveryError(f"{robot} {shown}: errcode {code} ({retryable[code]}): {detail}", permanent=False)
+    hint = f" ({refused[code]})" if code in refused else ""
+    raise DeliveryError(f"{robot} {shown} refused the message: errcode {code}{hint}: {detail}", permanent=True)
+
+
 def check_webhook(url: str, key: str, example: str, secret_parameters: Collection[str] = ()) -> str:
     """`url` if it is a robot's full address: https (http only to this machine, for a local relay or a test) with
     the query parameter `key` (the robot's key or token); otherwise a `ValueError` saying what is wrong, the address

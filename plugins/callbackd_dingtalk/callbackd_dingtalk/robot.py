@@ -13,14 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ssl
 import time
-from typing import Any
 from urllib.parse import quote_plus
 
-import httpx
-
-from callbackd.api import DeliveryError, Message
+from callbackd.api import Message, post_to_robot
 from callbackd_dingtalk.settings import DingtalkSettings, Robot, masked
 
 CONTENT_LIMIT = 20000  # bytes of UTF-8 in markdown.text
@@ -31,6 +27,9 @@ REFUSED = {310000: "the 加签 sign, a keyword or the IP address was refused: ch
                    "robot's keywords and its IP list",
            300001: "no such robot: copy its address again", 400101: "no such robot: copy its address again",
            400102: "the robot is disabled"}
+# 310000 from a robot sent without a secret
+UNSIGNED = ("refused: the robot has 加签 (set [notify.dingtalk] secret or CALLBACKD_DINGTALK_SECRET), or the message "
+            "lacks its keyword, or this server's IP is not on its list")
 ELLIPSIS = "…"
 
 
@@ -54,46 +53,6 @@ def send(robot: Robot, message: Message, config: DingtalkSettings) -> None:
     title = message.title if len(message.title) <= TITLE_LIMIT else message.title[: TITLE_LIMIT - 1] + ELLIPSIS
     text = message.markdown(max_bytes=CONTENT_LIMIT)
     payload = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
-    shown = masked(robot.webhook)
-    url = signed(robot)
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=config.ca_file) if config.ca_file else True
-    try:
-        with httpx.Client(timeout=config.timeout, verify=verify, follow_redirects=False) as client:
-            response = client.post(url, json=payload)
-    except httpx.TransportError as exc:
-        raise DeliveryError(f"钉钉 robot {shown} unreachable: {type(exc).__name__}: {scrub(str(exc), url)}",
-                            permanent=False) from None
-    verdict(response, shown, signed_with=robot.secret_source)
-
-
-def verdict(response: httpx.Response, shown: str, *, signed_with: str) -> None:
-    """Raise `DeliveryError` unless `response` says the robot accepted the message."""
-    status = response.status_code
-    if status >= 500 or status == 429:
-        raise DeliveryError(f"钉钉 robot {shown} answered HTTP {status}", permanent=False)
-    if status >= 300:
-        raise DeliveryError(f"钉钉 robot {shown} refused the request: HTTP {status}", permanent=True)
-    try:
-        body: Any = response.json()
-        code = int(body["errcode"])
-    except (ValueError, KeyError, TypeError):
-        # a proxy's or gateway's page instead of the robot's answer: most likely passing
-        raise DeliveryError(f"钉钉 robot {shown} answered something that is not its JSON (HTTP {status})",
-                            permanent=False) from None
-    if code == 0:
-        return
-    detail = str(body.get("errmsg", ""))[:200]
-    if code in RETRYABLE:
-        raise DeliveryError(f"钉钉 robot {shown}: errcode {code} ({RETRYABLE[code]}): {detail}", permanent=False)
-    hint = REFUSED.get(code, "")
-    if code == 310000 and not signed_with:
-        hint = ("refused: the robot has 加签 (set [notify.dingtalk] secret or CALLBACKD_DINGTALK_SECRET), or the "
-                "message lacks its keyword, or this server's IP is not on its list")
-    raise DeliveryError(f"钉钉 robot {shown} refused the message: errcode {code}"
-                        f"{f' ({hint})' if hint else ''}: {detail}", permanent=True)
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` (an exception's message) without the address's query, which holds the token and the sign."""
-    query = httpx.URL(url).query.decode()
-    return text.replace(query, "***") if query else text
+    post_to_robot("钉钉 robot", signed(robot), payload, shown=masked(robot.webhook), timeout=config.timeout,
+                  ca_file=config.ca_file, retryable=RETRYABLE,
+                  refused=REFUSED if robot.secret_source else {**REFUSED, 310000: UNSIGNED})
