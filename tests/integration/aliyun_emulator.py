@@ -34,12 +34,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
+
+from tests.integration.loopback import LoopbackEmulator
 
 VERSION = "2017-05-25"
 TIMEOUT = 10.0
@@ -104,7 +106,7 @@ class Delivery:
         return json.loads(self.body)
 
 
-class AliyunEmulator:
+class AliyunEmulator(LoopbackEmulator):
     """The voice and SMS OpenAPI on loopback, and the network that pushes receipts to `voice_url` and `sms_url`
     (the receipt addresses configured in the console). `voice_templates` and `sms_templates` are the approved
     templates (code -> text with ${variables}); `show_numbers` the numbers bought; `sign_names` the approved SMS
@@ -130,27 +132,17 @@ class AliyunEmulator:
         self._sequence = itertools.count(880001)
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=TIMEOUT)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _GatewayHandler)
-        self._server.emulator = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="aliyun-emulator", daemon=True)
+        super().__init__(_GatewayHandler, "aliyun-emulator")
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
         """host:port, the SDK's `endpoint` (with protocol http)."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
-
-    def start(self) -> AliyunEmulator:
-        self._thread.start()
-        return self
+        return self.host_port
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=TIMEOUT)
+        super().stop()
         self._http.close()
 
     # ---- scripting ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +44,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer  # noqa: N811 (aiosmtpd's name)
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from tests.integration.loopback import LoopbackEmulator
 
 TIMEOUT = 10.0
 WECOM_LIMIT = 4096  # bytes of markdown.content 企业微信 accepts
@@ -72,7 +74,7 @@ class _Failure:
     errmsg: str
 
 
-class RobotEmulator:
+class RobotEmulator(LoopbackEmulator):
     """企业微信 and 钉钉 group robots on loopback. `add_wecom(group)` and `add_dingtalk(group)` create a robot and
     return its address (and secret); the test configures callbackd with them."""
 
@@ -82,26 +84,13 @@ class RobotEmulator:
         self.requests: list[Received] = []
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RobotHandler)
-        self._server.emulator = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="robot-emulator", daemon=True)
+        super().__init__(_RobotHandler, "robot-emulator")
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> RobotEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=TIMEOUT)
+        return f"http://{self.host_port}"
 
     # ---- robots ------------------------------------------------------------------------------------------
 

@@ -34,10 +34,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.integration.loopback import LoopbackEmulator
 
 TIMEOUT = 10.0
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -122,7 +124,7 @@ def national(e164: str) -> tuple[str, str]:
     return "86", e164[3:]
 
 
-class TencentEmulator:
+class TencentEmulator(LoopbackEmulator):
     """Tencent's API on loopback, and the network that drives the project's callbacks at `hooks_url`."""
 
     def __init__(self, account: Account, hooks_url: str) -> None:
@@ -137,27 +139,17 @@ class TencentEmulator:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=TIMEOUT)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ApiHandler)
-        self._server.emulator = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="tencent-emulator", daemon=True)
+        super().__init__(_ApiHandler, "tencent-emulator")
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
         """host:port, as `voice_endpoint` and `sms_endpoint` (scheme http)."""
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
-
-    def start(self) -> TencentEmulator:
-        self._thread.start()
-        return self
+        return self.host_port
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=TIMEOUT)
+        super().stop()
         self._http.close()
 
     # ---- scripting ---------------------------------------------------------------------------------------

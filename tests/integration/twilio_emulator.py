@@ -43,12 +43,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urljoin
 
 import httpx
 from twilio.request_validator import RequestValidator
+
+from tests.integration.loopback import LoopbackEmulator
 
 API_VERSION = "2010-04-01"
 MAX_FETCHES = 40  # TwiML documents one call may fetch: a project that loops forever fails the test instead
@@ -147,7 +149,7 @@ class Delivery:
     body: str
 
 
-class TwilioEmulator:
+class TwilioEmulator(LoopbackEmulator):
     """Twilio's REST API on loopback, and the network that drives the project's webhooks.
 
     `public_base_url` is the address the project told Twilio to call; `app_url` is where that address is served
@@ -177,29 +179,19 @@ class TwilioEmulator:
         self._sids = itertools.count(1)
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=TIMEOUT)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ApiHandler)
-        self._server.emulator = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="twilio-emulator", daemon=True)
+        super().__init__(_ApiHandler, "twilio-emulator")
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The API base URL to give the twilio client (`api_base_url`)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> TwilioEmulator:
-        self._thread.start()
-        return self
+        return f"http://{self.host_port}"
 
     def stop(self) -> None:
         if self._autoplay is not None:
             self._autoplay[2].shutdown(wait=True, cancel_futures=True)
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=TIMEOUT)
+        super().stop()
         self._http.close()
 
     # ---- scripting ---------------------------------------------------------------------------------------
