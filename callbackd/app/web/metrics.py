@@ -20,10 +20,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -154,52 +155,39 @@ class DatabaseCollector(Collector):
 
 
 def activity_families(found: operations.Activity) -> Iterator[Metric]:
-    attempts = GaugeMetricFamily("callbackd_attempts", "Attempts by channel and state", labels=["channel", "status"])
-    for (channel, status), count in sorted(found.attempts.items()):
-        attempts.add_metric([channel, status], count)
-    yield attempts
-    for name, help_text, counts in (
-        ("callbackd_attempts_placed", "Attempts that reached their provider, by channel", found.placed),
-        ("callbackd_attempts_failed", "Attempts that ended failed (placing raised, or the provider refused), "
-                                      "by channel", found.failed),
-    ):
-        family = CounterMetricFamily(name, help_text, labels=["channel"])
-        for channel, count in sorted(counts.items()):
-            family.add_metric([channel], count)
-        yield family
-    reclaimed = CounterMetricFamily("callbackd_attempts_reclaimed", "Attempts taken back from a lost worker: its "
-                                    "lease ran out while queued (lease), or settled by the provider's word (lookup)",
-                                    labels=["channel", "how"])
-    for (channel, how), count in sorted(found.reclaimed.items()):
-        reclaimed.add_metric([channel, how], count)
-    yield reclaimed
-    imports = CounterMetricFamily("callbackd_imports", "Imported files (ledger, results, plan) that changed "
-                                  "something, by whether some rows were bad", labels=["kind", "outcome"])
-    for (kind, outcome), count in sorted(found.imports.items()):
-        imports.add_metric([kind, outcome], count)
-    yield imports
-    rows = CounterMetricFamily("callbackd_import_rows", "Rows of those files: imported, updated, bad",
-                               labels=["kind", "rows"])
-    for (kind, what), count in sorted(found.import_rows.items()):
-        rows.add_metric([kind, what], count)
-    yield rows
-    for name, help_text, label, counts in (
-        ("callbackd_notification_deliveries", "Notification deliveries by state", "status", found.notifications),
-        ("callbackd_rectifications", "Rectifications by state", "status", found.rectifications),
-        ("callbackd_rounds_open", "Rounds open, by kind (sample, plan)", "kind", found.rounds_open),
-    ):
-        gauge = GaugeMetricFamily(name, help_text, labels=[label])
-        for key, count in sorted(counts.items()):
-            gauge.add_metric([key], count)
-        yield gauge
+    yield _labelled(GaugeMetricFamily, "callbackd_attempts", "Attempts by channel and state", ["channel", "status"],
+                    found.attempts)
+    yield _labelled(CounterMetricFamily, "callbackd_attempts_placed",
+                    "Attempts that reached their provider, by channel", ["channel"], found.placed)
+    yield _labelled(CounterMetricFamily, "callbackd_attempts_failed", "Attempts that ended failed (placing raised, "
+                    "or the provider refused), by channel", ["channel"], found.failed)
+    yield _labelled(CounterMetricFamily, "callbackd_attempts_reclaimed", "Attempts taken back from a lost worker: "
+                    "its lease ran out while queued (lease), or settled by the provider's word (lookup)",
+                    ["channel", "how"], found.reclaimed)
+    yield _labelled(CounterMetricFamily, "callbackd_imports", "Imported files (ledger, results, plan) that changed "
+                    "something, by whether some rows were bad", ["kind", "outcome"], found.imports)
+    yield _labelled(CounterMetricFamily, "callbackd_import_rows", "Rows of those files: imported, updated, bad",
+                    ["kind", "rows"], found.import_rows)
+    yield _labelled(GaugeMetricFamily, "callbackd_notification_deliveries", "Notification deliveries by state",
+                    ["status"], found.notifications)
+    yield _labelled(GaugeMetricFamily, "callbackd_rectifications", "Rectifications by state", ["status"],
+                    found.rectifications)
+    yield _labelled(GaugeMetricFamily, "callbackd_rounds_open", "Rounds open, by kind (sample, plan)", ["kind"],
+                    found.rounds_open)
+
+
+def _labelled(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, help_text: str,
+              labels: list[str], counts: Mapping[Any, int]) -> Metric:
+    """A family of one sample per key of `counts` (a label's value, or a tuple of `labels`' values), in order."""
+    family = kind(name, help_text, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], count)
+    return family
 
 
 def backlog_families(found: operations.Backlog, now: datetime) -> Iterator[Metric]:
-    due = GaugeMetricFamily("callbackd_attempts_due_waiting", "Attempts due whose due time has passed, waiting to "
-                            "be claimed, by channel", labels=["channel"])
-    for channel, count in sorted(found.attempts_due.items()):
-        due.add_metric([channel], count)
-    yield due
+    yield _labelled(GaugeMetricFamily, "callbackd_attempts_due_waiting", "Attempts due whose due time has passed, "
+                    "waiting to be claimed, by channel", ["channel"], found.attempts_due)
     oldest = GaugeMetricFamily("callbackd_attempts_due_oldest_seconds", "How long the attempt waiting longest "
                                "has been due (0 when none waits)")
     oldest.add_metric([], 0 if found.oldest_due is None else max((now - found.oldest_due).total_seconds(), 0.0))
